@@ -1,0 +1,166 @@
+//! Login: credentials checked against the data provider, then the connection is opened
+//! (home dir prepared, session limit applied). Every outcome is logged with the client
+//! address so fail2ban-style tools can act on failures.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use russh::keys::PublicKey;
+use sftpgo_provider::{ProviderError, User};
+
+use crate::connection::{ConnectionGuard, ConnectionState, Protocol};
+use crate::Core;
+
+/// The credential a client offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Password,
+    PublicKey,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::PublicKey => "publickey",
+        }
+    }
+}
+
+/// Why a login was refused. Clients only ever learn "authentication failed";
+/// the variant goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("unknown user")]
+    UnknownUser,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("too many sessions: the user already has {0} of {0} allowed")]
+    TooManySessions(i64),
+    #[error("home dir unusable: {0}")]
+    HomeDir(String),
+    #[error("data provider unavailable: {0}")]
+    Provider(String),
+}
+
+impl Core {
+    /// Checks a password and, on success, opens the connection.
+    pub async fn login_password(
+        &self,
+        username: &str,
+        password: &str,
+        remote: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<ConnectionGuard, AuthError> {
+        let method = AuthMethod::Password;
+        let result = async {
+            let user = self.lookup(username).await?;
+            if self.provider().check_password(&user, password).await {
+                Ok(user)
+            } else {
+                Err(AuthError::InvalidCredentials)
+            }
+        }
+        .await;
+        self.finish_login(username, result, method, remote, protocol).await
+    }
+
+    /// Whether `key` is one of `username`'s keys, without logging in: lets the SSH layer
+    /// refuse unknown keys before the client signs anything.
+    pub async fn accepts_public_key(&self, username: &str, key: &PublicKey) -> bool {
+        match self.lookup(username).await {
+            Ok(user) => user.has_public_key(key),
+            Err(_) => false,
+        }
+    }
+
+    /// Opens the connection for a public key whose possession the SSH layer has verified.
+    pub async fn login_public_key(
+        &self,
+        username: &str,
+        key: &PublicKey,
+        remote: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<ConnectionGuard, AuthError> {
+        let method = AuthMethod::PublicKey;
+        let result = async {
+            let user = self.lookup(username).await?;
+            if user.has_public_key(key) { Ok(user) } else { Err(AuthError::InvalidCredentials) }
+        }
+        .await;
+        self.finish_login(username, result, method, remote, protocol).await
+    }
+
+    async fn lookup(&self, username: &str) -> Result<User, AuthError> {
+        match self.provider().user_by_username(username).await {
+            Ok(user) => Ok(user),
+            Err(ProviderError::NotFound(_)) => Err(AuthError::UnknownUser),
+            Err(e) => Err(AuthError::Provider(e.to_string())),
+        }
+    }
+
+    async fn finish_login(
+        &self,
+        username: &str,
+        result: Result<User, AuthError>,
+        method: AuthMethod,
+        remote: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<ConnectionGuard, AuthError> {
+        let result = match result {
+            Ok(user) => self.open_connection(user, remote, protocol).await,
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(guard) => tracing::info!(
+                sender = "auth",
+                username,
+                remote_addr = %remote,
+                method = method.as_str(),
+                connection_id = %guard.id,
+                "login succeeded"
+            ),
+            Err(e) => tracing::warn!(
+                sender = "auth",
+                username,
+                remote_addr = %remote,
+                remote_ip = %remote.ip(),
+                method = method.as_str(),
+                reason = %e,
+                "login failed"
+            ),
+        }
+        result
+    }
+
+    /// Prepares the home dir and registers the connection under the user's session limit.
+    async fn open_connection(
+        &self,
+        user: User,
+        remote: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<ConnectionGuard, AuthError> {
+        let home = Path::new(&user.home_dir).to_path_buf();
+        if !home.is_absolute() {
+            return Err(AuthError::HomeDir(format!("{} is not absolute", user.home_dir)));
+        }
+        let settings = self.settings().clone();
+        let owner = crate::fs::owner_for(&user, &settings);
+        let mode = 0o777 & !settings.umask;
+        let root = tokio::task::spawn_blocking(move || {
+            sftpgo_vfs::ensure_home(&home, mode, owner)?;
+            sftpgo_vfs::Root::open(&home)
+        })
+        .await
+        .map_err(|e| AuthError::HomeDir(e.to_string()))?
+        .map_err(|e| AuthError::HomeDir(format!("{}: {e}", user.home_dir)))?;
+        let state = Arc::new(ConnectionState::new(
+            crate::connection::new_connection_id(),
+            Arc::new(user),
+            protocol,
+        ));
+        let fs = crate::fs::UserFs::new(Arc::new(root), state.clone(), settings);
+        self.registry().register(state, remote, fs)
+    }
+}

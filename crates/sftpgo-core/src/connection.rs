@@ -1,0 +1,353 @@
+//! Live connections: who is connected, doing what, and the registry the API lists and
+//! closes them through. Registration applies the user's `max_sessions` atomically.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sftpgo_provider::User;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::AuthError;
+use crate::fs::UserFs;
+use crate::now_ms;
+use crate::transfer::TransferKind;
+
+/// The protocol a connection speaks. An SSH connection starts as `Ssh` and becomes
+/// `Sftp` (or `Scp`) when its channel picks a subsystem or command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Ssh,
+    Sftp,
+    Scp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Ssh => "SSH",
+            Protocol::Sftp => "SFTP",
+            Protocol::Scp => "SCP",
+        }
+    }
+}
+
+/// One authenticated client connection.
+pub struct Connection {
+    pub id: String,
+    state: Arc<ConnectionState>,
+    fs: UserFs,
+    remote_addr: SocketAddr,
+    client_version: OnceLock<String>,
+    connected_at: i64,
+    closer: CancellationToken,
+}
+
+/// The part of a connection that its filesystem and transfers report to (logs, progress).
+#[derive(Debug)]
+pub struct ConnectionState {
+    pub id: String,
+    pub user: Arc<User>,
+    protocol: Mutex<Protocol>,
+    last_activity: AtomicI64,
+    transfers: Mutex<Vec<Arc<TransferStats>>>,
+}
+
+impl ConnectionState {
+    pub(crate) fn new(id: String, user: Arc<User>, protocol: Protocol) -> Self {
+        Self {
+            id,
+            user,
+            protocol: Mutex::new(protocol),
+            last_activity: AtomicI64::new(now_ms()),
+            transfers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        *self.protocol.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn touch(&self) {
+        self.last_activity.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_transfer(&self, stats: Arc<TransferStats>) {
+        self.lock_transfers().push(stats);
+    }
+
+    pub(crate) fn remove_transfer(&self, stats: &Arc<TransferStats>) {
+        self.lock_transfers().retain(|t| !Arc::ptr_eq(t, stats));
+    }
+
+    fn lock_transfers(&self) -> std::sync::MutexGuard<'_, Vec<Arc<TransferStats>>> {
+        self.transfers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Progress of one active transfer, shared between the transfer and the registry view.
+#[derive(Debug)]
+pub struct TransferStats {
+    pub kind: TransferKind,
+    /// Virtual path, as the client sees it.
+    pub path: String,
+    pub start_time: i64,
+    pub bytes: AtomicU64,
+    pub last_activity: AtomicI64,
+}
+
+impl TransferStats {
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        self.last_activity.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl Connection {
+    pub fn user(&self) -> &Arc<User> {
+        &self.state.user
+    }
+
+    pub fn username(&self) -> &str {
+        &self.state.user.username
+    }
+
+    pub fn fs(&self) -> &UserFs {
+        &self.fs
+    }
+
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote_addr
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.state.protocol()
+    }
+
+    pub fn set_protocol(&self, protocol: Protocol) {
+        *self.state.protocol.lock().unwrap_or_else(|e| e.into_inner()) = protocol;
+    }
+
+    /// The client's SSH identification string; set once after the handshake.
+    pub fn set_client_version(&self, version: String) {
+        let _ = self.client_version.set(version);
+    }
+
+    pub fn client_version(&self) -> &str {
+        self.client_version.get().map(String::as_str).unwrap_or("")
+    }
+
+    /// Records client activity, which postpones the idle timeout.
+    pub fn touch(&self) {
+        self.state.touch();
+    }
+
+    /// Last activity of the connection or any of its transfers, in ms since the epoch.
+    pub fn last_activity(&self) -> i64 {
+        let own = self.state.last_activity.load(Ordering::Relaxed);
+        self.state
+            .lock_transfers()
+            .iter()
+            .map(|t| t.last_activity.load(Ordering::Relaxed))
+            .fold(own, i64::max)
+    }
+
+    /// Fires when the connection must end (API kill, idle timeout, shutdown).
+    pub fn closed(&self) -> &CancellationToken {
+        &self.closer
+    }
+
+    /// Asks every task serving this connection to stop.
+    pub fn close(&self) {
+        self.closer.cancel();
+    }
+
+    pub fn snapshot(&self) -> ConnectionSnapshot {
+        ConnectionSnapshot {
+            username: self.username().to_string(),
+            connection_id: self.id.clone(),
+            client_version: self.client_version().to_string(),
+            remote_address: self.remote_addr.to_string(),
+            connection_time: self.connected_at,
+            last_activity: self.last_activity(),
+            protocol: self.protocol().as_str(),
+            active_transfers: self
+                .state
+                .lock_transfers()
+                .iter()
+                .map(|t| TransferSnapshot {
+                    operation_type: t.kind.as_str(),
+                    path: t.path.clone(),
+                    start_time: t.start_time,
+                    size: t.bytes.load(Ordering::Relaxed),
+                    last_activity: t.last_activity.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The API's view of a connection (SFTPGo 0.9's ConnectionStatus).
+#[derive(Debug, Clone)]
+pub struct ConnectionSnapshot {
+    pub username: String,
+    pub connection_id: String,
+    pub client_version: String,
+    pub remote_address: String,
+    pub connection_time: i64,
+    pub last_activity: i64,
+    pub protocol: &'static str,
+    pub active_transfers: Vec<TransferSnapshot>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransferSnapshot {
+    pub operation_type: &'static str,
+    pub path: String,
+    pub start_time: i64,
+    pub size: u64,
+    pub last_activity: i64,
+}
+
+/// All live connections. Cloning shares the same registry.
+#[derive(Clone, Default)]
+pub struct Registry {
+    inner: Arc<Mutex<RegistryInner>>,
+}
+
+#[derive(Default)]
+struct RegistryInner {
+    connections: HashMap<String, Arc<Connection>>,
+    sessions_per_user: HashMap<String, i64>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection, refusing it when the user already holds `max_sessions`.
+    /// Check and insert happen under one lock, so N racing logins for a limit of K admit K.
+    pub(crate) fn register(
+        &self,
+        state: Arc<ConnectionState>,
+        remote_addr: SocketAddr,
+        fs: UserFs,
+    ) -> Result<ConnectionGuard, AuthError> {
+        let id = state.id.clone();
+        let user = state.user.clone();
+        let conn = Arc::new(Connection {
+            id: id.clone(),
+            state,
+            fs,
+            remote_addr,
+            client_version: OnceLock::new(),
+            connected_at: now_ms(),
+            closer: CancellationToken::new(),
+        });
+        let mut inner = self.lock();
+        let count = inner.sessions_per_user.entry(user.username.clone()).or_insert(0);
+        if user.max_sessions > 0 && *count >= user.max_sessions {
+            return Err(AuthError::TooManySessions(user.max_sessions));
+        }
+        *count += 1;
+        inner.connections.insert(id.clone(), conn.clone());
+        Ok(ConnectionGuard { conn, registry: self.clone(), id })
+    }
+
+    fn unregister(&self, id: &str) {
+        let mut inner = self.lock();
+        if let Some(conn) = inner.connections.remove(id) {
+            let name = conn.username();
+            if let Some(count) = inner.sessions_per_user.get_mut(name) {
+                *count -= 1;
+                if *count <= 0 {
+                    inner.sessions_per_user.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Snapshots of every live connection, ordered by connection time.
+    pub fn list(&self) -> Vec<ConnectionSnapshot> {
+        let conns: Vec<Arc<Connection>> = self.lock().connections.values().cloned().collect();
+        let mut out: Vec<ConnectionSnapshot> = conns.iter().map(|c| c.snapshot()).collect();
+        out.sort_by(|a, b| a.connection_time.cmp(&b.connection_time));
+        out
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Connection>> {
+        self.lock().connections.get(id).cloned()
+    }
+
+    /// Closes a connection by id; false if there is none.
+    pub fn close(&self, id: &str) -> bool {
+        match self.get(id) {
+            Some(conn) => {
+                tracing::info!(sender = "connection", connection_id = id, username = conn.username(), "closing connection on request");
+                conn.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks every connection to close (shutdown).
+    pub fn close_all(&self) {
+        for conn in self.lock().connections.values() {
+            conn.close();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().connections.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of live connections of `username`.
+    pub fn sessions_of(&self, username: &str) -> i64 {
+        self.lock().sessions_per_user.get(username).copied().unwrap_or(0)
+    }
+}
+
+/// Keeps a connection registered; dropping it unregisters the connection.
+pub struct ConnectionGuard {
+    conn: Arc<Connection>,
+    registry: Registry,
+    pub id: String,
+}
+
+impl ConnectionGuard {
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+}
+
+impl std::ops::Deref for ConnectionGuard {
+    type Target = Arc<Connection>;
+    fn deref(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.conn.close();
+        self.registry.unregister(&self.id);
+        tracing::debug!(sender = "connection", connection_id = %self.id, username = self.conn.username(), "connection closed");
+    }
+}
+
+pub(crate) fn new_connection_id() -> String {
+    use std::fmt::Write;
+    let bytes: [u8; 16] = rand::random();
+    let mut s = String::with_capacity(32);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

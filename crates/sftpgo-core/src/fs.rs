@@ -1,0 +1,323 @@
+//! The per-user virtual filesystem: the one place where a request's permission is
+//! checked and where it reaches the host filesystem (through [`sftpgo_vfs::Root`], which
+//! confines every path beneath the user's home).
+//!
+//! Every method is async and runs its syscalls on the blocking pool, so disk I/O never
+//! stalls the runtime's worker threads.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use sftpgo_provider::{Permission, User};
+use sftpgo_vfs::{DirEntry, FileStat, OpenOptions, PathError, Root, StatVfs, VirtualPath};
+
+use crate::connection::ConnectionState;
+use crate::transfer::{Transfer, TransferKind};
+use crate::Settings;
+
+/// Why a filesystem request failed; adapters map each variant to their status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("invalid path: {0}")]
+    InvalidPath(#[from] PathError),
+    #[error("operation unsupported: {0}")]
+    Unsupported(&'static str),
+    #[error("{0}")]
+    Failure(String),
+}
+
+impl FsError {
+    fn from_io(err: io::Error) -> Self {
+        if sftpgo_vfs::is_escape(&err) {
+            return FsError::PermissionDenied("path escapes the home directory".into());
+        }
+        match err.kind() {
+            io::ErrorKind::NotFound => FsError::NotFound,
+            io::ErrorKind::PermissionDenied => FsError::PermissionDenied(err.to_string()),
+            _ => FsError::Failure(err.to_string()),
+        }
+    }
+}
+
+/// Attribute changes requested by a client (SETSTAT and friends).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetAttrs {
+    pub size: Option<u64>,
+    pub permissions: Option<u32>,
+    /// (atime, mtime) in seconds since the epoch.
+    pub times: Option<(u32, u32)>,
+    pub uid_gid: Option<(u32, u32)>,
+}
+
+/// How a client wants a file opened for upload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadFlags {
+    pub read: bool,
+    pub append: bool,
+    pub create: bool,
+    pub truncate: bool,
+    pub exclusive: bool,
+}
+
+/// uid/gid to give created files: only when running as root and the ids are real
+/// (1..=65535); otherwise files keep the server's ownership.
+pub(crate) fn owner_for(user: &User, settings: &Settings) -> Option<(u32, u32)> {
+    let valid = |id: i64| (1..=65535).contains(&id);
+    (settings.running_as_root && valid(user.uid) && valid(user.gid))
+        .then(|| (user.uid as u32, user.gid as u32))
+}
+
+/// A user's view of their home dir, with their permissions applied.
+#[derive(Clone)]
+pub struct UserFs {
+    root: Arc<Root>,
+    state: Arc<ConnectionState>,
+    settings: Settings,
+    owner: Option<(u32, u32)>,
+}
+
+impl UserFs {
+    pub(crate) fn new(root: Arc<Root>, state: Arc<ConnectionState>, settings: Settings) -> Self {
+        let owner = owner_for(&state.user, &settings);
+        Self { root, state, settings, owner }
+    }
+
+    pub fn user(&self) -> &User {
+        &self.state.user
+    }
+
+    /// Turns a client path into a virtual path (relative paths are taken from `/`).
+    pub fn resolve(&self, raw: &[u8]) -> Result<VirtualPath, FsError> {
+        Ok(VirtualPath::parse(raw)?)
+    }
+
+    /// The permission gate: every operation passes here before touching the disk.
+    fn check(&self, perm: Permission, op: &str, path: &VirtualPath) -> Result<(), FsError> {
+        self.state.touch();
+        if self.state.user.has_permission(perm) {
+            return Ok(());
+        }
+        tracing::info!(
+            sender = "fs",
+            username = %self.state.user.username,
+            connection_id = %self.state.id,
+            operation = op,
+            path = %path.display(),
+            "permission denied"
+        );
+        Err(FsError::PermissionDenied(format!("{op} requires the {perm:?} permission")))
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, FsError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Root) -> io::Result<T> + Send + 'static,
+    {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || f(&root))
+            .await
+            .map_err(|e| FsError::Failure(format!("internal error: {e}")))?
+            .map_err(FsError::from_io)
+    }
+
+    /// One info line per state-changing command (0.9's command log: sender = the command).
+    fn log_command(&self, command: &str, path: &VirtualPath, target: Option<&VirtualPath>) {
+        tracing::info!(
+            sender = command,
+            username = %self.state.user.username,
+            file_path = %self.root.host_path(path).display(),
+            target_path = %target.map(|t| self.root.host_path(t).display().to_string()).unwrap_or_default(),
+            connection_id = %self.state.id,
+            protocol = self.state.protocol().as_str(),
+            "command"
+        );
+    }
+
+    fn mode(&self, base: u32) -> u32 {
+        base & !self.settings.umask
+    }
+
+    pub async fn stat(&self, path: &VirtualPath) -> Result<FileStat, FsError> {
+        self.check(Permission::List, "stat", path)?;
+        let p = path.clone();
+        self.blocking(move |r| r.stat(&p)).await
+    }
+
+    pub async fn lstat(&self, path: &VirtualPath) -> Result<FileStat, FsError> {
+        self.check(Permission::List, "lstat", path)?;
+        let p = path.clone();
+        self.blocking(move |r| r.lstat(&p)).await
+    }
+
+    pub async fn read_dir(&self, path: &VirtualPath) -> Result<Vec<DirEntry>, FsError> {
+        self.check(Permission::List, "list", path)?;
+        let p = path.clone();
+        self.blocking(move |r| r.read_dir(&p)).await
+    }
+
+    pub async fn read_link(&self, path: &VirtualPath) -> Result<Vec<u8>, FsError> {
+        self.check(Permission::List, "readlink", path)?;
+        let p = path.clone();
+        self.blocking(move |r| r.read_link(&p)).await
+    }
+
+    pub async fn statvfs(&self, path: &VirtualPath) -> Result<StatVfs, FsError> {
+        self.check(Permission::List, "statvfs", path)?;
+        let p = path.clone();
+        self.blocking(move |r| r.statvfs(&p)).await
+    }
+
+    pub async fn mkdir(&self, path: &VirtualPath) -> Result<(), FsError> {
+        self.check(Permission::CreateDirs, "mkdir", path)?;
+        let (p, mode, owner) = (path.clone(), self.mode(0o777), self.owner);
+        self.blocking(move |r| {
+            r.mkdir(&p, mode)?;
+            chown_created(r, &p, owner);
+            Ok(())
+        })
+        .await?;
+        self.log_command("Mkdir", path, None);
+        Ok(())
+    }
+
+    pub async fn rmdir(&self, path: &VirtualPath) -> Result<(), FsError> {
+        self.check(Permission::Delete, "rmdir", path)?;
+        if path.is_root() {
+            return Err(FsError::PermissionDenied("the home directory cannot be removed".into()));
+        }
+        let p = path.clone();
+        self.blocking(move |r| r.rmdir(&p)).await?;
+        self.log_command("Rmdir", path, None);
+        Ok(())
+    }
+
+    /// Removes a file or symlink (directories need [`UserFs::rmdir`]).
+    pub async fn remove(&self, path: &VirtualPath) -> Result<(), FsError> {
+        self.check(Permission::Delete, "remove", path)?;
+        let p = path.clone();
+        self.blocking(move |r| r.remove_file(&p)).await?;
+        self.log_command("Remove", path, None);
+        Ok(())
+    }
+
+    /// Renames `from` to `to`; with `replace` false an existing target is an error
+    /// (SFTP v3 RENAME), with `replace` true it is overwritten (posix-rename).
+    pub async fn rename(&self, from: &VirtualPath, to: &VirtualPath, replace: bool) -> Result<(), FsError> {
+        self.check(Permission::Rename, "rename", from)?;
+        if from.is_root() || to.is_root() {
+            return Err(FsError::PermissionDenied("the home directory cannot be renamed".into()));
+        }
+        let (f, t) = (from.clone(), to.clone());
+        self.blocking(move |r| r.rename(&f, &t, replace)).await?;
+        self.log_command("Rename", from, Some(to));
+        Ok(())
+    }
+
+    /// Creates `link` pointing at `target` (a client path, stored relative to the link).
+    pub async fn symlink(&self, target: &[u8], link: &VirtualPath) -> Result<(), FsError> {
+        self.check(Permission::CreateSymlinks, "symlink", link)?;
+        let (t, l) = (target.to_vec(), link.clone());
+        self.blocking(move |r| r.symlink(&t, &l)).await?;
+        self.log_command("Symlink", link, None);
+        Ok(())
+    }
+
+    pub async fn hard_link(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), FsError> {
+        self.check(Permission::CreateSymlinks, "hardlink", to)?;
+        let (f, t) = (from.clone(), to.clone());
+        self.blocking(move |r| r.hard_link(&f, &t)).await?;
+        self.log_command("Link", from, Some(to));
+        Ok(())
+    }
+
+    /// Applies attribute changes; changing a file requires the upload permission.
+    pub async fn set_attrs(&self, path: &VirtualPath, attrs: SetAttrs) -> Result<(), FsError> {
+        if attrs == SetAttrs::default() {
+            return Ok(());
+        }
+        self.check(Permission::Upload, "setstat", path)?;
+        let uid_gid = self.allowed_owner_change(attrs.uid_gid)?;
+        let p = path.clone();
+        self.blocking(move |r| {
+            if let Some(size) = attrs.size {
+                r.set_len(&p, size)?;
+            }
+            if let Some(mode) = attrs.permissions {
+                r.set_permissions(&p, mode & 0o777)?;
+            }
+            if let Some((atime, mtime)) = attrs.times {
+                let t = |s: u32| UNIX_EPOCH + Duration::from_secs(u64::from(s));
+                r.set_times(&p, t(atime), t(mtime))?;
+            }
+            if let Some((uid, gid)) = uid_gid {
+                r.chown(&p, Some(uid), Some(gid))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ownership changes: only when running as root, and only to the user's own uid/gid,
+    /// so a virtual user can never hand a file to another account.
+    fn allowed_owner_change(&self, requested: Option<(u32, u32)>) -> Result<Option<(u32, u32)>, FsError> {
+        let Some(req) = requested else { return Ok(None) };
+        match self.owner {
+            Some(own) if own == req => Ok(Some(req)),
+            _ if !self.settings.running_as_root => {
+                Err(FsError::PermissionDenied("changing ownership requires the server to run as root".into()))
+            }
+            _ => Err(FsError::PermissionDenied("ownership can only be set to the user's own uid/gid".into())),
+        }
+    }
+
+    /// Opens a file for reading.
+    pub async fn open_download(&self, path: &VirtualPath) -> Result<Transfer, FsError> {
+        self.check(Permission::Download, "download", path)?;
+        let p = path.clone();
+        let opts = OpenOptions { read: true, ..Default::default() };
+        let file = self.blocking(move |r| r.open_file(&p, &opts)).await?;
+        Ok(Transfer::start(file, TransferKind::Download, path.clone(), self.root.host_path(path), self.state.clone()))
+    }
+
+    /// Opens a file for writing as the client asked (create, truncate, append, exclusive).
+    pub async fn open_upload(&self, path: &VirtualPath, flags: UploadFlags) -> Result<Transfer, FsError> {
+        self.check(Permission::Upload, "upload", path)?;
+        let p = path.clone();
+        let owner = self.owner;
+        let opts = OpenOptions {
+            read: flags.read,
+            write: true,
+            append: flags.append,
+            create: flags.create,
+            truncate: flags.truncate,
+            exclusive: flags.exclusive,
+            mode: self.mode(0o666),
+        };
+        let file = self
+            .blocking(move |r| {
+                let existed = flags.create && r.lstat(&p).is_ok();
+                let file = r.open_file(&p, &opts)?;
+                if flags.create && !existed {
+                    chown_created(r, &p, owner);
+                }
+                Ok(file)
+            })
+            .await?;
+        Ok(Transfer::start(file, TransferKind::Upload, path.clone(), self.root.host_path(path), self.state.clone()))
+    }
+}
+
+/// Gives a newly created entry to the user's uid/gid; a failure is logged, not fatal
+/// (0.9 semantics: the upload itself succeeded).
+fn chown_created(root: &Root, path: &VirtualPath, owner: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = owner {
+        if let Err(e) = root.chown(path, Some(uid), Some(gid)) {
+            tracing::warn!(sender = "fs", path = %path.display(), error = %e, "chown of a created entry failed");
+        }
+    }
+}

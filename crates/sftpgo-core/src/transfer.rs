@@ -1,0 +1,245 @@
+//! A file being uploaded or downloaded. Every byte of file data a protocol moves goes
+//! through here: positional I/O on the blocking pool, progress for the connection view,
+//! and the transfer log line when it ends. Quota, throttling and actions hook in here.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use sftpgo_vfs::{FileStat, VirtualPath};
+
+use crate::connection::{ConnectionState, TransferStats};
+use crate::fs::{FsError, SetAttrs};
+use crate::now_ms;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    Upload,
+    Download,
+}
+
+impl TransferKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::Upload => "upload",
+            TransferKind::Download => "download",
+        }
+    }
+
+    fn log_sender(self) -> &'static str {
+        match self {
+            TransferKind::Upload => "Upload",
+            TransferKind::Download => "Download",
+        }
+    }
+}
+
+/// An open file plus its bookkeeping. Cheap to clone: clones share the file.
+#[derive(Clone)]
+pub struct Transfer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    file: Arc<File>,
+    kind: TransferKind,
+    path: VirtualPath,
+    host_path: PathBuf,
+    state: Arc<ConnectionState>,
+    stats: Arc<TransferStats>,
+    started: Instant,
+    /// Set when an I/O error happened: the transfer then ends as failed.
+    failed: AtomicBool,
+    /// Set once the transfer has been closed and logged.
+    finished: Mutex<bool>,
+}
+
+impl Transfer {
+    pub(crate) fn start(
+        file: File,
+        kind: TransferKind,
+        path: VirtualPath,
+        host_path: PathBuf,
+        state: Arc<ConnectionState>,
+    ) -> Self {
+        let now = now_ms();
+        let stats = Arc::new(TransferStats {
+            kind,
+            path: path.display().to_string(),
+            start_time: now,
+            bytes: Default::default(),
+            last_activity: now.into(),
+        });
+        state.add_transfer(stats.clone());
+        Self {
+            inner: Arc::new(Inner {
+                file: Arc::new(file),
+                kind,
+                path,
+                host_path,
+                state,
+                stats,
+                started: Instant::now(),
+                failed: AtomicBool::new(false),
+                finished: Mutex::new(false),
+            }),
+        }
+    }
+
+    pub fn kind(&self) -> TransferKind {
+        self.inner.kind
+    }
+
+    pub fn path(&self) -> &VirtualPath {
+        &self.inner.path
+    }
+
+    /// Bytes moved so far.
+    pub fn bytes(&self) -> u64 {
+        self.inner.stats.bytes.load(Ordering::Relaxed)
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&File) -> io::Result<T> + Send + 'static,
+    {
+        let file = self.inner.file.clone();
+        tokio::task::spawn_blocking(move || f(&file))
+            .await
+            .map_err(|e| io::Error::other(format!("internal error: {e}")))?
+    }
+
+    /// Reads up to `len` bytes at `offset`, appending them to `buf` (which the caller
+    /// sized and may have started with a protocol header), so file data is read straight
+    /// into the reply with no further copy. Returns the buffer and the bytes read
+    /// (0 at end of file).
+    pub async fn read_at(&self, offset: u64, len: usize, mut buf: BytesMut) -> (BytesMut, io::Result<usize>) {
+        if self.inner.kind != TransferKind::Download {
+            return (buf, Err(io::Error::new(io::ErrorKind::PermissionDenied, "handle not open for reading")));
+        }
+        let file = self.inner.file.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let start = buf.len();
+            buf.resize(start + len, 0);
+            let mut filled = 0;
+            let res = loop {
+                match file.read_at(&mut buf[start + filled..], offset + filled as u64) {
+                    Ok(0) => break Ok(filled),
+                    Ok(n) => {
+                        filled += n;
+                        if filled == len {
+                            break Ok(filled);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            buf.truncate(start + filled);
+            (buf, res)
+        })
+        .await;
+        match joined {
+            Ok((buf, res)) => {
+                match &res {
+                    Ok(n) => self.inner.stats.add_bytes(*n as u64),
+                    Err(_) => self.inner.failed.store(true, Ordering::Relaxed),
+                }
+                (buf, res)
+            }
+            Err(e) => (BytesMut::new(), Err(io::Error::other(format!("internal error: {e}")))),
+        }
+    }
+
+    /// Writes `data` at `offset`.
+    pub async fn write_at(&self, offset: u64, data: Bytes) -> io::Result<()> {
+        if self.inner.kind != TransferKind::Upload {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "handle not open for writing"));
+        }
+        let len = data.len() as u64;
+        let res = self.blocking(move |f| f.write_all_at(&data, offset)).await;
+        match &res {
+            Ok(()) => self.inner.stats.add_bytes(len),
+            Err(_) => self.inner.failed.store(true, Ordering::Relaxed),
+        }
+        res
+    }
+
+    pub async fn stat(&self) -> Result<FileStat, FsError> {
+        self.blocking(|f| f.metadata().map(|m| FileStat::from(&m)))
+            .await
+            .map_err(|e| FsError::Failure(e.to_string()))
+    }
+
+    pub async fn sync(&self) -> Result<(), FsError> {
+        self.blocking(|f| f.sync_all()).await.map_err(|e| FsError::Failure(e.to_string()))
+    }
+
+    /// FSETSTAT on an open handle: only the size and times of a file being uploaded.
+    pub async fn set_attrs(&self, attrs: SetAttrs) -> Result<(), FsError> {
+        if attrs == SetAttrs::default() {
+            return Ok(());
+        }
+        if self.inner.kind != TransferKind::Upload {
+            return Err(FsError::PermissionDenied("handle not open for writing".into()));
+        }
+        self.blocking(move |f| {
+            if let Some(size) = attrs.size {
+                f.set_len(size)?;
+            }
+            if let Some(mode) = attrs.permissions {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
+            }
+            if let Some((atime, mtime)) = attrs.times {
+                let t = |s: u32| std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(s));
+                f.set_times(std::fs::FileTimes::new().set_accessed(t(atime)).set_modified(t(mtime)))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| FsError::Failure(e.to_string()))
+    }
+
+    /// Ends the transfer: `completed` is false when the client went away or the
+    /// connection was killed before closing the file. Logs the transfer once.
+    pub async fn close(&self, completed: bool) -> Result<(), FsError> {
+        self.finish(completed);
+        Ok(())
+    }
+
+    fn finish(&self, completed: bool) {
+        let mut finished = self.inner.finished.lock().unwrap_or_else(|e| e.into_inner());
+        if *finished {
+            return;
+        }
+        *finished = true;
+        let inner = &self.inner;
+        inner.state.remove_transfer(&inner.stats);
+        let ok = completed && !inner.failed.load(Ordering::Relaxed);
+        tracing::info!(
+            sender = inner.kind.log_sender(),
+            elapsed_ms = inner.started.elapsed().as_millis() as u64,
+            size_bytes = self.bytes(),
+            username = %inner.state.user.username,
+            file_path = %inner.host_path.display(),
+            connection_id = %inner.state.id,
+            protocol = inner.state.protocol().as_str(),
+            status = if ok { "ok" } else { "failed" },
+            "transfer"
+        );
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A transfer dropped without close (session torn down) still leaves the view.
+        self.state.remove_transfer(&self.stats);
+    }
+}

@@ -1,0 +1,508 @@
+//! One SFTP session: reads packets from the channel, serves many requests at once
+//! (clients keep dozens in flight), and writes replies as they complete, possibly out of
+//! order, as the protocol allows. Reading and writing never wait on each other, so a
+//! server-side rekey cannot deadlock the session.
+//!
+//! This adapter only translates: permissions, confinement, transfers and logging are the
+//! shared layer's ([`sftpgo_core`]).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use sftpgo_core::fs::UploadFlags;
+use sftpgo_core::{Connection, FsError, SetAttrs, Transfer};
+use sftpgo_vfs::{DirEntry, FileStat, VirtualPath};
+use tokio::sync::{mpsc, RwLock, Semaphore};
+
+use crate::codec::{self, DecodeError, Extended, FileAttrs, PacketReader, Request};
+
+/// Limits advertised through `limits@openssh.com`. Without them OpenSSH falls back to
+/// 32 KiB requests, which costs most of the throughput.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_packet_len: u32,
+    pub max_read_len: u32,
+    pub max_write_len: u32,
+    pub max_open_handles: u32,
+    /// Requests of one session served at the same time.
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_packet_len: 256 * 1024,
+            max_read_len: 255 * 1024,
+            max_write_len: 255 * 1024,
+            max_open_handles: 1024,
+            max_in_flight: 128,
+        }
+    }
+}
+
+/// Where the session gets channel data from (the SSH layer's channel reader).
+pub trait ChunkSource: Send {
+    /// The next chunk of channel data; `None` at EOF.
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
+}
+
+/// The extensions advertised in VERSION, each implemented below.
+const EXTENSIONS: &[(&[u8], &[u8])] = &[
+    (b"posix-rename@openssh.com", b"1"),
+    (b"statvfs@openssh.com", b"2"),
+    (b"fstatvfs@openssh.com", b"2"),
+    (b"hardlink@openssh.com", b"1"),
+    (b"fsync@openssh.com", b"1"),
+    (b"limits@openssh.com", b"1"),
+    (b"expand-path@openssh.com", b"1"),
+];
+
+/// Why a session ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    #[error("client sent a request before INIT")]
+    NotInitialized,
+}
+
+/// Serves SFTP on one channel until the client closes it or the connection is closed.
+/// Replies are sent on `out`; the caller forwards them to the channel.
+pub async fn serve<S: ChunkSource>(
+    conn: Arc<Connection>,
+    mut input: S,
+    out: mpsc::Sender<Bytes>,
+    limits: Limits,
+) -> Result<(), SessionError> {
+    let session = Arc::new(Session {
+        conn: conn.clone(),
+        out,
+        limits,
+        handles: Mutex::new(HashMap::new()),
+        next_handle: AtomicU32::new(1),
+    });
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let mut reader = PacketReader::new(limits.max_packet_len as usize + 1024);
+    let mut initialized = false;
+    let result = 'outer: loop {
+        let chunk = tokio::select! {
+            chunk = input.next_chunk() => chunk,
+            _ = conn.closed().cancelled() => break Ok(()),
+        };
+        let Some(chunk) = chunk else { break Ok(()) };
+        reader.push(&chunk);
+        loop {
+            let packet = match reader.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => break 'outer Err(SessionError::Malformed(e.to_string())),
+            };
+            let request = match codec::decode_request(packet) {
+                Ok(r) => r,
+                Err(DecodeError::UnknownType { id: Some(id), ty }) => {
+                    session.reply(|b| codec::encode_status(b, id, codec::SSH_FX_OP_UNSUPPORTED, &format!("unsupported request type {ty}"))).await;
+                    continue;
+                }
+                Err(e) => break 'outer Err(SessionError::Malformed(e.to_string())),
+            };
+            if let Request::Init { .. } = request {
+                initialized = true;
+                session.reply(|b| codec::encode_version(b, 3, EXTENSIONS)).await;
+                continue;
+            }
+            if !initialized {
+                break 'outer Err(SessionError::NotInitialized);
+            }
+            conn.touch();
+            let Ok(permit) = in_flight.clone().acquire_owned().await else { break 'outer Ok(()) };
+            let session = session.clone();
+            tokio::spawn(async move {
+                let reply = session.handle(request).await;
+                let _ = session.out.send(reply).await;
+                drop(permit);
+            });
+        }
+    };
+    // Wait for requests still running, then close what the client left open.
+    let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
+    let leftover: Vec<Arc<HandleEntry>> = session.lock_handles().drain().map(|(_, h)| h).collect();
+    for entry in leftover {
+        if let HandleKind::File(t) = &entry.kind {
+            let _ = t.close(false).await;
+        }
+    }
+    if let Err(e) = &result {
+        tracing::warn!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), error = %e, "closing SFTP session");
+    }
+    result
+}
+
+struct Session {
+    conn: Arc<Connection>,
+    out: mpsc::Sender<Bytes>,
+    limits: Limits,
+    handles: Mutex<HashMap<u32, Arc<HandleEntry>>>,
+    next_handle: AtomicU32,
+}
+
+/// An open handle. Requests on it hold `gate` shared; CLOSE takes it exclusively so it
+/// runs after the requests the client sent before it.
+struct HandleEntry {
+    kind: HandleKind,
+    gate: Arc<RwLock<()>>,
+}
+
+enum HandleKind {
+    File(Transfer),
+    Dir(DirListing),
+}
+
+/// A directory listing read at OPENDIR and paged out by READDIR.
+struct DirListing {
+    path: VirtualPath,
+    entries: Mutex<std::vec::IntoIter<DirEntry>>,
+}
+
+type Reply = Result<BytesMut, Status>;
+
+/// A status reply: code and message.
+struct Status(u32, String);
+
+impl From<FsError> for Status {
+    fn from(e: FsError) -> Self {
+        let code = match &e {
+            FsError::NotFound => codec::SSH_FX_NO_SUCH_FILE,
+            FsError::PermissionDenied(_) => codec::SSH_FX_PERMISSION_DENIED,
+            FsError::Unsupported(_) => codec::SSH_FX_OP_UNSUPPORTED,
+            FsError::InvalidPath(_) | FsError::Failure(_) => codec::SSH_FX_FAILURE,
+        };
+        Status(code, e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Status {
+    fn from(e: std::io::Error) -> Self {
+        Status(codec::SSH_FX_FAILURE, e.to_string())
+    }
+}
+
+fn ok() -> Reply {
+    Err(Status(codec::SSH_FX_OK, String::new()))
+}
+
+fn attrs_of(st: &FileStat) -> FileAttrs {
+    FileAttrs {
+        size: Some(st.size),
+        uid_gid: Some((st.uid, st.gid)),
+        permissions: Some(st.mode),
+        times: Some((st.atime as u32, st.mtime as u32)),
+    }
+}
+
+fn set_attrs_of(a: &FileAttrs) -> SetAttrs {
+    SetAttrs { size: a.size, permissions: a.permissions, times: a.times, uid_gid: a.uid_gid }
+}
+
+impl Session {
+    fn lock_handles(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<HandleEntry>>> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn reply(&self, encode: impl FnOnce(&mut BytesMut)) {
+        let mut buf = BytesMut::with_capacity(64);
+        encode(&mut buf);
+        let _ = self.out.send(buf.freeze()).await;
+    }
+
+    /// Serves one request and encodes its reply.
+    async fn handle(&self, request: Request) -> Bytes {
+        let id = request.id().unwrap_or(0);
+        match self.dispatch(id, request).await {
+            Ok(buf) => buf.freeze(),
+            Err(Status(code, msg)) => {
+                let mut buf = BytesMut::with_capacity(32 + msg.len());
+                codec::encode_status(&mut buf, id, code, &msg);
+                buf.freeze()
+            }
+        }
+    }
+
+    /// The request table: each row names the shared-layer operation that serves it
+    /// (which enforces the permission).
+    async fn dispatch(&self, id: u32, request: Request) -> Reply {
+        let fs = self.conn.fs();
+        match request {
+            Request::Init { .. } => Err(Status(codec::SSH_FX_BAD_MESSAGE, "duplicate INIT".into())),
+            Request::Open { path, pflags, attrs, .. } => self.open(id, &path, pflags, &attrs).await,
+            Request::Close { handle, .. } => self.close(&handle).await,
+            Request::Read { handle, offset, len, .. } => self.read(id, &handle, offset, len).await,
+            Request::Write { handle, offset, data, .. } => self.write(&handle, offset, data).await,
+            Request::Lstat { path, .. } => name_attrs(id, fs.lstat(&fs.resolve(&path)?).await?),
+            Request::Stat { path, .. } => name_attrs(id, fs.stat(&fs.resolve(&path)?).await?),
+            Request::Fstat { handle, .. } => name_attrs(id, self.file(&handle)?.0.stat().await?),
+            Request::Setstat { path, attrs, .. } => {
+                fs.set_attrs(&fs.resolve(&path)?, set_attrs_of(&attrs)).await?;
+                ok()
+            }
+            Request::Fsetstat { handle, attrs, .. } => {
+                let (t, _g) = self.file_gated(&handle).await?;
+                t.set_attrs(set_attrs_of(&attrs)).await?;
+                ok()
+            }
+            Request::Opendir { path, .. } => self.opendir(id, &path).await,
+            Request::Readdir { handle, .. } => self.readdir(id, &handle),
+            Request::Remove { path, .. } => {
+                fs.remove(&fs.resolve(&path)?).await?;
+                ok()
+            }
+            Request::Mkdir { path, .. } => {
+                fs.mkdir(&fs.resolve(&path)?).await?;
+                ok()
+            }
+            Request::Rmdir { path, .. } => {
+                fs.rmdir(&fs.resolve(&path)?).await?;
+                ok()
+            }
+            Request::Realpath { path, .. } => one_name(id, fs.resolve(&path)?.as_bytes()),
+            Request::Rename { old, new, .. } => {
+                fs.rename(&fs.resolve(&old)?, &fs.resolve(&new)?, false).await?;
+                ok()
+            }
+            Request::Readlink { path, .. } => one_name(id, &fs.read_link(&fs.resolve(&path)?).await?),
+            Request::Symlink { target, link, .. } => {
+                fs.symlink(&target, &fs.resolve(&link)?).await?;
+                ok()
+            }
+            Request::Extended { ext, .. } => self.extended(id, ext).await,
+        }
+    }
+
+    async fn extended(&self, id: u32, ext: Extended) -> Reply {
+        let fs = self.conn.fs();
+        match ext {
+            Extended::PosixRename { old, new } => {
+                fs.rename(&fs.resolve(&old)?, &fs.resolve(&new)?, true).await?;
+                ok()
+            }
+            Extended::Statvfs { path } => statvfs_reply(id, fs.statvfs(&fs.resolve(&path)?).await?),
+            Extended::Fstatvfs { handle } => {
+                let path = self.handle_path(&handle)?;
+                statvfs_reply(id, fs.statvfs(&path).await?)
+            }
+            Extended::Hardlink { old, new } => {
+                fs.hard_link(&fs.resolve(&old)?, &fs.resolve(&new)?).await?;
+                ok()
+            }
+            Extended::Fsync { handle } => {
+                let (t, _g) = self.file_gated(&handle).await?;
+                t.sync().await?;
+                ok()
+            }
+            Extended::Limits => {
+                let l = &self.limits;
+                let mut buf = BytesMut::with_capacity(64);
+                codec::encode_limits_reply(
+                    &mut buf,
+                    id,
+                    u64::from(l.max_packet_len),
+                    u64::from(l.max_read_len),
+                    u64::from(l.max_write_len),
+                    u64::from(l.max_open_handles),
+                );
+                Ok(buf)
+            }
+            Extended::ExpandPath { path } => {
+                // `~` and `~/x` are the home dir, which is `/` for a virtual user.
+                let p: &[u8] = &path;
+                let rest = match p {
+                    b"~" => &b"/"[..],
+                    _ if p.starts_with(b"~/") => &p[1..],
+                    _ => p,
+                };
+                one_name(id, fs.resolve(rest)?.as_bytes())
+            }
+            Extended::Unknown { name } => Err(Status(
+                codec::SSH_FX_OP_UNSUPPORTED,
+                format!("unsupported extension {}", String::from_utf8_lossy(&name)),
+            )),
+        }
+    }
+
+    async fn open(&self, id: u32, path: &[u8], pflags: u32, _attrs: &FileAttrs) -> Reply {
+        let fs = self.conn.fs();
+        let path = fs.resolve(path)?;
+        let writes = codec::SSH_FXF_WRITE | codec::SSH_FXF_APPEND | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
+        let transfer = if pflags & writes == 0 {
+            fs.open_download(&path).await?
+        } else {
+            let flags = UploadFlags {
+                read: pflags & codec::SSH_FXF_READ != 0,
+                append: pflags & codec::SSH_FXF_APPEND != 0,
+                create: pflags & codec::SSH_FXF_CREAT != 0,
+                truncate: pflags & codec::SSH_FXF_TRUNC != 0,
+                exclusive: pflags & codec::SSH_FXF_EXCL != 0,
+            };
+            fs.open_upload(&path, flags).await?
+        };
+        self.new_handle(id, HandleKind::File(transfer))
+    }
+
+    fn new_handle(&self, id: u32, kind: HandleKind) -> Reply {
+        let mut handles = self.lock_handles();
+        if handles.len() >= self.limits.max_open_handles as usize {
+            drop(handles);
+            if let HandleKind::File(t) = kind {
+                tokio::spawn(async move { t.close(false).await });
+            }
+            return Err(Status(codec::SSH_FX_FAILURE, "too many open handles".into()));
+        }
+        let h = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        handles.insert(h, Arc::new(HandleEntry { kind, gate: Arc::new(RwLock::new(())) }));
+        drop(handles);
+        let mut buf = BytesMut::with_capacity(32);
+        codec::encode_handle(&mut buf, id, &h.to_be_bytes());
+        Ok(buf)
+    }
+
+    fn entry(&self, handle: &[u8]) -> Result<Arc<HandleEntry>, Status> {
+        let key = <[u8; 4]>::try_from(handle).map(u32::from_be_bytes).ok();
+        key.and_then(|k| self.lock_handles().get(&k).cloned())
+            .ok_or_else(|| Status(codec::SSH_FX_FAILURE, "invalid handle".into()))
+    }
+
+    /// The transfer behind a file handle, without waiting on its gate (READ/WRITE take
+    /// the gate themselves; FSTAT needs no ordering).
+    fn file(&self, handle: &[u8]) -> Result<(Transfer, Arc<HandleEntry>), Status> {
+        let entry = self.entry(handle)?;
+        match &entry.kind {
+            HandleKind::File(t) => Ok((t.clone(), entry.clone())),
+            HandleKind::Dir(_) => Err(Status(codec::SSH_FX_FAILURE, "not a file handle".into())),
+        }
+    }
+
+    async fn file_gated(&self, handle: &[u8]) -> Result<(Transfer, tokio::sync::OwnedRwLockReadGuard<()>), Status> {
+        let (t, entry) = self.file(handle)?;
+        let guard = gate_shared(entry).await;
+        Ok((t, guard))
+    }
+
+    fn handle_path(&self, handle: &[u8]) -> Result<VirtualPath, Status> {
+        let entry = self.entry(handle)?;
+        Ok(match &entry.kind {
+            HandleKind::File(t) => t.path().clone(),
+            HandleKind::Dir(d) => d.path.clone(),
+        })
+    }
+
+    async fn close(&self, handle: &[u8]) -> Reply {
+        let key = <[u8; 4]>::try_from(handle).map(u32::from_be_bytes).ok();
+        let entry = key
+            .and_then(|k| self.lock_handles().remove(&k))
+            .ok_or_else(|| Status(codec::SSH_FX_FAILURE, "invalid handle".into()))?;
+        let _exclusive = entry.gate.write().await;
+        if let HandleKind::File(t) = &entry.kind {
+            t.close(true).await?;
+        }
+        ok()
+    }
+
+    async fn read(&self, id: u32, handle: &[u8], offset: u64, len: u32) -> Reply {
+        let (t, _g) = self.file_gated(handle).await?;
+        let len = len.min(self.limits.max_read_len) as usize;
+        let mut buf = BytesMut::with_capacity(codec::DATA_HEADER_LEN + len);
+        codec::begin_data(&mut buf, id);
+        let (mut buf, res) = t.read_at(offset, len, buf).await;
+        match res? {
+            0 if len > 0 => Err(Status(codec::SSH_FX_EOF, "end of file".into())),
+            _ => {
+                codec::finish_data(&mut buf);
+                Ok(buf)
+            }
+        }
+    }
+
+    async fn write(&self, handle: &[u8], offset: u64, data: Bytes) -> Reply {
+        let (t, _g) = self.file_gated(handle).await?;
+        t.write_at(offset, data).await?;
+        ok()
+    }
+
+    async fn opendir(&self, id: u32, path: &[u8]) -> Reply {
+        let fs = self.conn.fs();
+        let path = fs.resolve(path)?;
+        let entries = fs.read_dir(&path).await?;
+        let listing = DirListing { path, entries: Mutex::new(entries.into_iter()) };
+        self.new_handle(id, HandleKind::Dir(listing))
+    }
+
+    fn readdir(&self, id: u32, handle: &[u8]) -> Reply {
+        let entry = self.entry(handle)?;
+        let HandleKind::Dir(listing) = &entry.kind else {
+            return Err(Status(codec::SSH_FX_FAILURE, "not a directory handle".into()));
+        };
+        let mut entries = listing.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut names = codec::NameWriter::new(&mut buf, id);
+        let mut longname = Vec::with_capacity(128);
+        // Pages of up to 100 names, kept well under the packet limit.
+        while names.count() < 100 && names.len() < 64 * 1024 {
+            let Some(e) = entries.next() else { break };
+            longname.clear();
+            codec::write_longname(&mut longname, &e.name, &longname_info(&e.stat));
+            names.push(&e.name, &longname, &attrs_of(&e.stat));
+        }
+        if names.count() == 0 {
+            return Err(Status(codec::SSH_FX_EOF, "end of directory".into()));
+        }
+        names.finish();
+        Ok(buf)
+    }
+}
+
+async fn gate_shared(entry: Arc<HandleEntry>) -> tokio::sync::OwnedRwLockReadGuard<()> {
+    entry.gate.clone().read_owned().await
+}
+
+fn name_attrs(id: u32, st: FileStat) -> Reply {
+    let mut buf = BytesMut::with_capacity(64);
+    codec::encode_attrs(&mut buf, id, &attrs_of(&st));
+    Ok(buf)
+}
+
+/// A NAME reply with one entry (REALPATH, READLINK, expand-path).
+fn one_name(id: u32, name: &[u8]) -> Reply {
+    let mut buf = BytesMut::with_capacity(64 + name.len());
+    let mut names = codec::NameWriter::new(&mut buf, id);
+    names.push(name, name, &FileAttrs::default());
+    names.finish();
+    Ok(buf)
+}
+
+fn statvfs_reply(id: u32, st: sftpgo_vfs::StatVfs) -> Reply {
+    let mut buf = BytesMut::with_capacity(128);
+    codec::encode_statvfs_reply(
+        &mut buf,
+        id,
+        &codec::StatVfsReply {
+            bsize: st.bsize,
+            frsize: st.frsize,
+            blocks: st.blocks,
+            bfree: st.bfree,
+            bavail: st.bavail,
+            files: st.files,
+            ffree: st.ffree,
+            favail: st.favail,
+            fsid: st.fsid,
+            flag: st.flag,
+            namemax: st.namemax,
+        },
+    );
+    Ok(buf)
+}
+
+fn longname_info(st: &FileStat) -> codec::LongnameInfo {
+    codec::LongnameInfo { mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid, size: st.size, mtime: st.mtime }
+}

@@ -1,0 +1,426 @@
+//! Filesystem operations confined beneath an open handle of the home directory.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
+
+use crate::path::VirtualPath;
+
+/// Marker carried by the error of a resolution that would leave the home dir.
+#[derive(Debug)]
+struct Escape;
+
+impl std::fmt::Display for Escape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("path escapes the home directory")
+    }
+}
+
+impl std::error::Error for Escape {}
+
+fn escape() -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, Escape)
+}
+
+/// Whether `err` is a refusal to leave the home dir (so callers can log it as such).
+pub fn is_escape(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<Escape>())
+}
+
+fn from_errno(e: rustix::io::Errno) -> io::Error {
+    if e == rustix::io::Errno::XDEV { escape() } else { io::Error::from_raw_os_error(e.raw_os_error()) }
+}
+
+/// How to open a file (SFTP pflags, mapped).
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    pub read: bool,
+    pub write: bool,
+    pub append: bool,
+    pub create: bool,
+    pub truncate: bool,
+    pub exclusive: bool,
+    /// Mode of a created file (the process umask still applies).
+    pub mode: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self { read: false, write: false, append: false, create: false, truncate: false, exclusive: false, mode: 0o666 }
+    }
+}
+
+/// What SFTP attributes and `ls -l` need of a stat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    pub uid: u32,
+    pub gid: u32,
+    /// Including the `S_IFMT` type bits.
+    pub mode: u32,
+    pub atime: i64,
+    pub mtime: i64,
+    pub nlink: u64,
+}
+
+const S_IFMT: u32 = 0o170000;
+
+impl FileStat {
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == 0o040000
+    }
+    pub fn is_file(&self) -> bool {
+        self.mode & S_IFMT == 0o100000
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.mode & S_IFMT == 0o120000
+    }
+}
+
+impl From<&rustix::fs::Stat> for FileStat {
+    fn from(st: &rustix::fs::Stat) -> Self {
+        FileStat {
+            size: st.st_size.max(0) as u64,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode,
+            atime: st.st_atime,
+            mtime: st.st_mtime,
+            nlink: st.st_nlink,
+        }
+    }
+}
+
+impl From<&std::fs::Metadata> for FileStat {
+    fn from(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileStat {
+            size: m.size(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode(),
+            atime: m.atime(),
+            mtime: m.mtime(),
+            nlink: m.nlink(),
+        }
+    }
+}
+
+/// A directory entry with its own (not followed) stat.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub stat: FileStat,
+}
+
+/// The fields of `statvfs@openssh.com`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatVfs {
+    pub bsize: u64,
+    pub frsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub favail: u64,
+    pub fsid: u64,
+    pub flag: u64,
+    pub namemax: u64,
+}
+
+/// A user's home dir, held open. All access goes through it.
+#[derive(Debug)]
+pub struct Root {
+    dir: OwnedFd,
+    host: PathBuf,
+}
+
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
+impl Root {
+    /// Opens the home dir (a trusted path from the user record).
+    pub fn open(home: &Path) -> io::Result<Root> {
+        let dir = rustix::fs::open(home, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))?;
+        Ok(Root { dir, host: home.to_path_buf() })
+    }
+
+    /// Host path of `p`, for logs and actions only: never used for a syscall.
+    pub fn host_path(&self, p: &VirtualPath) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        if p.is_root() {
+            self.host.clone()
+        } else {
+            self.host.join(std::ffi::OsStr::from_bytes(p.relative()))
+        }
+    }
+
+    /// openat2 beneath the root. The kernel may answer EAGAIN when a concurrent rename
+    /// races the resolution; retrying is the documented response.
+    fn open_beneath(&self, rel: &[u8], flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+        let mut tries = 0;
+        loop {
+            match rustix::fs::openat2(&self.dir, rel, flags | OFlags::CLOEXEC, mode, BENEATH) {
+                Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
+                Err(rustix::io::Errno::INTR) => {}
+                res => return res.map_err(from_errno),
+            }
+        }
+    }
+
+    /// Opens the parent of `p` beneath the root and returns it with the final name.
+    fn parent<'p>(&self, p: &'p VirtualPath) -> io::Result<(OwnedFd, &'p [u8])> {
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "operation not allowed on the home directory"));
+        };
+        let fd = self.open_beneath(parent.relative(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+        Ok((fd, name))
+    }
+
+    /// An `O_PATH` handle of `p` itself (following symlinks, beneath the root).
+    fn path_fd(&self, p: &VirtualPath) -> io::Result<OwnedFd> {
+        self.open_beneath(p.relative(), OFlags::PATH, Mode::empty())
+    }
+
+    /// Opens a regular file. Devices, FIFOs and directories are refused (O_NONBLOCK keeps
+    /// a FIFO from hanging the open; it has no effect on regular files).
+    pub fn open_file(&self, p: &VirtualPath, o: &OpenOptions) -> io::Result<File> {
+        let mut flags = match (o.read, o.write || o.append) {
+            (_, false) => OFlags::RDONLY,
+            (false, true) => OFlags::WRONLY,
+            (true, true) => OFlags::RDWR,
+        };
+        flags |= OFlags::NOCTTY | OFlags::NONBLOCK;
+        if o.append {
+            flags |= OFlags::APPEND;
+        }
+        if o.create {
+            flags |= OFlags::CREATE;
+            if o.exclusive {
+                flags |= OFlags::EXCL;
+            }
+        }
+        if o.truncate {
+            flags |= OFlags::TRUNC;
+        }
+        if p.is_root() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        // openat2 rejects a mode without O_CREAT.
+        let mode = if o.create { Mode::from_raw_mode(o.mode & 0o777) } else { Mode::empty() };
+        let fd = self.open_beneath(p.relative(), flags, mode)?;
+        let st = rustix::fs::fstat(&fd).map_err(from_errno)?;
+        if FileStat::from(&st).is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        if !FileStat::from(&st).is_file() {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "not a regular file"));
+        }
+        let mut status = rustix::fs::fcntl_getfl(&fd).map_err(from_errno)?;
+        status.remove(OFlags::NONBLOCK);
+        rustix::fs::fcntl_setfl(&fd, status).map_err(from_errno)?;
+        Ok(File::from(fd))
+    }
+
+    /// Stat following symlinks (beneath the root).
+    pub fn stat(&self, p: &VirtualPath) -> io::Result<FileStat> {
+        let fd = self.path_fd(p)?;
+        Ok(FileStat::from(&rustix::fs::fstat(&fd).map_err(from_errno)?))
+    }
+
+    /// Stat of the entry itself: a symlink is reported as a symlink.
+    pub fn lstat(&self, p: &VirtualPath) -> io::Result<FileStat> {
+        if p.is_root() {
+            return Ok(FileStat::from(&rustix::fs::fstat(&self.dir).map_err(from_errno)?));
+        }
+        let (dir, name) = self.parent(p)?;
+        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(from_errno)?;
+        Ok(FileStat::from(&st))
+    }
+
+    pub fn read_dir(&self, p: &VirtualPath) -> io::Result<Vec<DirEntry>> {
+        let fd = self.open_beneath(p.relative(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
+        let mut dir = rustix::fs::Dir::read_from(&fd).map_err(from_errno)?;
+        let mut out = Vec::new();
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(from_errno)?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            // An entry removed between readdir and stat is simply skipped.
+            if let Ok(st) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                out.push(DirEntry { name: name.to_vec(), stat: FileStat::from(&st) });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn mkdir(&self, p: &VirtualPath, mode: u32) -> io::Result<()> {
+        let (dir, name) = self.parent(p)?;
+        rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode & 0o7777)).map_err(from_errno)
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&self, p: &VirtualPath) -> io::Result<()> {
+        let (dir, name) = self.parent(p)?;
+        rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(from_errno)
+    }
+
+    /// Removes a file or symlink; a directory is an error.
+    pub fn remove_file(&self, p: &VirtualPath) -> io::Result<()> {
+        let (dir, name) = self.parent(p)?;
+        rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(from_errno)
+    }
+
+    /// Renames; with `replace` false an existing target is an error (RENAME_NOREPLACE).
+    pub fn rename(&self, from: &VirtualPath, to: &VirtualPath, replace: bool) -> io::Result<()> {
+        let (fdir, fname) = self.parent(from)?;
+        let (tdir, tname) = self.parent(to)?;
+        let flags = if replace { RenameFlags::empty() } else { RenameFlags::NOREPLACE };
+        rustix::fs::renameat_with(&fdir, fname, &tdir, tname, flags).map_err(from_errno)
+    }
+
+    /// Creates `link` pointing at `target` (a client path: absolute virtual, or relative
+    /// to the link's directory). The target is normalized inside the home and stored
+    /// relative to the link, so the link never holds a host path and keeps working if
+    /// the home dir moves.
+    pub fn symlink(&self, target: &[u8], link: &VirtualPath) -> io::Result<()> {
+        let base = link.parent().ok_or_else(escape)?;
+        let target = base.join(target).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let rel = relative_path(&base, &target);
+        let (dir, name) = self.parent(link)?;
+        rustix::fs::symlinkat(rel.as_slice(), &dir, name).map_err(from_errno)
+    }
+
+    /// The target of a symlink as an absolute virtual path. A link whose target is a
+    /// host-absolute path or climbs out of the home is refused: it would reveal host layout.
+    pub fn read_link(&self, p: &VirtualPath) -> io::Result<Vec<u8>> {
+        let (dir, name) = self.parent(p)?;
+        let target = rustix::fs::readlinkat(&dir, name, Vec::new()).map_err(from_errno)?;
+        let target = target.to_bytes();
+        if target.starts_with(b"/") {
+            return Err(escape());
+        }
+        let base = p.parent().unwrap_or_else(VirtualPath::root);
+        let mut parts: Vec<&[u8]> = base.components().collect();
+        for c in target.split(|b| *b == b'/') {
+            match c {
+                b"" | b"." => {}
+                b".." => {
+                    if parts.pop().is_none() {
+                        return Err(escape());
+                    }
+                }
+                n => parts.push(n),
+            }
+        }
+        let mut out = Vec::new();
+        for part in parts {
+            out.push(b'/');
+            out.extend_from_slice(part);
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        Ok(out)
+    }
+
+    /// Hard link (the source is not followed if it is a symlink).
+    pub fn hard_link(&self, from: &VirtualPath, to: &VirtualPath) -> io::Result<()> {
+        let (fdir, fname) = self.parent(from)?;
+        let (tdir, tname) = self.parent(to)?;
+        rustix::fs::linkat(&fdir, fname, &tdir, tname, AtFlags::empty()).map_err(from_errno)
+    }
+
+    pub fn set_len(&self, p: &VirtualPath, len: u64) -> io::Result<()> {
+        let file = self.open_file(p, &OpenOptions { write: true, ..Default::default() })?;
+        file.set_len(len)
+    }
+
+    /// chmod, following symlinks beneath the root: the change goes through the
+    /// `/proc/self/fd` entry of a handle resolved beneath the root, so the object changed
+    /// is exactly the one resolved.
+    pub fn set_permissions(&self, p: &VirtualPath, mode: u32) -> io::Result<()> {
+        let fd = self.path_fd(p)?;
+        rustix::fs::chmod(proc_fd_path(&fd), Mode::from_raw_mode(mode & 0o7777)).map_err(from_errno)
+    }
+
+    pub fn set_times(&self, p: &VirtualPath, atime: SystemTime, mtime: SystemTime) -> io::Result<()> {
+        let fd = self.path_fd(p)?;
+        let ts = |t: SystemTime| {
+            let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            Timespec { tv_sec: d.as_secs() as i64, tv_nsec: i64::from(d.subsec_nanos()) }
+        };
+        let times = Timestamps { last_access: ts(atime), last_modification: ts(mtime) };
+        rustix::fs::utimensat(rustix::fs::CWD, proc_fd_path(&fd), &times, AtFlags::empty()).map_err(from_errno)
+    }
+
+    /// chown of the entry itself (a symlink is not followed).
+    pub fn chown(&self, p: &VirtualPath, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        let uid = uid.map(rustix::fs::Uid::from_raw);
+        let gid = gid.map(rustix::fs::Gid::from_raw);
+        if p.is_root() {
+            return rustix::fs::chownat(&self.dir, "", uid, gid, AtFlags::EMPTY_PATH).map_err(from_errno);
+        }
+        let (dir, name) = self.parent(p)?;
+        rustix::fs::chownat(&dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW).map_err(from_errno)
+    }
+
+    pub fn statvfs(&self, p: &VirtualPath) -> io::Result<StatVfs> {
+        let fd = self.path_fd(p)?;
+        let s = rustix::fs::fstatvfs(&fd).map_err(from_errno)?;
+        Ok(StatVfs {
+            bsize: s.f_bsize,
+            frsize: s.f_frsize,
+            blocks: s.f_blocks,
+            bfree: s.f_bfree,
+            bavail: s.f_bavail,
+            files: s.f_files,
+            ffree: s.f_ffree,
+            favail: s.f_favail,
+            fsid: s.f_fsid,
+            flag: s.f_flag.bits(),
+            namemax: s.f_namemax,
+        })
+    }
+}
+
+fn proc_fd_path(fd: &impl AsFd) -> String {
+    use std::os::fd::AsRawFd;
+    format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())
+}
+
+/// The path from directory `base` to `target`, e.g. `/d` → `/a/b` is `../a/b`.
+fn relative_path(base: &VirtualPath, target: &VirtualPath) -> Vec<u8> {
+    let b: Vec<&[u8]> = base.components().collect();
+    let t: Vec<&[u8]> = target.components().collect();
+    let common = b.iter().zip(&t).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<&[u8]> = vec![b".."; b.len() - common];
+    parts.extend(&t[common..]);
+    if parts.is_empty() {
+        return b".".to_vec();
+    }
+    parts.join(&b'/')
+}
+
+/// Creates a user's home dir (and missing parents) at first login, owned by `owner`.
+pub fn ensure_home(home: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if home.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(mode).create(home)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(home, Some(uid), Some(gid))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,9 @@
+//! The `sftpgo` binary's library half: CLI, logging, the SSH server and the wiring
+//! that starts everything. `main.rs` only parses the CLI and calls [`service::run`].
+
+pub mod cli;
+pub mod hostkeys;
+pub mod logging;
+pub mod service;
+pub mod sshd;
+pub mod version;

@@ -1,0 +1,186 @@
+//! Wiring: config → data provider → shared layer → SSH server, and an orderly shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sftpgo_config::Config;
+use sftpgo_core::{Core, Settings, UploadMode};
+use sftpgo_provider::{Backend, DataProvider, TrackQuota};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::ServeArgs;
+use crate::sshd::{SshServer, SshSettings};
+
+/// Knobs that are not configuration keys: tests use them to exercise rare paths.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Rekey after this many bytes instead of 1 GiB.
+    pub rekey_bytes: Option<usize>,
+    /// How long a shutdown waits for running transfers.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { rekey_bytes: None, shutdown_grace: Duration::from_secs(30) }
+    }
+}
+
+/// A started server.
+pub struct Running {
+    pub ssh_addr: SocketAddr,
+    pub core: Core,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops accepting, lets running transfers finish (up to the grace period), then
+    /// closes every connection.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let registry = self.core.registry();
+        let deadline = tokio::time::Instant::now() + self.grace;
+        while registry.list().iter().any(|c| !c.active_transfers.is_empty()) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(sender = "service", "grace period over, aborting running transfers");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        registry.close_all();
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await.is_err() {
+            tracing::warn!(sender = "service", "some connections did not end in time");
+        }
+    }
+}
+
+/// Opens the configured data provider.
+pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataProvider> {
+    let dp = &config.data_provider;
+    let backend: Arc<dyn Backend> = match dp.driver.as_str() {
+        "sqlite" => {
+            let path = resolve(config_dir, &dp.name);
+            Arc::new(
+                sftpgo_provider::sqlite::SqliteBackend::open(&path, &dp.users_table)
+                    .await
+                    .with_context(|| format!("cannot open the sqlite data provider {}", path.display()))?,
+            )
+        }
+        "memory" => Arc::new(sftpgo_provider::memory::MemoryBackend::default()),
+        other => bail!("data provider driver {other:?} is not available in this build (supported: sqlite, memory)"),
+    };
+    let track_quota = match dp.track_quota {
+        0 => TrackQuota::Off,
+        1 => TrackQuota::Always,
+        _ => TrackQuota::LimitedUsersOnly,
+    };
+    Ok(DataProvider::new(backend, dp.manage_users != 0, track_quota))
+}
+
+fn resolve(config_dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() { p.to_path_buf() } else { config_dir.join(p) }
+}
+
+/// Starts the servers described by `config`.
+pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result<Running> {
+    let provider = open_provider(config, config_dir).await?;
+    let sftpd = &config.sftpd;
+    let umask = u32::from_str_radix(&sftpd.umask, 8).with_context(|| format!("invalid umask {:?}", sftpd.umask))?;
+    let idle_timeout = (sftpd.idle_timeout > 0).then(|| Duration::from_secs(sftpd.idle_timeout * 60));
+    let settings = Settings {
+        umask,
+        upload_mode: if sftpd.upload_mode == 1 { UploadMode::Atomic } else { UploadMode::Standard },
+        idle_timeout,
+        ..Settings::default()
+    };
+    if !settings.running_as_root {
+        tracing::info!(sender = "service", "not running as root: users' uid/gid are ignored");
+    }
+    let core = Core::new(provider, settings);
+
+    let key_paths: Vec<PathBuf> = sftpd.keys.iter().map(|k| resolve(config_dir, &k.private_key)).collect();
+    let dir = config_dir.to_path_buf();
+    let host_keys = tokio::task::spawn_blocking(move || crate::hostkeys::load_or_generate(&dir, &key_paths)).await??;
+
+    let banner = if sftpd.banner.trim().is_empty() { "SFTPGo" } else { sftpd.banner.as_str() };
+    let ssh_settings = SshSettings {
+        server_id: format!("SSH-2.0-{banner}"),
+        max_auth_tries: match sftpd.max_auth_tries {
+            0 => Some(6),
+            n if n < 0 => None,
+            n => Some(n as u32),
+        },
+        login_timeout: Duration::from_secs(sftpd.login_timeout.max(1)),
+        idle_timeout,
+        rekey_bytes: tuning.rekey_bytes.unwrap_or(1 << 30),
+        ..SshSettings::default()
+    };
+    let listener = bind(&sftpd.bind_address, sftpd.bind_port).await?;
+    let ssh_addr = listener.local_addr()?;
+    let server = Arc::new(SshServer::new(core.clone(), host_keys, ssh_settings));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tokio::spawn(server.serve(listener, shutdown.clone(), tracker.clone()));
+    tracing::info!(sender = "service", address = %ssh_addr, "SFTP server listening");
+    Ok(Running { ssh_addr, core, shutdown, tracker, grace: tuning.shutdown_grace })
+}
+
+/// Binds `address:port`; an empty address means every interface.
+async fn bind(address: &str, port: u16) -> Result<TcpListener> {
+    if address.is_empty() {
+        if let Ok(l) = TcpListener::bind(("::", port)).await {
+            return Ok(l);
+        }
+        return TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("cannot listen on port {port}"));
+    }
+    TcpListener::bind((address, port)).await.with_context(|| format!("cannot listen on {address}:{port}"))
+}
+
+/// `sftpgo serve`: runs until SIGTERM or SIGINT.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let _log_guard = crate::logging::init(&args.log)?;
+    let loaded = sftpgo_config::load(&args.config_dir, &args.config_file).map_err(|e| {
+        tracing::error!(sender = "config", error = %e, "invalid configuration");
+        anyhow::anyhow!(e)
+    })?;
+    match &loaded.file {
+        Some(f) => tracing::info!(sender = "config", file = %f.display(), "configuration loaded"),
+        None => tracing::info!(
+            sender = "config",
+            config_dir = %args.config_dir.display(),
+            config_file = %args.config_file,
+            "no configuration file found, using built-in defaults"
+        ),
+    }
+    let config = loaded.config;
+    let umask = u32::from_str_radix(&config.sftpd.umask, 8).unwrap_or(0o022);
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(umask));
+    let running = start(&config, &args.config_dir, Tuning::default()).await.inspect_err(|e| {
+        tracing::error!(sender = "service", error = format!("{e:#}"), "cannot start");
+    })?;
+    wait_for_signal().await?;
+    tracing::info!(sender = "service", "shutting down");
+    running.shutdown().await;
+    tracing::info!(sender = "service", "stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

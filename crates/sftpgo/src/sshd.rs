@@ -1,0 +1,449 @@
+//! The SSH server (russh): algorithms, login timeout, authentication through the shared
+//! layer, and channel dispatch. Only `session` channels with the `sftp` subsystem are
+//! served for now; the dispatch in [`SshHandler::subsystem_request`] and
+//! [`SshHandler::exec_request`] is where SCP and SSH commands plug in.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey, PublicKey};
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred, cipher, kex, mac};
+use sftpgo_core::{Connection, ConnectionGuard, Core, Protocol};
+use sftpgo_sftp::{ChunkSource, Limits};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// SSH settings derived from the `sftpd` config section.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    /// Full identification string: `SSH-2.0-<banner>`.
+    pub server_id: String,
+    /// `None` = unlimited.
+    pub max_auth_tries: Option<u32>,
+    /// A connection not authenticated by then is closed.
+    pub login_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    /// Bytes after which keys are renegotiated (tests lower it to exercise rekeying).
+    pub rekey_bytes: usize,
+    pub sftp: Limits,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        Self {
+            server_id: "SSH-2.0-SFTPGo".into(),
+            max_auth_tries: Some(6),
+            login_timeout: Duration::from_secs(120),
+            idle_timeout: Some(Duration::from_secs(15 * 60)),
+            rekey_bytes: 1 << 30,
+            sftp: Limits::default(),
+        }
+    }
+}
+
+const KEX: &[kex::Name] = &[
+    kex::MLKEM768X25519_SHA256,
+    kex::CURVE25519,
+    kex::CURVE25519_PRE_RFC_8731,
+    kex::ECDH_SHA2_NISTP256,
+    kex::ECDH_SHA2_NISTP384,
+    kex::ECDH_SHA2_NISTP521,
+    kex::DH_G16_SHA512,
+    kex::DH_G14_SHA256,
+    kex::EXTENSION_SUPPORT_AS_SERVER,
+    kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+];
+
+const CIPHERS: &[cipher::Name] = &[
+    cipher::AES_128_GCM,
+    cipher::CHACHA20_POLY1305,
+    cipher::AES_256_GCM,
+    cipher::AES_128_CTR,
+    cipher::AES_192_CTR,
+    cipher::AES_256_CTR,
+];
+
+const MACS: &[mac::Name] = &[mac::HMAC_SHA256_ETM, mac::HMAC_SHA512_ETM, mac::HMAC_SHA256, mac::HMAC_SHA512];
+
+/// Host key and user key signature algorithms: no SHA-1 `ssh-rsa`.
+const KEY_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::Ed25519,
+    Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
+    Algorithm::Ecdsa { curve: EcdsaCurve::NistP384 },
+    Algorithm::Ecdsa { curve: EcdsaCurve::NistP521 },
+    Algorithm::Rsa { hash: Some(HashAlg::Sha512) },
+    Algorithm::Rsa { hash: Some(HashAlg::Sha256) },
+];
+
+fn auth_methods() -> MethodSet {
+    let mut methods = MethodSet::empty();
+    methods.push(MethodKind::PublicKey);
+    methods.push(MethodKind::Password);
+    methods
+}
+
+/// Shared by every connection of the server.
+pub struct SshServer {
+    core: Core,
+    config: Arc<russh::server::Config>,
+    settings: SshSettings,
+}
+
+impl SshServer {
+    pub fn new(core: Core, host_keys: Vec<PrivateKey>, settings: SshSettings) -> Self {
+        let config = russh::server::Config {
+            server_id: russh::SshId::Standard(Cow::Owned(settings.server_id.clone())),
+            methods: auth_methods(),
+            // Failed attempts are slowed by the password hash itself; the client's first
+            // "none" probe must not cost a second.
+            auth_rejection_time: Duration::from_millis(100),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keys: host_keys,
+            limits: russh::Limits::new(settings.rekey_bytes, settings.rekey_bytes, Duration::from_secs(3600)),
+            window_size: 16 * 1024 * 1024,
+            maximum_packet_size: 65536,
+            channel_buffer_size: 1024,
+            event_buffer_size: 256,
+            preferred: Preferred {
+                kex: Cow::Borrowed(KEX),
+                key: Cow::Borrowed(KEY_ALGORITHMS),
+                cipher: Cow::Borrowed(CIPHERS),
+                mac: Cow::Borrowed(MACS),
+                ..Preferred::DEFAULT
+            },
+            max_auth_attempts: settings.max_auth_tries.map(|n| n as usize).unwrap_or(usize::MAX),
+            // Idle handling is ours (seconds granularity, activity = SFTP requests).
+            inactivity_timeout: None,
+            keepalive_interval: None,
+            nodelay: true,
+            ..Default::default()
+        };
+        Self { core, config: Arc::new(config), settings }
+    }
+
+    /// Accepts connections until `shutdown` fires. Connection tasks are tracked by `tracker`.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken, tracker: TaskTracker) {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.cancelled() => break,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let server = self.clone();
+                    tracker.spawn(async move { server.handle_connection(stream, peer).await });
+                }
+                Err(e) => {
+                    tracing::warn!(sender = "sftpd", error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn handle_connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(sender = "sftpd", error = %e, "set_nodelay failed");
+        }
+        tracing::debug!(sender = "sftpd", remote_addr = %peer, "connection accepted");
+        let (conn_tx, conn_rx) = oneshot::channel();
+        let handler = SshHandler {
+            server: self.clone(),
+            peer,
+            guard: None,
+            conn_tx: Some(conn_tx),
+            channels: HashMap::new(),
+        };
+        let login_timeout = self.settings.login_timeout;
+        let session = tokio::time::timeout(login_timeout, russh::server::run_stream(self.config.clone(), stream, handler)).await;
+        let mut session = match session {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(sender = "sftpd", remote_addr = %peer, error = %e, "SSH handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(sender = "sftpd", remote_addr = %peer, "no SSH identification within the login timeout");
+                return;
+            }
+        };
+        let handle = session.handle();
+        // Until login: the session, bounded by the login timeout.
+        let conn = tokio::select! {
+            res = &mut session => {
+                log_session_end(peer, res);
+                return;
+            }
+            conn = conn_rx => match conn {
+                Ok(c) => c,
+                Err(_) => { let _ = (&mut session).await; return; }
+            },
+            _ = tokio::time::sleep(login_timeout) => {
+                tracing::warn!(sender = "sftpd", remote_addr = %peer, timeout_secs = login_timeout.as_secs(), "login timeout, closing connection");
+                let _ = handle.disconnect(russh::Disconnect::ByApplication, "login timeout".into(), "en".into()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut session).await;
+                return;
+            }
+        };
+        // Logged in: the session, until it ends, is killed, or idles out.
+        loop {
+            let idle_deadline = self.settings.idle_timeout.map(|t| {
+                let last = conn.last_activity();
+                let elapsed = Duration::from_millis((sftpgo_core::now_ms() - last).max(0) as u64);
+                tokio::time::Instant::now() + t.saturating_sub(elapsed)
+            });
+            tokio::select! {
+                res = &mut session => {
+                    log_session_end(peer, res);
+                    return;
+                }
+                _ = conn.closed().cancelled() => break,
+                _ = sleep_until_opt(idle_deadline) => {
+                    let idle = self.settings.idle_timeout.unwrap_or_default();
+                    if sftpgo_core::now_ms() - conn.last_activity() >= idle.as_millis() as i64 {
+                        tracing::info!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), idle_secs = idle.as_secs(), "idle timeout, closing connection");
+                        conn.close();
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = handle.disconnect(russh::Disconnect::ByApplication, "connection closed by the server".into(), "en".into()).await;
+        if tokio::time::timeout(Duration::from_secs(5), &mut session).await.is_err() {
+            tracing::debug!(sender = "sftpd", connection_id = %conn.id, "session did not end after disconnect");
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn log_session_end(peer: SocketAddr, res: Result<(), russh::Error>) {
+    match res {
+        Ok(()) => tracing::debug!(sender = "sftpd", remote_addr = %peer, "SSH session ended"),
+        Err(e) => tracing::debug!(sender = "sftpd", remote_addr = %peer, error = %e, "SSH session ended with an error"),
+    }
+}
+
+/// Per-connection russh handler.
+struct SshHandler {
+    server: Arc<SshServer>,
+    peer: SocketAddr,
+    /// Holds the registration of the logged-in connection; dropped with the handler.
+    guard: Option<ConnectionGuard>,
+    conn_tx: Option<oneshot::Sender<Arc<Connection>>>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+}
+
+impl SshHandler {
+    fn reject() -> Auth {
+        Auth::Reject { proceed_with_methods: Some(auth_methods()), partial_success: false }
+    }
+
+    fn logged_in(&mut self, guard: ConnectionGuard) -> Auth {
+        if let Some(tx) = self.conn_tx.take() {
+            let _ = tx.send(guard.connection().clone());
+        }
+        self.guard = Some(guard);
+        Auth::Accept
+    }
+
+    fn connection(&self) -> Option<&Arc<Connection>> {
+        self.guard.as_ref().map(|g| g.connection())
+    }
+}
+
+/// SHA-1 `ssh-rsa` signatures are refused: only rsa-sha2-256/512 for RSA keys.
+fn acceptable_user_key_algorithm(algorithm: &Algorithm) -> bool {
+    !matches!(algorithm, Algorithm::Rsa { hash: None })
+}
+
+impl russh::server::Handler for SshHandler {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Self::reject())
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        match self.server.core.login_password(user, password, self.peer, Protocol::Ssh).await {
+            Ok(guard) => Ok(self.logged_in(guard)),
+            Err(_) => Ok(Self::reject()),
+        }
+    }
+
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        if acceptable_user_key_algorithm(offer.algorithm) && self.server.core.accepts_public_key(user, offer.public_key).await {
+            Ok(Auth::Accept)
+        } else {
+            Ok(Self::reject())
+        }
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        if !acceptable_user_key_algorithm(key.algorithm) {
+            tracing::warn!(sender = "auth", username = user, remote_addr = %self.peer, method = "publickey", reason = "ssh-rsa (SHA-1) signatures are not accepted", "login failed");
+            return Ok(Self::reject());
+        }
+        let public: &PublicKey = key.public_key;
+        match self.server.core.login_public_key(user, public, self.peer, Protocol::Ssh).await {
+            Ok(guard) => Ok(self.logged_in(guard)),
+            Err(_) => Ok(Self::reject()),
+        }
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        let version = String::from_utf8_lossy(session.remote_sshid()).into_owned();
+        if let Some(conn) = self.connection() {
+            conn.set_client_version(version);
+        }
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+
+    async fn subsystem_request(&mut self, channel_id: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+        let (Some(conn), true) = (self.connection().cloned(), name == "sftp") else {
+            tracing::info!(sender = "sftpd", remote_addr = %self.peer, subsystem = name, "subsystem refused");
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        let Some(channel) = self.channels.remove(&channel_id) else {
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        session.channel_success(channel_id)?;
+        conn.set_protocol(Protocol::Sftp);
+        tokio::spawn(run_sftp(conn, channel, self.server.settings.sftp));
+        Ok(())
+    }
+
+    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        tracing::info!(sender = "sftpd", remote_addr = %self.peer, command = %String::from_utf8_lossy(data), "exec request refused");
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        tracing::info!(sender = "sftpd", remote_addr = %self.peer, "shell request refused");
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn env_request(&mut self, channel: ChannelId, _name: &str, _value: &str, session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn agent_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<bool, Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(false)
+    }
+}
+
+/// Channel data in, as the SFTP session wants it.
+struct ChannelSource(russh::ChannelReadHalf);
+
+impl ChunkSource for ChannelSource {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            match self.0.wait().await? {
+                ChannelMsg::Data { data } => return Some(data),
+                ChannelMsg::Eof | ChannelMsg::Close => return None,
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// Runs one SFTP session: the session reads, a separate task writes replies.
+async fn run_sftp(conn: Arc<Connection>, channel: Channel<Msg>, limits: Limits) {
+    let (read_half, write_half) = channel.split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    let writer = tokio::spawn(async move {
+        let mut pending: Option<Bytes> = None;
+        loop {
+            let first = match pending.take() {
+                Some(b) => b,
+                None => match rx.recv().await {
+                    Some(b) => b,
+                    None => break,
+                },
+            };
+            let (reply, rest) = coalesce(first, &mut rx);
+            pending = rest;
+            if write_half.data_bytes(reply).await.is_err() {
+                break;
+            }
+        }
+        let _ = write_half.exit_status(0).await;
+        let _ = write_half.eof().await;
+        let _ = write_half.close().await;
+    });
+    tracing::debug!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), "SFTP session started");
+    let _ = sftpgo_sftp::serve(conn.clone(), ChannelSource(read_half), tx, limits).await;
+    let _ = writer.await;
+    tracing::debug!(sender = "sftpd", connection_id = %conn.id, "SFTP session ended");
+}
+
+/// Small replies waiting together go out in one channel message (fewer SSH packets for
+/// metadata-heavy work); large ones are passed on without a copy. Returns the message to
+/// send and a large reply taken from the queue that must go out next.
+fn coalesce(first: Bytes, rx: &mut mpsc::Receiver<Bytes>) -> (Bytes, Option<Bytes>) {
+    const SMALL: usize = 4096;
+    const MAX: usize = 32 * 1024;
+    if first.len() >= SMALL || rx.is_empty() {
+        return (first, None);
+    }
+    let mut acc = BytesMut::with_capacity(MAX);
+    acc.extend_from_slice(&first);
+    while acc.len() < MAX {
+        match rx.try_recv() {
+            Ok(next) if next.len() < SMALL => acc.extend_from_slice(&next),
+            Ok(next) => return (acc.freeze(), Some(next)),
+            Err(_) => break,
+        }
+    }
+    (acc.freeze(), None)
+}

@@ -1,0 +1,166 @@
+//! Tests of the real `sftpgo` binary: CLI, config errors, default host keys, logs, an
+//! SFTPGo 0.9 SQLite database used as is, and signal handling.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn sftpgo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sftpgo"))
+}
+
+#[test]
+fn version_flag_prints_semver_commit_and_date() {
+    for flag in ["-v", "--version"] {
+        let out = sftpgo().arg(flag).output().unwrap();
+        assert!(out.status.success());
+        let s = String::from_utf8_lossy(&out.stdout);
+        assert!(s.starts_with("SFTPGo version: 0."), "{s}");
+        assert_eq!(s.trim().matches('-').count() >= 2, true, "{s}");
+    }
+}
+
+#[test]
+fn invalid_config_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sftpgo.yaml"), "sftpd:\n  upload_mode: 7\n").unwrap();
+    let out = sftpgo().args(["serve", "-c"]).arg(dir.path()).args(["-l", "-"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sftpgo.yaml") && err.contains("upload_mode"), "{err}");
+
+    std::fs::write(dir.path().join("sftpgo.yaml"), "sftpd: [unclosed\n").unwrap();
+    let out = sftpgo().args(["serve", "-c"]).arg(dir.path()).args(["-l", "-"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sftpgo.yaml"));
+}
+
+#[test]
+fn port_in_use_exits_non_zero() {
+    let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blocker.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = sftpgo()
+        .args(["serve", "-c"])
+        .arg(dir.path())
+        .args(["-l", "-"])
+        .env("SFTPGO_SFTPD__BIND_PORT", port.to_string())
+        .env("SFTPGO_SFTPD__BIND_ADDRESS", "127.0.0.1")
+        .env("SFTPGO_HTTPD__BIND_PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&port.to_string()));
+}
+
+/// Waits for the JSON log line announcing the listening address.
+fn wait_for_port(log: &Path, child: &mut Child) -> u16 {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(text) = std::fs::read_to_string(log) {
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).expect("log lines are JSON");
+                if v["message"] == "SFTP server listening" {
+                    let addr: std::net::SocketAddr = v["address"].as_str().unwrap().parse().unwrap();
+                    return addr.port();
+                }
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("server exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server did not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_an_sftpgo_09_database_and_logs_logins() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home09");
+    // The 0.9 schema and a user inserted by plain SQL.
+    let db = dir.path().join("sftpgo.db");
+    {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&db).create_if_missing(true).connect().await.unwrap();
+        sqlx::query(
+            "CREATE TABLE \"users\" (\"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT, \"username\" varchar(255) NOT NULL UNIQUE, \
+             \"password\" varchar(255) NULL, \"public_keys\" text NULL, \"home_dir\" varchar(255) NOT NULL, \"uid\" integer NOT NULL, \
+             \"gid\" integer NOT NULL, \"max_sessions\" integer NOT NULL, \"quota_size\" bigint NOT NULL, \"quota_files\" integer NOT NULL, \
+             \"permissions\" text NOT NULL, \"used_quota_size\" bigint NOT NULL, \"used_quota_files\" integer NOT NULL, \
+             \"last_quota_update\" bigint NOT NULL, \"upload_bandwidth\" integer NOT NULL, \"download_bandwidth\" integer NOT NULL)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO users (username, password, public_keys, home_dir, uid, gid, max_sessions, quota_size, quota_files, \
+             permissions, used_quota_size, used_quota_files, last_quota_update, upload_bandwidth, download_bandwidth) \
+             VALUES ('legacy', '$pbkdf2-sha256$1000$salt$9jHU2CnXymQrXxM/wS2PnCJlrJbbZdll1YaUUGLQARE=', NULL, ?, 0, 0, 0, 0, 0, '[\"*\"]', 0, 0, 0, 0, 0)",
+        )
+        .bind(home.display().to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let log = dir.path().join("sftpgo.log");
+    let mut child = sftpgo()
+        .args(["serve", "-c"])
+        .arg(dir.path())
+        .arg("-l")
+        .arg(&log)
+        .env("SFTPGO_SFTPD__BIND_PORT", "0")
+        .env("SFTPGO_SFTPD__BIND_ADDRESS", "127.0.0.1")
+        .env("SFTPGO_HTTPD__BIND_PORT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let port = wait_for_port(&log, &mut child);
+    // Default host keys were generated, private, in the config dir.
+    for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+        let meta = std::fs::metadata(dir.path().join(name)).unwrap_or_else(|_| panic!("{name} generated"));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name} mode");
+    }
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("f"), b"legacy data").unwrap();
+    let out = sftp_batch(addr, "legacy", Login::Password("pbkdf2-secret"), "put f f\n", work.path()).await;
+    assert_success(&out, "login to a 0.9 database user");
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"legacy data");
+    let bad = sftp_batch(addr, "legacy", Login::Password("nope"), "pwd\n", work.path()).await;
+    assert!(!bad.status.success());
+    // Graceful stop on SIGTERM.
+    send_signal(child.id(), libc::SIGTERM);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    // The log is JSON lines with the required fields; the failed login names the client IP.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for l in &lines {
+        assert!(l["level"].is_string() && l["time"].is_string() && l["sender"].is_string(), "{l}");
+    }
+    let failed = lines.iter().find(|l| l["message"] == "login failed").expect("failed login logged");
+    assert_eq!(failed["username"], "legacy");
+    assert!(failed["remote_addr"].as_str().unwrap().starts_with("127.0.0.1:"), "{failed}");
+    assert_eq!(failed["method"], "password");
+    assert!(lines.iter().any(|l| l["message"] == "login succeeded" && l["username"] == "legacy"));
+    assert!(lines.iter().any(|l| l["sender"] == "Upload" && l["username"] == "legacy"));
+}
+
+fn send_signal(pid: u32, sig: i32) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    assert!(status.success());
+}

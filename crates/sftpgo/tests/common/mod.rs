@@ -1,0 +1,167 @@
+//! Test harness: a server started in-process on port 0 with a temp config dir and SQLite
+//! database, users added through the provider, and the real OpenSSH client.
+#![allow(dead_code)]
+
+pub mod client;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use sftpgo::service::{Running, Tuning};
+use sftpgo_config::Config;
+use sftpgo_provider::{Permission, User};
+use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
+
+pub struct TestServer {
+    pub dir: TempDir,
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}, Tuning::default()).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut Config), tuning: Tuning) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host_key = dir.path().join("host_ed25519");
+        keygen_at(&host_key, "ed25519");
+        let mut config = Config::default();
+        config.sftpd.bind_port = 0;
+        config.sftpd.bind_address = "127.0.0.1".into();
+        config.sftpd.keys = vec![sftpgo_config::HostKeyConfig { private_key: host_key.display().to_string() }];
+        config.data_provider.name = "sftpgo.db".into();
+        configure(&mut config);
+        let running = sftpgo::service::start(&config, dir.path(), tuning).await.expect("server starts");
+        let addr = running.ssh_addr;
+        Self { dir, running: Some(running), addr }
+    }
+
+    pub fn core(&self) -> &sftpgo_core::Core {
+        &self.running.as_ref().expect("running").core
+    }
+
+    /// A home dir path under the temp dir (not created: the server creates it at login).
+    pub fn home(&self, name: &str) -> PathBuf {
+        self.dir.path().join("homes").join(name)
+    }
+
+    pub async fn add_user(&self, name: &str, password: Option<&str>, keys: &[&TestKey], perms: &[Permission]) -> User {
+        let user = User {
+            username: name.into(),
+            password: password.map(str::to_string),
+            public_keys: keys.iter().map(|k| k.public.clone()).collect(),
+            home_dir: self.home(name).display().to_string(),
+            permissions: perms.to_vec(),
+            ..Default::default()
+        };
+        self.core().provider().add_user(user).await.expect("add user")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+/// A client key pair made by ssh-keygen.
+pub struct TestKey {
+    pub path: PathBuf,
+    pub public: String,
+}
+
+impl TestKey {
+    pub fn private(&self) -> russh::keys::PrivateKey {
+        russh::keys::load_secret_key(&self.path, None).expect("load key")
+    }
+}
+
+pub fn keygen_at(path: &Path, kind: &str) -> TestKey {
+    let mut cmd = std::process::Command::new("ssh-keygen");
+    cmd.args(["-q", "-N", "", "-t", kind, "-f"]).arg(path);
+    if kind == "rsa" {
+        cmd.args(["-b", "3072"]);
+    }
+    let status = cmd.status().expect("ssh-keygen runs");
+    assert!(status.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
+    TestKey { path: path.to_path_buf(), public: public.trim().to_string() }
+}
+
+pub fn keygen(dir: &Path, kind: &str) -> TestKey {
+    keygen_at(&dir.join(format!("client_{kind}")), kind)
+}
+
+pub enum Login<'a> {
+    Key(&'a TestKey),
+    Password(&'a str),
+}
+
+/// Runs OpenSSH `sftp` in batch mode against the server; the batch comes on stdin.
+pub async fn sftp_batch(addr: SocketAddr, user: &str, login: Login<'_>, batch: &str, cwd: &Path) -> Output {
+    let mut cmd = tokio::process::Command::new("sftp");
+    cmd.current_dir(cwd)
+        .args(["-b", "-", "-P", &addr.port().to_string()])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-o", "ConnectTimeout=20"]);
+    let _askpass;
+    match login {
+        Login::Key(k) => {
+            cmd.args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no", "-i"]).arg(&k.path);
+        }
+        Login::Password(p) => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let script = dir.path().join("askpass.sh");
+            std::fs::write(&script, format!("#!/bin/sh\nprintf '%s\\n' '{}'\n", p.replace('\'', "'\\''"))).expect("askpass");
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+            cmd.env("SSH_ASKPASS", &script)
+                .env("SSH_ASKPASS_REQUIRE", "force")
+                .env("DISPLAY", ":0")
+                .args(["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1"]);
+            _askpass = dir;
+        }
+    }
+    cmd.arg(format!("{user}@{}", addr.ip()));
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().expect("sftp runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(batch.as_bytes()).await.expect("write batch");
+    drop(stdin);
+    tokio::time::timeout(std::time::Duration::from_secs(300), child.wait_with_output())
+        .await
+        .expect("sftp finished in time")
+        .expect("sftp output")
+}
+
+pub fn all_perms() -> Vec<Permission> {
+    vec![Permission::Any]
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
