@@ -1,0 +1,659 @@
+//! SFTP v3 wire format (draft-ietf-secsh-filexfer-02) plus the OpenSSH extensions we serve.
+//!
+//! Pure and allocation-aware: decoding slices paths, handles and data out of the received
+//! packet (`Bytes`, no copies); encoding appends whole packets to a caller's `BytesMut`.
+//! Strings are bytes and are never decoded as UTF-8. Nothing here panics on any input.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+pub const SSH_FXP_INIT: u8 = 1;
+pub const SSH_FXP_VERSION: u8 = 2;
+pub const SSH_FXP_OPEN: u8 = 3;
+pub const SSH_FXP_CLOSE: u8 = 4;
+pub const SSH_FXP_READ: u8 = 5;
+pub const SSH_FXP_WRITE: u8 = 6;
+pub const SSH_FXP_LSTAT: u8 = 7;
+pub const SSH_FXP_FSTAT: u8 = 8;
+pub const SSH_FXP_SETSTAT: u8 = 9;
+pub const SSH_FXP_FSETSTAT: u8 = 10;
+pub const SSH_FXP_OPENDIR: u8 = 11;
+pub const SSH_FXP_READDIR: u8 = 12;
+pub const SSH_FXP_REMOVE: u8 = 13;
+pub const SSH_FXP_MKDIR: u8 = 14;
+pub const SSH_FXP_RMDIR: u8 = 15;
+pub const SSH_FXP_REALPATH: u8 = 16;
+pub const SSH_FXP_STAT: u8 = 17;
+pub const SSH_FXP_RENAME: u8 = 18;
+pub const SSH_FXP_READLINK: u8 = 19;
+pub const SSH_FXP_SYMLINK: u8 = 20;
+pub const SSH_FXP_STATUS: u8 = 101;
+pub const SSH_FXP_HANDLE: u8 = 102;
+pub const SSH_FXP_DATA: u8 = 103;
+pub const SSH_FXP_NAME: u8 = 104;
+pub const SSH_FXP_ATTRS: u8 = 105;
+pub const SSH_FXP_EXTENDED: u8 = 200;
+pub const SSH_FXP_EXTENDED_REPLY: u8 = 201;
+
+pub const SSH_FX_OK: u32 = 0;
+pub const SSH_FX_EOF: u32 = 1;
+pub const SSH_FX_NO_SUCH_FILE: u32 = 2;
+pub const SSH_FX_PERMISSION_DENIED: u32 = 3;
+pub const SSH_FX_FAILURE: u32 = 4;
+pub const SSH_FX_BAD_MESSAGE: u32 = 5;
+pub const SSH_FX_NO_CONNECTION: u32 = 6;
+pub const SSH_FX_CONNECTION_LOST: u32 = 7;
+pub const SSH_FX_OP_UNSUPPORTED: u32 = 8;
+
+pub const SSH_FXF_READ: u32 = 0x01;
+pub const SSH_FXF_WRITE: u32 = 0x02;
+pub const SSH_FXF_APPEND: u32 = 0x04;
+pub const SSH_FXF_CREAT: u32 = 0x08;
+pub const SSH_FXF_TRUNC: u32 = 0x10;
+pub const SSH_FXF_EXCL: u32 = 0x20;
+
+pub const ATTR_SIZE: u32 = 0x01;
+pub const ATTR_UIDGID: u32 = 0x02;
+pub const ATTR_PERMISSIONS: u32 = 0x04;
+pub const ATTR_ACMODTIME: u32 = 0x08;
+pub const ATTR_EXTENDED: u32 = 0x8000_0000;
+
+/// Bytes before the payload of a DATA reply: length, type, id, data length.
+pub const DATA_HEADER_LEN: usize = 13;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("truncated packet")]
+    Truncated,
+    #[error("empty packet")]
+    Empty,
+    #[error("unknown packet type {ty}")]
+    UnknownType { ty: u8, id: Option<u32> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("packet of {len} bytes exceeds the limit of {max}")]
+    TooLong { len: usize, max: usize },
+    #[error("zero-length packet")]
+    Empty,
+}
+
+/// File attributes; extended attributes are parsed and skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileAttrs {
+    pub size: Option<u64>,
+    pub uid_gid: Option<(u32, u32)>,
+    pub permissions: Option<u32>,
+    /// (atime, mtime), seconds since the epoch.
+    pub times: Option<(u32, u32)>,
+}
+
+/// Splits the channel byte stream into SFTP packets.
+pub struct PacketReader {
+    buf: BytesMut,
+    max: usize,
+}
+
+impl PacketReader {
+    /// `max` is the largest packet body accepted.
+    pub fn new(max: usize) -> Self {
+        Self { buf: BytesMut::with_capacity(64 * 1024), max }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete packet body (type byte + payload), if one has arrived.
+    pub fn next_packet(&mut self) -> Result<Option<Bytes>, FrameError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len == 0 {
+            return Err(FrameError::Empty);
+        }
+        if len > self.max {
+            return Err(FrameError::TooLong { len, max: self.max });
+        }
+        if self.buf.len() < 4 + len {
+            self.buf.reserve(4 + len - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(4);
+        Ok(Some(self.buf.split_to(len).freeze()))
+    }
+}
+
+/// The OpenSSH extensions we understand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extended {
+    PosixRename { old: Bytes, new: Bytes },
+    Statvfs { path: Bytes },
+    Fstatvfs { handle: Bytes },
+    Hardlink { old: Bytes, new: Bytes },
+    Fsync { handle: Bytes },
+    Limits,
+    ExpandPath { path: Bytes },
+    Unknown { name: Bytes },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Init { version: u32 },
+    Open { id: u32, path: Bytes, pflags: u32, attrs: FileAttrs },
+    Close { id: u32, handle: Bytes },
+    Read { id: u32, handle: Bytes, offset: u64, len: u32 },
+    Write { id: u32, handle: Bytes, offset: u64, data: Bytes },
+    Lstat { id: u32, path: Bytes },
+    Fstat { id: u32, handle: Bytes },
+    Setstat { id: u32, path: Bytes, attrs: FileAttrs },
+    Fsetstat { id: u32, handle: Bytes, attrs: FileAttrs },
+    Opendir { id: u32, path: Bytes },
+    Readdir { id: u32, handle: Bytes },
+    Remove { id: u32, path: Bytes },
+    Mkdir { id: u32, path: Bytes, attrs: FileAttrs },
+    Rmdir { id: u32, path: Bytes },
+    Realpath { id: u32, path: Bytes },
+    Stat { id: u32, path: Bytes },
+    Rename { id: u32, old: Bytes, new: Bytes },
+    Readlink { id: u32, path: Bytes },
+    /// OpenSSH sends (target, link): the first string is what the link points to.
+    Symlink { id: u32, target: Bytes, link: Bytes },
+    Extended { id: u32, ext: Extended },
+}
+
+impl Request {
+    pub fn id(&self) -> Option<u32> {
+        use Request::*;
+        match self {
+            Init { .. } => None,
+            Open { id, .. } | Close { id, .. } | Read { id, .. } | Write { id, .. } | Lstat { id, .. } | Fstat { id, .. } | Setstat { id, .. } | Fsetstat { id, .. } | Opendir { id, .. } | Readdir { id, .. } | Remove { id, .. } | Mkdir { id, .. } | Rmdir { id, .. } | Realpath { id, .. } | Stat { id, .. } | Rename { id, .. } | Readlink { id, .. } | Symlink { id, .. } | Extended { id, .. } => Some(*id),
+        }
+    }
+}
+
+/// Zero-copy reader over a packet.
+struct Cursor(Bytes);
+
+impl Cursor {
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        if self.0.remaining() < 1 {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(self.0.get_u8())
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        if self.0.remaining() < 4 {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(self.0.get_u32())
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        if self.0.remaining() < 8 {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(self.0.get_u64())
+    }
+    fn string(&mut self) -> Result<Bytes, DecodeError> {
+        let len = self.u32()? as usize;
+        if self.0.remaining() < len {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(self.0.split_to(len))
+    }
+    fn attrs(&mut self) -> Result<FileAttrs, DecodeError> {
+        let flags = self.u32()?;
+        let mut a = FileAttrs::default();
+        if flags & ATTR_SIZE != 0 {
+            a.size = Some(self.u64()?);
+        }
+        if flags & ATTR_UIDGID != 0 {
+            a.uid_gid = Some((self.u32()?, self.u32()?));
+        }
+        if flags & ATTR_PERMISSIONS != 0 {
+            a.permissions = Some(self.u32()?);
+        }
+        if flags & ATTR_ACMODTIME != 0 {
+            a.times = Some((self.u32()?, self.u32()?));
+        }
+        if flags & ATTR_EXTENDED != 0 {
+            let count = self.u32()?;
+            for _ in 0..count {
+                self.string()?;
+                self.string()?;
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// Decodes one request packet body (type byte + payload).
+pub fn decode_request(packet: Bytes) -> Result<Request, DecodeError> {
+    let mut c = Cursor(packet);
+    let ty = c.u8().map_err(|_| DecodeError::Empty)?;
+    if ty == SSH_FXP_INIT {
+        return Ok(Request::Init { version: c.u32()? });
+    }
+    let id = c.u32()?;
+    Ok(match ty {
+        SSH_FXP_OPEN => Request::Open { id, path: c.string()?, pflags: c.u32()?, attrs: c.attrs()? },
+        SSH_FXP_CLOSE => Request::Close { id, handle: c.string()? },
+        SSH_FXP_READ => Request::Read { id, handle: c.string()?, offset: c.u64()?, len: c.u32()? },
+        SSH_FXP_WRITE => Request::Write { id, handle: c.string()?, offset: c.u64()?, data: c.string()? },
+        SSH_FXP_LSTAT => Request::Lstat { id, path: c.string()? },
+        SSH_FXP_FSTAT => Request::Fstat { id, handle: c.string()? },
+        SSH_FXP_SETSTAT => Request::Setstat { id, path: c.string()?, attrs: c.attrs()? },
+        SSH_FXP_FSETSTAT => Request::Fsetstat { id, handle: c.string()?, attrs: c.attrs()? },
+        SSH_FXP_OPENDIR => Request::Opendir { id, path: c.string()? },
+        SSH_FXP_READDIR => Request::Readdir { id, handle: c.string()? },
+        SSH_FXP_REMOVE => Request::Remove { id, path: c.string()? },
+        SSH_FXP_MKDIR => Request::Mkdir { id, path: c.string()?, attrs: c.attrs()? },
+        SSH_FXP_RMDIR => Request::Rmdir { id, path: c.string()? },
+        // A client may append a control byte and compose paths (v6); v3 has only the path.
+        SSH_FXP_REALPATH => Request::Realpath { id, path: c.string()? },
+        SSH_FXP_STAT => Request::Stat { id, path: c.string()? },
+        SSH_FXP_RENAME => Request::Rename { id, old: c.string()?, new: c.string()? },
+        SSH_FXP_READLINK => Request::Readlink { id, path: c.string()? },
+        SSH_FXP_SYMLINK => Request::Symlink { id, target: c.string()?, link: c.string()? },
+        SSH_FXP_EXTENDED => {
+            let name = c.string()?;
+            let ext = match &name[..] {
+                b"posix-rename@openssh.com" => Extended::PosixRename { old: c.string()?, new: c.string()? },
+                b"statvfs@openssh.com" => Extended::Statvfs { path: c.string()? },
+                b"fstatvfs@openssh.com" => Extended::Fstatvfs { handle: c.string()? },
+                b"hardlink@openssh.com" => Extended::Hardlink { old: c.string()?, new: c.string()? },
+                b"fsync@openssh.com" => Extended::Fsync { handle: c.string()? },
+                b"limits@openssh.com" => Extended::Limits,
+                b"expand-path@openssh.com" => Extended::ExpandPath { path: c.string()? },
+                _ => Extended::Unknown { name },
+            };
+            Request::Extended { id, ext }
+        }
+        ty => return Err(DecodeError::UnknownType { ty, id: Some(id) }),
+    })
+}
+
+/// Writes a packet: reserves the length, lets `body` write type and payload, patches it.
+fn packet(buf: &mut BytesMut, ty: u8, body: impl FnOnce(&mut BytesMut)) {
+    let start = buf.len();
+    buf.put_u32(0);
+    buf.put_u8(ty);
+    body(buf);
+    let len = (buf.len() - start - 4) as u32;
+    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn put_string(buf: &mut BytesMut, s: &[u8]) {
+    buf.put_u32(s.len() as u32);
+    buf.put_slice(s);
+}
+
+pub fn put_attrs(buf: &mut BytesMut, a: &FileAttrs) {
+    let mut flags = 0;
+    if a.size.is_some() {
+        flags |= ATTR_SIZE;
+    }
+    if a.uid_gid.is_some() {
+        flags |= ATTR_UIDGID;
+    }
+    if a.permissions.is_some() {
+        flags |= ATTR_PERMISSIONS;
+    }
+    if a.times.is_some() {
+        flags |= ATTR_ACMODTIME;
+    }
+    buf.put_u32(flags);
+    if let Some(s) = a.size {
+        buf.put_u64(s);
+    }
+    if let Some((u, g)) = a.uid_gid {
+        buf.put_u32(u);
+        buf.put_u32(g);
+    }
+    if let Some(p) = a.permissions {
+        buf.put_u32(p);
+    }
+    if let Some((at, mt)) = a.times {
+        buf.put_u32(at);
+        buf.put_u32(mt);
+    }
+}
+
+pub fn encode_version(buf: &mut BytesMut, version: u32, extensions: &[(&[u8], &[u8])]) {
+    packet(buf, SSH_FXP_VERSION, |b| {
+        b.put_u32(version);
+        for (name, data) in extensions {
+            put_string(b, name);
+            put_string(b, data);
+        }
+    });
+}
+
+pub fn encode_status(buf: &mut BytesMut, id: u32, code: u32, msg: &str) {
+    packet(buf, SSH_FXP_STATUS, |b| {
+        b.put_u32(id);
+        b.put_u32(code);
+        put_string(b, msg.as_bytes());
+        put_string(b, b"en");
+    });
+}
+
+pub fn encode_handle(buf: &mut BytesMut, id: u32, handle: &[u8]) {
+    packet(buf, SSH_FXP_HANDLE, |b| {
+        b.put_u32(id);
+        put_string(b, handle);
+    });
+}
+
+pub fn encode_attrs(buf: &mut BytesMut, id: u32, attrs: &FileAttrs) {
+    packet(buf, SSH_FXP_ATTRS, |b| {
+        b.put_u32(id);
+        put_attrs(b, attrs);
+    });
+}
+
+pub fn encode_extended_reply(buf: &mut BytesMut, id: u32, payload: &[u8]) {
+    packet(buf, SSH_FXP_EXTENDED_REPLY, |b| {
+        b.put_u32(id);
+        b.put_slice(payload);
+    });
+}
+
+/// `statvfs@openssh.com` reply fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatVfsReply {
+    pub bsize: u64,
+    pub frsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub favail: u64,
+    pub fsid: u64,
+    pub flag: u64,
+    pub namemax: u64,
+}
+
+pub fn encode_statvfs_reply(buf: &mut BytesMut, id: u32, s: &StatVfsReply) {
+    packet(buf, SSH_FXP_EXTENDED_REPLY, |b| {
+        b.put_u32(id);
+        for v in [s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.fsid, s.flag, s.namemax] {
+            b.put_u64(v);
+        }
+    });
+}
+
+pub fn encode_limits_reply(buf: &mut BytesMut, id: u32, max_packet: u64, max_read: u64, max_write: u64, max_handles: u64) {
+    packet(buf, SSH_FXP_EXTENDED_REPLY, |b| {
+        b.put_u32(id);
+        for v in [max_packet, max_read, max_write, max_handles] {
+            b.put_u64(v);
+        }
+    });
+}
+
+/// Starts a DATA reply in an empty `buf`: the caller appends the file data right after
+/// (e.g. with `pread` into the spare capacity) and then calls [`finish_data`].
+pub fn begin_data(buf: &mut BytesMut, id: u32) {
+    debug_assert!(buf.is_empty());
+    buf.put_u32(0);
+    buf.put_u8(SSH_FXP_DATA);
+    buf.put_u32(id);
+    buf.put_u32(0);
+}
+
+/// Patches the lengths of a DATA reply started with [`begin_data`].
+pub fn finish_data(buf: &mut BytesMut) {
+    let total = (buf.len() - 4) as u32;
+    let data = (buf.len() - DATA_HEADER_LEN) as u32;
+    buf[0..4].copy_from_slice(&total.to_be_bytes());
+    buf[9..13].copy_from_slice(&data.to_be_bytes());
+}
+
+/// Builds a NAME reply entry by entry, patching the count at the end.
+pub struct NameWriter<'a> {
+    buf: &'a mut BytesMut,
+    start: usize,
+    count: u32,
+}
+
+impl<'a> NameWriter<'a> {
+    pub fn new(buf: &'a mut BytesMut, id: u32) -> Self {
+        let start = buf.len();
+        buf.put_u32(0);
+        buf.put_u8(SSH_FXP_NAME);
+        buf.put_u32(id);
+        buf.put_u32(0);
+        Self { buf, start, count: 0 }
+    }
+
+    pub fn push(&mut self, filename: &[u8], longname: &[u8], attrs: &FileAttrs) {
+        put_string(self.buf, filename);
+        put_string(self.buf, longname);
+        put_attrs(self.buf, attrs);
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn finish(self) {
+        let len = (self.buf.len() - self.start - 4) as u32;
+        self.buf[self.start..self.start + 4].copy_from_slice(&len.to_be_bytes());
+        self.buf[self.start + 9..self.start + 13].copy_from_slice(&self.count.to_be_bytes());
+    }
+}
+
+/// What an `ls -l` line shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LongnameInfo {
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: i64,
+}
+
+/// Appends an `ls -l` style line, as OpenSSH's `ls_file` (numeric ids, UTC times).
+pub fn write_longname(out: &mut Vec<u8>, name: &[u8], st: &LongnameInfo) {
+    use std::io::Write;
+    let m = st.mode;
+    let kind = match m & 0o170000 {
+        0o040000 => 'd',
+        0o120000 => 'l',
+        0o020000 => 'c',
+        0o060000 => 'b',
+        0o010000 => 'p',
+        0o140000 => 's',
+        _ => '-',
+    };
+    let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
+    let special = |exec: u32, flag: u32, set: char, unset: char| match (m & exec != 0, m & flag != 0) {
+        (true, true) => set,
+        (false, true) => unset,
+        (true, false) => 'x',
+        (false, false) => '-',
+    };
+    let perms: String = [
+        kind,
+        bit(0o400, 'r'),
+        bit(0o200, 'w'),
+        special(0o100, 0o4000, 's', 'S'),
+        bit(0o040, 'r'),
+        bit(0o020, 'w'),
+        special(0o010, 0o2000, 's', 'S'),
+        bit(0o004, 'r'),
+        bit(0o002, 'w'),
+        special(0o001, 0o1000, 't', 'T'),
+    ]
+    .iter()
+    .collect();
+    let now = chrono::Utc::now().timestamp();
+    let when = chrono::DateTime::from_timestamp(st.mtime, 0).unwrap_or_default();
+    let recent = (now - st.mtime).abs() < 182 * 24 * 3600;
+    let date = if recent { when.format("%b %e %H:%M") } else { when.format("%b %e  %Y") };
+    let _ = write!(out, "{perms} {:>4} {:<8} {:<8} {:>8} {date} ", st.nlink, st.uid, st.gid, st.size);
+    out.extend_from_slice(name);
+}
+
+// ---- client side: used by the tests' SFTP client ----
+
+/// Replies, as a client decodes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Version { version: u32, extensions: Vec<(Bytes, Bytes)> },
+    Status { id: u32, code: u32, msg: Bytes },
+    Handle { id: u32, handle: Bytes },
+    Data { id: u32, data: Bytes },
+    Name { id: u32, entries: Vec<(Bytes, Bytes, FileAttrs)> },
+    Attrs { id: u32, attrs: FileAttrs },
+    ExtendedReply { id: u32, data: Bytes },
+}
+
+pub fn decode_response(packet: Bytes) -> Result<Response, DecodeError> {
+    let mut c = Cursor(packet);
+    let ty = c.u8().map_err(|_| DecodeError::Empty)?;
+    if ty == SSH_FXP_VERSION {
+        let version = c.u32()?;
+        let mut extensions = Vec::new();
+        while c.0.has_remaining() {
+            extensions.push((c.string()?, c.string()?));
+        }
+        return Ok(Response::Version { version, extensions });
+    }
+    let id = c.u32()?;
+    Ok(match ty {
+        SSH_FXP_STATUS => {
+            let code = c.u32()?;
+            let msg = if c.0.has_remaining() { c.string()? } else { Bytes::new() };
+            Response::Status { id, code, msg }
+        }
+        SSH_FXP_HANDLE => Response::Handle { id, handle: c.string()? },
+        SSH_FXP_DATA => Response::Data { id, data: c.string()? },
+        SSH_FXP_NAME => {
+            let count = c.u32()?;
+            let mut entries = Vec::with_capacity(count.min(1024) as usize);
+            for _ in 0..count {
+                entries.push((c.string()?, c.string()?, c.attrs()?));
+            }
+            Response::Name { id, entries }
+        }
+        SSH_FXP_ATTRS => Response::Attrs { id, attrs: c.attrs()? },
+        SSH_FXP_EXTENDED_REPLY => Response::ExtendedReply { id, data: c.0.split_to(c.0.len()) },
+        ty => return Err(DecodeError::UnknownType { ty, id: Some(id) }),
+    })
+}
+
+/// Encodes a request packet (client side).
+pub fn encode_request(buf: &mut BytesMut, r: &Request) {
+    use Request::*;
+    let ty = match r {
+        Init { .. } => SSH_FXP_INIT,
+        Open { .. } => SSH_FXP_OPEN,
+        Close { .. } => SSH_FXP_CLOSE,
+        Read { .. } => SSH_FXP_READ,
+        Write { .. } => SSH_FXP_WRITE,
+        Lstat { .. } => SSH_FXP_LSTAT,
+        Fstat { .. } => SSH_FXP_FSTAT,
+        Setstat { .. } => SSH_FXP_SETSTAT,
+        Fsetstat { .. } => SSH_FXP_FSETSTAT,
+        Opendir { .. } => SSH_FXP_OPENDIR,
+        Readdir { .. } => SSH_FXP_READDIR,
+        Remove { .. } => SSH_FXP_REMOVE,
+        Mkdir { .. } => SSH_FXP_MKDIR,
+        Rmdir { .. } => SSH_FXP_RMDIR,
+        Realpath { .. } => SSH_FXP_REALPATH,
+        Stat { .. } => SSH_FXP_STAT,
+        Rename { .. } => SSH_FXP_RENAME,
+        Readlink { .. } => SSH_FXP_READLINK,
+        Symlink { .. } => SSH_FXP_SYMLINK,
+        Extended { .. } => SSH_FXP_EXTENDED,
+    };
+    packet(buf, ty, |b| {
+        if let Some(id) = r.id() {
+            b.put_u32(id);
+        }
+        match r {
+            Init { version } => b.put_u32(*version),
+            Open { path, pflags, attrs, .. } => {
+                put_string(b, path);
+                b.put_u32(*pflags);
+                put_attrs(b, attrs);
+            }
+            Close { handle, .. } | Fstat { handle, .. } | Readdir { handle, .. } => put_string(b, handle),
+            Read { handle, offset, len, .. } => {
+                put_string(b, handle);
+                b.put_u64(*offset);
+                b.put_u32(*len);
+            }
+            Write { handle, offset, data, .. } => {
+                put_string(b, handle);
+                b.put_u64(*offset);
+                put_string(b, data);
+            }
+            Lstat { path, .. } | Opendir { path, .. } | Remove { path, .. } | Rmdir { path, .. } | Realpath { path, .. } | Stat { path, .. } | Readlink { path, .. } => put_string(b, path),
+            Setstat { path, attrs, .. } | Mkdir { path, attrs, .. } => {
+                put_string(b, path);
+                put_attrs(b, attrs);
+            }
+            Fsetstat { handle, attrs, .. } => {
+                put_string(b, handle);
+                put_attrs(b, attrs);
+            }
+            Rename { old, new, .. } => {
+                put_string(b, old);
+                put_string(b, new);
+            }
+            Symlink { target, link, .. } => {
+                put_string(b, target);
+                put_string(b, link);
+            }
+            Extended { ext, .. } => match ext {
+                self::Extended::PosixRename { old, new } => {
+                    put_string(b, b"posix-rename@openssh.com");
+                    put_string(b, old);
+                    put_string(b, new);
+                }
+                self::Extended::Statvfs { path } => {
+                    put_string(b, b"statvfs@openssh.com");
+                    put_string(b, path);
+                }
+                self::Extended::Fstatvfs { handle } => {
+                    put_string(b, b"fstatvfs@openssh.com");
+                    put_string(b, handle);
+                }
+                self::Extended::Hardlink { old, new } => {
+                    put_string(b, b"hardlink@openssh.com");
+                    put_string(b, old);
+                    put_string(b, new);
+                }
+                self::Extended::Fsync { handle } => {
+                    put_string(b, b"fsync@openssh.com");
+                    put_string(b, handle);
+                }
+                self::Extended::Limits => put_string(b, b"limits@openssh.com"),
+                self::Extended::ExpandPath { path } => {
+                    put_string(b, b"expand-path@openssh.com");
+                    put_string(b, path);
+                }
+                self::Extended::Unknown { name } => put_string(b, name),
+            },
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;
