@@ -273,7 +273,7 @@ impl Registry {
     pub fn list(&self) -> Vec<ConnectionSnapshot> {
         let conns: Vec<Arc<Connection>> = self.lock().connections.values().cloned().collect();
         let mut out: Vec<ConnectionSnapshot> = conns.iter().map(|c| c.snapshot()).collect();
-        out.sort_by(|a, b| a.connection_time.cmp(&b.connection_time));
+        out.sort_by_key(|c| c.connection_time);
         out
     }
 

@@ -69,7 +69,7 @@ pub struct UploadFlags {
 pub(crate) fn owner_for(user: &User, settings: &Settings) -> Option<(u32, u32)> {
     let valid = |id: i64| (1..=65535).contains(&id);
     (settings.running_as_root && valid(user.uid) && valid(user.gid))
-        .then(|| (user.uid as u32, user.gid as u32))
+        .then_some((user.uid as u32, user.gid as u32))
 }
 
 /// A user's view of their home dir, with their permissions applied.
@@ -315,9 +315,9 @@ impl UserFs {
 /// Gives a newly created entry to the user's uid/gid; a failure is logged, not fatal
 /// (0.9 semantics: the upload itself succeeded).
 fn chown_created(root: &Root, path: &VirtualPath, owner: Option<(u32, u32)>) {
-    if let Some((uid, gid)) = owner {
-        if let Err(e) = root.chown(path, Some(uid), Some(gid)) {
-            tracing::warn!(sender = "fs", path = %path.display(), error = %e, "chown of a created entry failed");
-        }
+    if let Some((uid, gid)) = owner
+        && let Err(e) = root.chown(path, Some(uid), Some(gid))
+    {
+        tracing::warn!(sender = "fs", path = %path.display(), error = %e, "chown of a created entry failed");
     }
 }

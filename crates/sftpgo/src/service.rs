@@ -74,7 +74,7 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
                     .with_context(|| format!("cannot open the sqlite data provider {}", path.display()))?,
             )
         }
-        "memory" => Arc::new(sftpgo_provider::memory::MemoryBackend::default()),
+        "memory" => Arc::new(sftpgo_provider::memory::MemoryBackend::new()),
         other => bail!("data provider driver {other:?} is not available in this build (supported: sqlite, memory)"),
     };
     let track_quota = match dp.track_quota {
