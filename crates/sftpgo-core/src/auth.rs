@@ -44,6 +44,20 @@ pub enum AuthError {
     Provider(String),
 }
 
+/// A user with an argon2id hash, checked against when the username is unknown.
+async fn dummy_user() -> User {
+    static HASH: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
+    let hash = HASH
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(|| sftpgo_provider::password::hash_password("not a real password").ok())
+                .await
+                .ok()
+                .flatten()
+        })
+        .await;
+    User { password: hash.clone(), ..User::default() }
+}
+
 impl Core {
     /// Checks a password and, on success, opens the connection.
     pub async fn login_password(
@@ -55,7 +69,15 @@ impl Core {
     ) -> Result<ConnectionGuard, AuthError> {
         let method = AuthMethod::Password;
         let result = async {
-            let user = self.lookup(username).await?;
+            let user = match self.lookup(username).await {
+                Err(AuthError::UnknownUser) => {
+                    // Spend the same time as for a real user, so timing does not reveal
+                    // which usernames exist.
+                    let _ = self.provider().check_password(&dummy_user().await, password).await;
+                    return Err(AuthError::UnknownUser);
+                }
+                other => other?,
+            };
             if self.provider().check_password(&user, password).await {
                 Ok(user)
             } else {

@@ -351,3 +351,48 @@ pub(crate) fn new_connection_id() -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Settings;
+
+    fn register(registry: &Registry, user: &Arc<User>, home: &std::path::Path) -> Result<ConnectionGuard, AuthError> {
+        let state = Arc::new(ConnectionState::new(new_connection_id(), user.clone(), Protocol::Sftp));
+        let root = Arc::new(sftpgo_vfs::Root::open(home).unwrap());
+        let fs = UserFs::new(root, state.clone(), Settings::default());
+        registry.register(state, "127.0.0.1:1".parse().unwrap(), fs)
+    }
+
+    #[test]
+    fn concurrent_logins_admit_exactly_max_sessions() {
+        let home = tempfile::tempdir().unwrap();
+        let user = Arc::new(User { username: "u".into(), max_sessions: 3, ..Default::default() });
+        let registry = Registry::default();
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..32).map(|_| s.spawn(|| register(&registry, &user, home.path()))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let admitted: Vec<_> = results.into_iter().filter_map(Result::ok).collect();
+        assert_eq!(admitted.len(), 3);
+        assert_eq!(registry.sessions_of("u"), 3);
+        assert!(matches!(register(&registry, &user, home.path()), Err(AuthError::TooManySessions(3))));
+        drop(admitted);
+        assert_eq!(registry.sessions_of("u"), 0);
+        assert!(registry.is_empty());
+        assert!(register(&registry, &user, home.path()).is_ok());
+    }
+
+    #[test]
+    fn close_by_id_cancels_the_connection() {
+        let home = tempfile::tempdir().unwrap();
+        let user = Arc::new(User { username: "u".into(), ..Default::default() });
+        let registry = Registry::default();
+        let guard = register(&registry, &user, home.path()).unwrap();
+        assert_eq!(registry.list().len(), 1);
+        assert_eq!(registry.list()[0].protocol, "SFTP");
+        assert!(!registry.close("nope"));
+        assert!(registry.close(&guard.id));
+        assert!(guard.closed().is_cancelled());
+    }
+}

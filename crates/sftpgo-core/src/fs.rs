@@ -300,9 +300,11 @@ impl UserFs {
         };
         let file = self
             .blocking(move |r| {
-                let existed = flags.create && r.lstat(&p).is_ok();
+                // Only a file this open creates is chowned; the lookup is skipped when
+                // there is nothing to chown.
+                let existed = owner.is_none() || !flags.create || r.lstat(&p).is_ok();
                 let file = r.open_file(&p, &opts)?;
-                if flags.create && !existed {
+                if !existed {
                     chown_created(r, &p, owner);
                 }
                 Ok(file)

@@ -1,0 +1,95 @@
+//! Command line: the seed's `sftpgo serve` flags, each defaulting from an env variable.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "sftpgo", about = "Full featured SFTP server with virtual accounts", disable_version_flag = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version", global = false)]
+    pub version: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the SFTP server.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Directory holding the config file, host keys and the SQLite/bolt database.
+    #[arg(short = 'c', long = "config-dir", env = "SFTPGO_CONFIG_DIR", default_value = ".")]
+    pub config_dir: PathBuf,
+    /// Config file name without extension (.json, .yaml, .yml and .toml are tried).
+    #[arg(short = 'f', long = "config-file", env = "SFTPGO_CONFIG_FILE", default_value = "sftpgo")]
+    pub config_file: String,
+    #[command(flatten)]
+    pub log: LogOptions,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogOptions {
+    /// Log file; "-" or "" logs to stdout.
+    #[arg(short = 'l', long = "log-file-path", env = "SFTPGO_LOG_FILE_PATH", default_value = "sftpgo.log")]
+    pub file_path: String,
+    /// Maximum size in MB of the log file before it is rotated.
+    #[arg(short = 's', long = "log-max-size", env = "SFTPGO_LOG_MAX_SIZE", default_value_t = 10)]
+    pub max_size_mb: u64,
+    /// Maximum number of rotated log files to keep.
+    #[arg(short = 'b', long = "log-max-backups", env = "SFTPGO_LOG_MAX_BACKUPS", default_value_t = 5)]
+    pub max_backups: usize,
+    /// Maximum days to keep rotated log files.
+    #[arg(short = 'a', long = "log-max-age", env = "SFTPGO_LOG_MAX_AGE", default_value_t = 28)]
+    pub max_age_days: u64,
+    /// Gzip rotated log files.
+    #[arg(short = 'z', long = "log-compress", env = "SFTPGO_LOG_COMPRESS", default_value_t = false,
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub compress: bool,
+    /// Debug-level logging (false = info).
+    #[arg(short = 'v', long = "log-verbose", env = "SFTPGO_LOG_VERBOSE", default_value_t = true,
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub verbose: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let mut v = vec!["sftpgo", "serve"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).unwrap().command {
+            Some(Command::Serve(s)) => s,
+            None => panic!("no command"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_short_flags() {
+        let s = serve(&[]);
+        assert_eq!(s.config_dir, PathBuf::from("."));
+        assert_eq!(s.config_file, "sftpgo");
+        assert_eq!(s.log.file_path, "sftpgo.log");
+        assert_eq!((s.log.max_size_mb, s.log.max_backups, s.log.max_age_days), (10, 5, 28));
+        assert!(!s.log.compress && s.log.verbose);
+        let s = serve(&["-c", "/etc/sftpgo", "-f", "conf", "-l", "-", "-s", "1", "-b", "2", "-a", "3", "-z", "-v", "false"]);
+        assert_eq!(s.config_dir, PathBuf::from("/etc/sftpgo"));
+        assert_eq!(s.config_file, "conf");
+        assert_eq!(s.log.file_path, "-");
+        assert_eq!((s.log.max_size_mb, s.log.max_backups, s.log.max_age_days), (1, 2, 3));
+        assert!(s.log.compress && !s.log.verbose);
+        assert!(!serve(&["--log-verbose=false"]).log.verbose);
+        assert!(serve(&["-v"]).log.verbose);
+    }
+
+    #[test]
+    fn version_flag() {
+        assert!(Cli::try_parse_from(["sftpgo", "-v"]).unwrap().version);
+        assert!(Cli::try_parse_from(["sftpgo", "--version"]).unwrap().version);
+    }
+}
