@@ -1,0 +1,315 @@
+//! Configuration: SFTPGo 0.9's keys and defaults, read from `<dir>/<name>.json|yaml|yml|toml`
+//! (figment) and overridden by `SFTPGO_<SECTION>__<KEY>` environment variables, then
+//! validated. Every error names where the bad value came from (file or environment) and
+//! the key.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Json, Serialized, Toml, Yaml};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Config {
+    pub sftpd: SftpdConfig,
+    pub data_provider: DataProviderConfig,
+    pub httpd: HttpdConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SftpdConfig {
+    pub bind_port: u16,
+    /// "" = all interfaces.
+    pub bind_address: String,
+    /// Minutes; 0 disables.
+    pub idle_timeout: u64,
+    /// 0 = 6 tries; negative = unlimited.
+    pub max_auth_tries: i32,
+    /// Octal string.
+    pub umask: String,
+    pub banner: String,
+    /// 0 standard, 1 atomic.
+    pub upload_mode: u8,
+    pub actions: ActionsConfig,
+    pub keys: Vec<HostKeyConfig>,
+    /// Seconds a connection may take to authenticate.
+    pub login_timeout: u64,
+}
+
+impl Default for SftpdConfig {
+    fn default() -> Self {
+        Self {
+            bind_port: 2022,
+            bind_address: String::new(),
+            idle_timeout: 15,
+            max_auth_tries: 0,
+            umask: "0022".into(),
+            banner: "SFTPGo".into(),
+            upload_mode: 0,
+            actions: ActionsConfig::default(),
+            keys: Vec::new(),
+            login_timeout: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ActionsConfig {
+    pub execute_on: Vec<String>,
+    pub command: String,
+    pub http_notification_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct HostKeyConfig {
+    pub private_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataProviderConfig {
+    pub driver: String,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    pub sslmode: u8,
+    pub connection_string: String,
+    pub users_table: String,
+    pub manage_users: u8,
+    pub track_quota: u8,
+}
+
+impl Default for DataProviderConfig {
+    fn default() -> Self {
+        Self {
+            driver: "sqlite".into(),
+            name: "sftpgo.db".into(),
+            host: String::new(),
+            port: 5432,
+            username: String::new(),
+            password: String::new(),
+            sslmode: 0,
+            connection_string: String::new(),
+            users_table: "users".into(),
+            manage_users: 1,
+            track_quota: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpdConfig {
+    /// 0 disables the REST API.
+    pub bind_port: u16,
+    pub bind_address: String,
+}
+
+impl Default for HttpdConfig {
+    fn default() -> Self {
+        Self { bind_port: 8080, bind_address: "127.0.0.1".into() }
+    }
+}
+
+/// A configuration error: where the value came from, which key, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {key}{}{message}", if key.is_empty() { "" } else { ": " })]
+pub struct ConfigError {
+    /// The file path, or `environment (SFTPGO_...)`.
+    pub source_name: String,
+    /// Dotted key, e.g. `sftpd.upload_mode`; empty when the whole file is unreadable.
+    pub key: String,
+    pub message: String,
+}
+
+/// The loaded configuration and the file it came from (`None`: built-in defaults).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: Option<PathBuf>,
+}
+
+pub const ENV_PREFIX: &str = "SFTPGO_";
+const EXTENSIONS: &[&str] = &["json", "yaml", "yml", "toml"];
+pub const DRIVERS: &[&str] = &["sqlite", "postgresql", "mysql", "bolt", "memory"];
+pub const ACTIONS: &[&str] = &["download", "upload", "delete", "rename"];
+
+/// Loads the config file from `config_dir` with the process environment applied.
+pub fn load(config_dir: &Path, config_file: &str) -> Result<Loaded, ConfigError> {
+    load_with_env(config_dir, config_file, std::env::vars())
+}
+
+/// As [`load`], with the environment given explicitly.
+pub fn load_with_env(
+    config_dir: &Path,
+    config_file: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, ConfigError> {
+    let file = EXTENSIONS.iter().map(|ext| config_dir.join(format!("{config_file}.{ext}"))).find(|p| p.is_file());
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    let file_name = file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "defaults".into());
+    if let Some(f) = &file {
+        figment = match f.extension().and_then(|e| e.to_str()) {
+            Some("json") => figment.merge(Json::file_exact(f)),
+            Some("toml") => figment.merge(Toml::file_exact(f)),
+            _ => figment.merge(Yaml::file_exact(f)),
+        };
+        // Extract once with the file alone, so its errors name the file.
+        figment.extract::<Config>().map_err(|e| figment_error(&file_name, e))?;
+    }
+    let (overrides, env_keys) = env_overrides(env)?;
+    let figment = figment.merge(Serialized::globals(overrides));
+    let config: Config = figment.extract().map_err(|e| figment_error("environment", e))?;
+    validate(&config).map_err(|(key, message)| {
+        let source_name = match env_keys.iter().find(|(k, _)| *k == key) {
+            Some((_, var)) => format!("environment ({var})"),
+            None => file_name.clone(),
+        };
+        ConfigError { source_name, key, message }
+    })?;
+    Ok(Loaded { config, file })
+}
+
+fn figment_error(source: &str, e: figment::Error) -> ConfigError {
+    let key = e.path.join(".");
+    let message = e.kind.to_string();
+    let message = if key.is_empty() { format!("{message} ({e})") } else { message };
+    ConfigError { source_name: source.to_string(), key, message }
+}
+
+/// Turns `SFTPGO_SECTION__KEY=value` variables into a JSON tree typed after the defaults
+/// (so `SFTPGO_SFTPD__BANNER=123` stays a string and lists split on commas). Returns the
+/// tree and (dotted key, variable) pairs for error messages. Variables that name no key
+/// (such as the CLI's `SFTPGO_CONFIG_DIR`) are ignored.
+fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Result<(Value, Vec<(String, String)>), ConfigError> {
+    let schema = serde_json::to_value(Config::default()).unwrap_or(Value::Null);
+    let mut tree = Value::Object(Default::default());
+    let mut keys = Vec::new();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+        if !rest.contains("__") {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        let Some(default) = path.iter().try_fold(&schema, |v, k| v.get(k)) else { continue };
+        let dotted = path.join(".");
+        let bad = |what: &str| ConfigError {
+            source_name: format!("environment ({var})"),
+            key: dotted.clone(),
+            message: format!("expected {what}, got {raw:?}"),
+        };
+        let value = match default {
+            Value::String(_) => Value::String(raw.clone()),
+            Value::Bool(_) => Value::Bool(raw.trim().parse().map_err(|_| bad("true or false"))?),
+            Value::Number(_) => {
+                let t = raw.trim();
+                if let Ok(n) = t.parse::<i64>() {
+                    Value::from(n)
+                } else {
+                    return Err(bad("an integer"));
+                }
+            }
+            Value::Array(_) => {
+                let items = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
+                if dotted == "sftpd.keys" {
+                    items.map(|p| serde_json::json!({ "private_key": p })).collect()
+                } else {
+                    items.map(|s| Value::String(s.to_string())).collect()
+                }
+            }
+            _ => continue,
+        };
+        insert(&mut tree, &path, value);
+        keys.push((dotted, var.clone()));
+    }
+    Ok((tree, keys))
+}
+
+fn insert(tree: &mut Value, path: &[String], value: Value) {
+    let mut node = tree;
+    for key in &path[..path.len() - 1] {
+        node = node
+            .as_object_mut()
+            .map(|o| o.entry(key.clone()).or_insert_with(|| Value::Object(Default::default())))
+            .expect("env tree nodes are objects");
+    }
+    if let Some(o) = node.as_object_mut() {
+        o.insert(path[path.len() - 1].clone(), value);
+    }
+}
+
+/// Range checks; returns the dotted key and the problem.
+fn validate(c: &Config) -> Result<(), (String, String)> {
+    let err = |k: &str, m: String| Err((k.to_string(), m));
+    if c.sftpd.upload_mode > 1 {
+        return err("sftpd.upload_mode", format!("must be 0 (standard) or 1 (atomic), got {}", c.sftpd.upload_mode));
+    }
+    match u32::from_str_radix(&c.sftpd.umask, 8) {
+        Ok(v) if v <= 0o777 => {}
+        _ => return err("sftpd.umask", format!("must be an octal value from 0000 to 0777, got {:?}", c.sftpd.umask)),
+    }
+    for a in &c.sftpd.actions.execute_on {
+        if !ACTIONS.contains(&a.as_str()) {
+            return err("sftpd.actions.execute_on", format!("unknown action {a:?}, expected one of {}", ACTIONS.join(", ")));
+        }
+    }
+    for k in &c.sftpd.keys {
+        if k.private_key.trim().is_empty() {
+            return err("sftpd.keys", "private_key must not be empty".into());
+        }
+    }
+    let dp = &c.data_provider;
+    if !DRIVERS.contains(&dp.driver.as_str()) {
+        return err("data_provider.driver", format!("unknown driver {:?}, expected one of {}", dp.driver, DRIVERS.join(", ")));
+    }
+    if dp.sslmode > 3 {
+        return err("data_provider.sslmode", format!("must be 0 to 3, got {}", dp.sslmode));
+    }
+    if dp.manage_users > 1 {
+        return err("data_provider.manage_users", format!("must be 0 or 1, got {}", dp.manage_users));
+    }
+    if dp.track_quota > 2 {
+        return err("data_provider.track_quota", format!("must be 0, 1 or 2, got {}", dp.track_quota));
+    }
+    if dp.users_table.is_empty() || !dp.users_table.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+        return err("data_provider.users_table", format!("must be a plain SQL identifier, got {:?}", dp.users_table));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// A path from the config, resolved against the config dir when relative.
+    pub fn resolve_path(config_dir: &Path, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { config_dir.join(p) }
+    }
+
+    /// `sftpd.umask` as a number (validated at load).
+    pub fn umask_value(&self) -> u32 {
+        u32::from_str_radix(&self.sftpd.umask, 8).unwrap_or(0o022)
+    }
+
+    /// `sftpd.max_auth_tries`: 0 means 6, negative means unlimited (`None`).
+    pub fn effective_max_auth_tries(&self) -> Option<u32> {
+        match self.sftpd.max_auth_tries {
+            0 => Some(6),
+            n if n < 0 => None,
+            n => Some(n as u32),
+        }
+    }
+
+    /// The SSH banner; blank means the default.
+    pub fn banner(&self) -> &str {
+        if self.sftpd.banner.trim().is_empty() { "SFTPGo" } else { &self.sftpd.banner }
+    }
+}
+
+#[cfg(test)]
+mod tests;
