@@ -114,7 +114,10 @@ pub struct HttpdConfig {
 
 impl Default for HttpdConfig {
     fn default() -> Self {
-        Self { bind_port: 8080, bind_address: "127.0.0.1".into() }
+        Self {
+            bind_port: 8080,
+            bind_address: "127.0.0.1".into(),
+        }
     }
 }
 
@@ -152,9 +155,15 @@ pub fn load_with_env(
     config_file: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Loaded, ConfigError> {
-    let file = EXTENSIONS.iter().map(|ext| config_dir.join(format!("{config_file}.{ext}"))).find(|p| p.is_file());
+    let file = EXTENSIONS
+        .iter()
+        .map(|ext| config_dir.join(format!("{config_file}.{ext}")))
+        .find(|p| p.is_file());
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
-    let file_name = file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "defaults".into());
+    let file_name = file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "defaults".into());
     if let Some(f) = &file {
         figment = match f.extension().and_then(|e| e.to_str()) {
             Some("json") => figment.merge(Json::file_exact(f)),
@@ -162,17 +171,25 @@ pub fn load_with_env(
             _ => figment.merge(Yaml::file_exact(f)),
         };
         // Extract once with the file alone, so its errors name the file.
-        figment.extract::<Config>().map_err(|e| figment_error(&file_name, e))?;
+        figment
+            .extract::<Config>()
+            .map_err(|e| figment_error(&file_name, e))?;
     }
     let (overrides, env_keys) = env_overrides(env)?;
     let figment = figment.merge(Serialized::globals(overrides));
-    let config: Config = figment.extract().map_err(|e| figment_error("environment", e))?;
+    let config: Config = figment
+        .extract()
+        .map_err(|e| figment_error("environment", e))?;
     validate(&config).map_err(|(key, message)| {
         let source_name = match env_keys.iter().find(|(k, _)| *k == key) {
             Some((_, var)) => format!("environment ({var})"),
             None => file_name.clone(),
         };
-        ConfigError { source_name, key, message }
+        ConfigError {
+            source_name,
+            key,
+            message,
+        }
     })?;
     Ok(Loaded { config, file })
 }
@@ -180,25 +197,39 @@ pub fn load_with_env(
 fn figment_error(source: &str, e: figment::Error) -> ConfigError {
     let key = e.path.join(".");
     let message = e.kind.to_string();
-    let message = if key.is_empty() { format!("{message} ({e})") } else { message };
-    ConfigError { source_name: source.to_string(), key, message }
+    let message = if key.is_empty() {
+        format!("{message} ({e})")
+    } else {
+        message
+    };
+    ConfigError {
+        source_name: source.to_string(),
+        key,
+        message,
+    }
 }
 
 /// Turns `SFTPGO_SECTION__KEY=value` variables into a JSON tree typed after the defaults
 /// (so `SFTPGO_SFTPD__BANNER=123` stays a string and lists split on commas). Returns the
 /// tree and (dotted key, variable) pairs for error messages. Variables that name no key
 /// (such as the CLI's `SFTPGO_CONFIG_DIR`) are ignored.
-fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Result<(Value, Vec<(String, String)>), ConfigError> {
+fn env_overrides(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(Value, Vec<(String, String)>), ConfigError> {
     let schema = serde_json::to_value(Config::default()).unwrap_or(Value::Null);
     let mut tree = Value::Object(Default::default());
     let mut keys = Vec::new();
     for (var, raw) in env {
-        let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         if !rest.contains("__") {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
-        let Some(default) = path.iter().try_fold(&schema, |v, k| v.get(k)) else { continue };
+        let Some(default) = path.iter().try_fold(&schema, |v, k| v.get(k)) else {
+            continue;
+        };
         let dotted = path.join(".");
         let bad = |what: &str| ConfigError {
             source_name: format!("environment ({var})"),
@@ -219,7 +250,9 @@ fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Result<(Val
             Value::Array(_) => {
                 let items = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
                 if dotted == "sftpd.keys" {
-                    items.map(|p| serde_json::json!({ "private_key": p })).collect()
+                    items
+                        .map(|p| serde_json::json!({ "private_key": p }))
+                        .collect()
                 } else {
                     items.map(|s| Value::String(s.to_string())).collect()
                 }
@@ -237,7 +270,10 @@ fn insert(tree: &mut Value, path: &[String], value: Value) {
     for key in &path[..path.len() - 1] {
         node = node
             .as_object_mut()
-            .map(|o| o.entry(key.clone()).or_insert_with(|| Value::Object(Default::default())))
+            .map(|o| {
+                o.entry(key.clone())
+                    .or_insert_with(|| Value::Object(Default::default()))
+            })
             .expect("env tree nodes are objects");
     }
     if let Some(o) = node.as_object_mut() {
@@ -249,15 +285,35 @@ fn insert(tree: &mut Value, path: &[String], value: Value) {
 fn validate(c: &Config) -> Result<(), (String, String)> {
     let err = |k: &str, m: String| Err((k.to_string(), m));
     if c.sftpd.upload_mode > 1 {
-        return err("sftpd.upload_mode", format!("must be 0 (standard) or 1 (atomic), got {}", c.sftpd.upload_mode));
+        return err(
+            "sftpd.upload_mode",
+            format!(
+                "must be 0 (standard) or 1 (atomic), got {}",
+                c.sftpd.upload_mode
+            ),
+        );
     }
     match u32::from_str_radix(&c.sftpd.umask, 8) {
         Ok(v) if v <= 0o777 => {}
-        _ => return err("sftpd.umask", format!("must be an octal value from 0000 to 0777, got {:?}", c.sftpd.umask)),
+        _ => {
+            return err(
+                "sftpd.umask",
+                format!(
+                    "must be an octal value from 0000 to 0777, got {:?}",
+                    c.sftpd.umask
+                ),
+            );
+        }
     }
     for a in &c.sftpd.actions.execute_on {
         if !ACTIONS.contains(&a.as_str()) {
-            return err("sftpd.actions.execute_on", format!("unknown action {a:?}, expected one of {}", ACTIONS.join(", ")));
+            return err(
+                "sftpd.actions.execute_on",
+                format!(
+                    "unknown action {a:?}, expected one of {}",
+                    ACTIONS.join(", ")
+                ),
+            );
         }
     }
     for k in &c.sftpd.keys {
@@ -267,19 +323,43 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
     }
     let dp = &c.data_provider;
     if !DRIVERS.contains(&dp.driver.as_str()) {
-        return err("data_provider.driver", format!("unknown driver {:?}, expected one of {}", dp.driver, DRIVERS.join(", ")));
+        return err(
+            "data_provider.driver",
+            format!(
+                "unknown driver {:?}, expected one of {}",
+                dp.driver,
+                DRIVERS.join(", ")
+            ),
+        );
     }
     if dp.sslmode > 3 {
-        return err("data_provider.sslmode", format!("must be 0 to 3, got {}", dp.sslmode));
+        return err(
+            "data_provider.sslmode",
+            format!("must be 0 to 3, got {}", dp.sslmode),
+        );
     }
     if dp.manage_users > 1 {
-        return err("data_provider.manage_users", format!("must be 0 or 1, got {}", dp.manage_users));
+        return err(
+            "data_provider.manage_users",
+            format!("must be 0 or 1, got {}", dp.manage_users),
+        );
     }
     if dp.track_quota > 2 {
-        return err("data_provider.track_quota", format!("must be 0, 1 or 2, got {}", dp.track_quota));
+        return err(
+            "data_provider.track_quota",
+            format!("must be 0, 1 or 2, got {}", dp.track_quota),
+        );
     }
-    if dp.users_table.is_empty() || !dp.users_table.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-        return err("data_provider.users_table", format!("must be a plain SQL identifier, got {:?}", dp.users_table));
+    if dp.users_table.is_empty()
+        || !dp
+            .users_table
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+    {
+        return err(
+            "data_provider.users_table",
+            format!("must be a plain SQL identifier, got {:?}", dp.users_table),
+        );
     }
     Ok(())
 }
@@ -288,7 +368,11 @@ impl Config {
     /// A path from the config, resolved against the config dir when relative.
     pub fn resolve_path(config_dir: &Path, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { config_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            config_dir.join(p)
+        }
     }
 
     /// `sftpd.umask` as a number (validated at load).
@@ -307,7 +391,11 @@ impl Config {
 
     /// The SSH banner; blank means the default.
     pub fn banner(&self) -> &str {
-        if self.sftpd.banner.trim().is_empty() { "SFTPGo" } else { &self.sftpd.banner }
+        if self.sftpd.banner.trim().is_empty() {
+            "SFTPGo"
+        } else {
+            &self.sftpd.banner
+        }
     }
 }
 

@@ -5,7 +5,10 @@ fn no_env() -> Vec<(String, String)> {
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -30,10 +33,22 @@ fn shipped_file_equals_the_defaults() {
 #[test]
 fn every_format_is_read() {
     let cases = [
-        ("json", r#"{"sftpd": {"bind_port": 2200, "keys": [{"private_key": "k"}]}}"#),
-        ("yaml", "sftpd:\n  bind_port: 2200\n  keys:\n    - private_key: k\n"),
-        ("yml", "sftpd:\n  bind_port: 2200\n  keys:\n    - private_key: k\n"),
-        ("toml", "[sftpd]\nbind_port = 2200\n[[sftpd.keys]]\nprivate_key = \"k\"\n"),
+        (
+            "json",
+            r#"{"sftpd": {"bind_port": 2200, "keys": [{"private_key": "k"}]}}"#,
+        ),
+        (
+            "yaml",
+            "sftpd:\n  bind_port: 2200\n  keys:\n    - private_key: k\n",
+        ),
+        (
+            "yml",
+            "sftpd:\n  bind_port: 2200\n  keys:\n    - private_key: k\n",
+        ),
+        (
+            "toml",
+            "[sftpd]\nbind_port = 2200\n[[sftpd.keys]]\nprivate_key = \"k\"\n",
+        ),
     ];
     for (ext, text) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -41,14 +56,21 @@ fn every_format_is_read() {
         let l = load_with_env(dir.path(), "conf", no_env()).unwrap();
         assert_eq!(l.config.sftpd.bind_port, 2200, "{ext}");
         assert_eq!(l.config.sftpd.keys[0].private_key, "k", "{ext}");
-        assert_eq!(l.config.sftpd.idle_timeout, 15, "{ext}: absent keys keep defaults");
+        assert_eq!(
+            l.config.sftpd.idle_timeout, 15,
+            "{ext}: absent keys keep defaults"
+        );
     }
 }
 
 #[test]
 fn env_overrides_every_key_even_absent_ones() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sftpgo.json"), r#"{"sftpd": {"bind_port": 2200}, "extra_0_9_key": true}"#).unwrap();
+    std::fs::write(
+        dir.path().join("sftpgo.json"),
+        r#"{"sftpd": {"bind_port": 2200}, "extra_0_9_key": true}"#,
+    )
+    .unwrap();
     let e = env(&[
         ("SFTPGO_SFTPD__BIND_PORT", "2300"),
         ("SFTPGO_SFTPD__BANNER", "123"),
@@ -67,17 +89,32 @@ fn env_overrides_every_key_even_absent_ones() {
     assert_eq!(c.sftpd.banner, "123");
     assert_eq!(c.sftpd.umask, "0002");
     assert_eq!(c.sftpd.actions.execute_on, vec!["upload", "download"]);
-    assert_eq!(c.sftpd.keys.iter().map(|k| k.private_key.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+    assert_eq!(
+        c.sftpd
+            .keys
+            .iter()
+            .map(|k| k.private_key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a", "b"]
+    );
     assert_eq!(c.data_provider.driver, "memory");
     assert_eq!(c.httpd.bind_port, 0);
-    let c = load_with_env(dir.path(), "sftpgo", env(&[("SFTPGO_SFTPD__ACTIONS__EXECUTE_ON", "")])).unwrap().config;
+    let c = load_with_env(
+        dir.path(),
+        "sftpgo",
+        env(&[("SFTPGO_SFTPD__ACTIONS__EXECUTE_ON", "")]),
+    )
+    .unwrap()
+    .config;
     assert!(c.sftpd.actions.execute_on.is_empty());
 }
 
 fn error_of(file_text: &str, e: Vec<(String, String)>) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sftpgo.yaml"), file_text).unwrap();
-    load_with_env(dir.path(), "sftpgo", e).unwrap_err().to_string()
+    load_with_env(dir.path(), "sftpgo", e)
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -87,15 +124,30 @@ fn errors_name_the_file_and_the_key() {
         ("sftpd:\n  umask: \"99\"\n", "sftpd.umask"),
         ("sftpd:\n  bind_port: abc\n", "sftpd.bind_port"),
         ("sftpd:\n  bind_port: 70000\n", "sftpd.bind_port"),
-        ("sftpd:\n  actions:\n    execute_on: [upload, explode]\n", "sftpd.actions.execute_on"),
+        (
+            "sftpd:\n  actions:\n    execute_on: [upload, explode]\n",
+            "sftpd.actions.execute_on",
+        ),
         ("data_provider:\n  driver: oracle\n", "data_provider.driver"),
         ("data_provider:\n  sslmode: 9\n", "data_provider.sslmode"),
-        ("data_provider:\n  track_quota: 5\n", "data_provider.track_quota"),
-        ("data_provider:\n  manage_users: 3\n", "data_provider.manage_users"),
-        ("data_provider:\n  users_table: \"users; drop\"\n", "data_provider.users_table"),
+        (
+            "data_provider:\n  track_quota: 5\n",
+            "data_provider.track_quota",
+        ),
+        (
+            "data_provider:\n  manage_users: 3\n",
+            "data_provider.manage_users",
+        ),
+        (
+            "data_provider:\n  users_table: \"users; drop\"\n",
+            "data_provider.users_table",
+        ),
     ] {
         let msg = error_of(text, no_env());
-        assert!(msg.contains("sftpgo.yaml") && msg.contains(key), "{text:?} gave {msg}");
+        assert!(
+            msg.contains("sftpgo.yaml") && msg.contains(key),
+            "{text:?} gave {msg}"
+        );
     }
     let msg = error_of("sftpd: [unclosed\n", no_env());
     assert!(msg.contains("sftpgo.yaml"), "{msg}");
@@ -104,16 +156,28 @@ fn errors_name_the_file_and_the_key() {
 #[test]
 fn env_errors_name_the_variable() {
     let msg = error_of("{}\n", env(&[("SFTPGO_SFTPD__UPLOAD_MODE", "3")]));
-    assert!(msg.contains("SFTPGO_SFTPD__UPLOAD_MODE") && msg.contains("sftpd.upload_mode"), "{msg}");
+    assert!(
+        msg.contains("SFTPGO_SFTPD__UPLOAD_MODE") && msg.contains("sftpd.upload_mode"),
+        "{msg}"
+    );
     let msg = error_of("{}\n", env(&[("SFTPGO_SFTPD__BIND_PORT", "x")]));
-    assert!(msg.contains("SFTPGO_SFTPD__BIND_PORT") && msg.contains("sftpd.bind_port"), "{msg}");
+    assert!(
+        msg.contains("SFTPGO_SFTPD__BIND_PORT") && msg.contains("sftpd.bind_port"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn helpers() {
     let mut c = Config::default();
-    assert_eq!(Config::resolve_path(Path::new("/etc/sftpgo"), "id_rsa"), PathBuf::from("/etc/sftpgo/id_rsa"));
-    assert_eq!(Config::resolve_path(Path::new("/etc/sftpgo"), "/k"), PathBuf::from("/k"));
+    assert_eq!(
+        Config::resolve_path(Path::new("/etc/sftpgo"), "id_rsa"),
+        PathBuf::from("/etc/sftpgo/id_rsa")
+    );
+    assert_eq!(
+        Config::resolve_path(Path::new("/etc/sftpgo"), "/k"),
+        PathBuf::from("/k")
+    );
     assert_eq!(c.umask_value(), 0o022);
     assert_eq!(c.effective_max_auth_tries(), Some(6));
     c.sftpd.max_auth_tries = -1;

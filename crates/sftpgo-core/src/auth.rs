@@ -9,8 +9,8 @@ use std::sync::Arc;
 use russh::keys::PublicKey;
 use sftpgo_provider::{ProviderError, User};
 
-use crate::connection::{ConnectionGuard, ConnectionState, Protocol};
 use crate::Core;
+use crate::connection::{ConnectionGuard, ConnectionState, Protocol};
 
 /// The credential a client offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +49,18 @@ async fn dummy_user() -> User {
     static HASH: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
     let hash = HASH
         .get_or_init(|| async {
-            tokio::task::spawn_blocking(|| sftpgo_provider::password::hash_password("not a real password").ok())
-                .await
-                .ok()
-                .flatten()
+            tokio::task::spawn_blocking(|| {
+                sftpgo_provider::password::hash_password("not a real password").ok()
+            })
+            .await
+            .ok()
+            .flatten()
         })
         .await;
-    User { password: hash.clone(), ..User::default() }
+    User {
+        password: hash.clone(),
+        ..User::default()
+    }
 }
 
 impl Core {
@@ -73,7 +78,10 @@ impl Core {
                 Err(AuthError::UnknownUser) => {
                     // Spend the same time as for a real user, so timing does not reveal
                     // which usernames exist.
-                    let _ = self.provider().check_password(&dummy_user().await, password).await;
+                    let _ = self
+                        .provider()
+                        .check_password(&dummy_user().await, password)
+                        .await;
                     return Err(AuthError::UnknownUser);
                 }
                 other => other?,
@@ -85,7 +93,8 @@ impl Core {
             }
         }
         .await;
-        self.finish_login(username, result, method, remote, protocol).await
+        self.finish_login(username, result, method, remote, protocol)
+            .await
     }
 
     /// Whether `key` is one of `username`'s keys, without logging in: lets the SSH layer
@@ -108,10 +117,15 @@ impl Core {
         let method = AuthMethod::PublicKey;
         let result = async {
             let user = self.lookup(username).await?;
-            if user.has_public_key(key) { Ok(user) } else { Err(AuthError::InvalidCredentials) }
+            if user.has_public_key(key) {
+                Ok(user)
+            } else {
+                Err(AuthError::InvalidCredentials)
+            }
         }
         .await;
-        self.finish_login(username, result, method, remote, protocol).await
+        self.finish_login(username, result, method, remote, protocol)
+            .await
     }
 
     async fn lookup(&self, username: &str) -> Result<User, AuthError> {
@@ -165,7 +179,10 @@ impl Core {
     ) -> Result<ConnectionGuard, AuthError> {
         let home = Path::new(&user.home_dir).to_path_buf();
         if !home.is_absolute() {
-            return Err(AuthError::HomeDir(format!("{} is not absolute", user.home_dir)));
+            return Err(AuthError::HomeDir(format!(
+                "{} is not absolute",
+                user.home_dir
+            )));
         }
         let settings = self.settings().clone();
         let owner = crate::fs::owner_for(&user, &settings);

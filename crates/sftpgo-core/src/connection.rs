@@ -126,7 +126,11 @@ impl Connection {
     }
 
     pub fn set_protocol(&self, protocol: Protocol) {
-        *self.state.protocol.lock().unwrap_or_else(|e| e.into_inner()) = protocol;
+        *self
+            .state
+            .protocol
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = protocol;
     }
 
     /// The client's SSH identification string; set once after the handshake.
@@ -247,13 +251,20 @@ impl Registry {
             closer: CancellationToken::new(),
         });
         let mut inner = self.lock();
-        let count = inner.sessions_per_user.entry(user.username.clone()).or_insert(0);
+        let count = inner
+            .sessions_per_user
+            .entry(user.username.clone())
+            .or_insert(0);
         if user.max_sessions > 0 && *count >= user.max_sessions {
             return Err(AuthError::TooManySessions(user.max_sessions));
         }
         *count += 1;
         inner.connections.insert(id.clone(), conn.clone());
-        Ok(ConnectionGuard { conn, registry: self.clone(), id })
+        Ok(ConnectionGuard {
+            conn,
+            registry: self.clone(),
+            id,
+        })
     }
 
     fn unregister(&self, id: &str) {
@@ -285,7 +296,12 @@ impl Registry {
     pub fn close(&self, id: &str) -> bool {
         match self.get(id) {
             Some(conn) => {
-                tracing::info!(sender = "connection", connection_id = id, username = conn.username(), "closing connection on request");
+                tracing::info!(
+                    sender = "connection",
+                    connection_id = id,
+                    username = conn.username(),
+                    "closing connection on request"
+                );
                 conn.close();
                 true
             }
@@ -310,7 +326,11 @@ impl Registry {
 
     /// Number of live connections of `username`.
     pub fn sessions_of(&self, username: &str) -> i64 {
-        self.lock().sessions_per_user.get(username).copied().unwrap_or(0)
+        self.lock()
+            .sessions_per_user
+            .get(username)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -357,8 +377,16 @@ mod tests {
     use super::*;
     use crate::Settings;
 
-    fn register(registry: &Registry, user: &Arc<User>, home: &std::path::Path) -> Result<ConnectionGuard, AuthError> {
-        let state = Arc::new(ConnectionState::new(new_connection_id(), user.clone(), Protocol::Sftp));
+    fn register(
+        registry: &Registry,
+        user: &Arc<User>,
+        home: &std::path::Path,
+    ) -> Result<ConnectionGuard, AuthError> {
+        let state = Arc::new(ConnectionState::new(
+            new_connection_id(),
+            user.clone(),
+            Protocol::Sftp,
+        ));
         let root = Arc::new(sftpgo_vfs::Root::open(home).unwrap());
         let fs = UserFs::new(root, state.clone(), Settings::default());
         registry.register(state, "127.0.0.1:1".parse().unwrap(), fs)
@@ -367,16 +395,25 @@ mod tests {
     #[test]
     fn concurrent_logins_admit_exactly_max_sessions() {
         let home = tempfile::tempdir().unwrap();
-        let user = Arc::new(User { username: "u".into(), max_sessions: 3, ..Default::default() });
+        let user = Arc::new(User {
+            username: "u".into(),
+            max_sessions: 3,
+            ..Default::default()
+        });
         let registry = Registry::default();
         let results: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..32).map(|_| s.spawn(|| register(&registry, &user, home.path()))).collect();
+            let handles: Vec<_> = (0..32)
+                .map(|_| s.spawn(|| register(&registry, &user, home.path())))
+                .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         let admitted: Vec<_> = results.into_iter().filter_map(Result::ok).collect();
         assert_eq!(admitted.len(), 3);
         assert_eq!(registry.sessions_of("u"), 3);
-        assert!(matches!(register(&registry, &user, home.path()), Err(AuthError::TooManySessions(3))));
+        assert!(matches!(
+            register(&registry, &user, home.path()),
+            Err(AuthError::TooManySessions(3))
+        ));
         drop(admitted);
         assert_eq!(registry.sessions_of("u"), 0);
         assert!(registry.is_empty());
@@ -386,7 +423,10 @@ mod tests {
     #[test]
     fn close_by_id_cancels_the_connection() {
         let home = tempfile::tempdir().unwrap();
-        let user = Arc::new(User { username: "u".into(), ..Default::default() });
+        let user = Arc::new(User {
+            username: "u".into(),
+            ..Default::default()
+        });
         let registry = Registry::default();
         let guard = register(&registry, &user, home.path()).unwrap();
         assert_eq!(registry.list().len(), 1);

@@ -12,9 +12,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use sftpgo_provider::{Permission, User};
 use sftpgo_vfs::{DirEntry, FileStat, OpenOptions, PathError, Root, StatVfs, VirtualPath};
 
+use crate::Settings;
 use crate::connection::ConnectionState;
 use crate::transfer::{Transfer, TransferKind};
-use crate::Settings;
 
 /// Why a filesystem request failed; adapters map each variant to their status codes.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +84,12 @@ pub struct UserFs {
 impl UserFs {
     pub(crate) fn new(root: Arc<Root>, state: Arc<ConnectionState>, settings: Settings) -> Self {
         let owner = owner_for(&state.user, &settings);
-        Self { root, state, settings, owner }
+        Self {
+            root,
+            state,
+            settings,
+            owner,
+        }
     }
 
     pub fn user(&self) -> &User {
@@ -110,7 +115,9 @@ impl UserFs {
             path = %path.display(),
             "permission denied"
         );
-        Err(FsError::PermissionDenied(format!("{op} requires the {perm:?} permission")))
+        Err(FsError::PermissionDenied(format!(
+            "{op} requires the {perm:?} permission"
+        )))
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, FsError>
@@ -188,7 +195,9 @@ impl UserFs {
     pub async fn rmdir(&self, path: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::Delete, "rmdir", path)?;
         if path.is_root() {
-            return Err(FsError::PermissionDenied("the home directory cannot be removed".into()));
+            return Err(FsError::PermissionDenied(
+                "the home directory cannot be removed".into(),
+            ));
         }
         let p = path.clone();
         self.blocking(move |r| r.rmdir(&p)).await?;
@@ -207,10 +216,17 @@ impl UserFs {
 
     /// Renames `from` to `to`; with `replace` false an existing target is an error
     /// (SFTP v3 RENAME), with `replace` true it is overwritten (posix-rename).
-    pub async fn rename(&self, from: &VirtualPath, to: &VirtualPath, replace: bool) -> Result<(), FsError> {
+    pub async fn rename(
+        &self,
+        from: &VirtualPath,
+        to: &VirtualPath,
+        replace: bool,
+    ) -> Result<(), FsError> {
         self.check(Permission::Rename, "rename", from)?;
         if from.is_root() || to.is_root() {
-            return Err(FsError::PermissionDenied("the home directory cannot be renamed".into()));
+            return Err(FsError::PermissionDenied(
+                "the home directory cannot be renamed".into(),
+            ));
         }
         let (f, t) = (from.clone(), to.clone());
         self.blocking(move |r| r.rename(&f, &t, replace)).await?;
@@ -264,14 +280,21 @@ impl UserFs {
 
     /// Ownership changes: only when running as root, and only to the user's own uid/gid,
     /// so a virtual user can never hand a file to another account.
-    fn allowed_owner_change(&self, requested: Option<(u32, u32)>) -> Result<Option<(u32, u32)>, FsError> {
-        let Some(req) = requested else { return Ok(None) };
+    fn allowed_owner_change(
+        &self,
+        requested: Option<(u32, u32)>,
+    ) -> Result<Option<(u32, u32)>, FsError> {
+        let Some(req) = requested else {
+            return Ok(None);
+        };
         match self.owner {
             Some(own) if own == req => Ok(Some(req)),
-            _ if !self.settings.running_as_root => {
-                Err(FsError::PermissionDenied("changing ownership requires the server to run as root".into()))
-            }
-            _ => Err(FsError::PermissionDenied("ownership can only be set to the user's own uid/gid".into())),
+            _ if !self.settings.running_as_root => Err(FsError::PermissionDenied(
+                "changing ownership requires the server to run as root".into(),
+            )),
+            _ => Err(FsError::PermissionDenied(
+                "ownership can only be set to the user's own uid/gid".into(),
+            )),
         }
     }
 
@@ -279,13 +302,26 @@ impl UserFs {
     pub async fn open_download(&self, path: &VirtualPath) -> Result<Transfer, FsError> {
         self.check(Permission::Download, "download", path)?;
         let p = path.clone();
-        let opts = OpenOptions { read: true, ..Default::default() };
+        let opts = OpenOptions {
+            read: true,
+            ..Default::default()
+        };
         let file = self.blocking(move |r| r.open_file(&p, &opts)).await?;
-        Ok(Transfer::start(file, TransferKind::Download, path.clone(), self.root.host_path(path), self.state.clone()))
+        Ok(Transfer::start(
+            file,
+            TransferKind::Download,
+            path.clone(),
+            self.root.host_path(path),
+            self.state.clone(),
+        ))
     }
 
     /// Opens a file for writing as the client asked (create, truncate, append, exclusive).
-    pub async fn open_upload(&self, path: &VirtualPath, flags: UploadFlags) -> Result<Transfer, FsError> {
+    pub async fn open_upload(
+        &self,
+        path: &VirtualPath,
+        flags: UploadFlags,
+    ) -> Result<Transfer, FsError> {
         self.check(Permission::Upload, "upload", path)?;
         let p = path.clone();
         let owner = self.owner;
@@ -310,7 +346,13 @@ impl UserFs {
                 Ok(file)
             })
             .await?;
-        Ok(Transfer::start(file, TransferKind::Upload, path.clone(), self.root.host_path(path), self.state.clone()))
+        Ok(Transfer::start(
+            file,
+            TransferKind::Upload,
+            path.clone(),
+            self.root.host_path(path),
+            self.state.clone(),
+        ))
     }
 }
 

@@ -67,7 +67,13 @@ struct CoreInner {
 
 impl Core {
     pub fn new(provider: DataProvider, settings: Settings) -> Self {
-        Self { inner: Arc::new(CoreInner { provider, registry: Registry::default(), settings }) }
+        Self {
+            inner: Arc::new(CoreInner {
+                provider,
+                registry: Registry::default(),
+                settings,
+            }),
+        }
     }
 
     pub fn provider(&self) -> &DataProvider {

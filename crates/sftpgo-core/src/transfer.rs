@@ -119,9 +119,20 @@ impl Transfer {
     /// sized and may have started with a protocol header), so file data is read straight
     /// into the reply with no further copy. Returns the buffer and the bytes read
     /// (0 at end of file).
-    pub async fn read_at(&self, offset: u64, len: usize, mut buf: BytesMut) -> (BytesMut, io::Result<usize>) {
+    pub async fn read_at(
+        &self,
+        offset: u64,
+        len: usize,
+        mut buf: BytesMut,
+    ) -> (BytesMut, io::Result<usize>) {
         if self.inner.kind != TransferKind::Download {
-            return (buf, Err(io::Error::new(io::ErrorKind::PermissionDenied, "handle not open for reading")));
+            return (
+                buf,
+                Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "handle not open for reading",
+                )),
+            );
         }
         let file = self.inner.file.clone();
         let joined = tokio::task::spawn_blocking(move || {
@@ -153,14 +164,20 @@ impl Transfer {
                 }
                 (buf, res)
             }
-            Err(e) => (BytesMut::new(), Err(io::Error::other(format!("internal error: {e}")))),
+            Err(e) => (
+                BytesMut::new(),
+                Err(io::Error::other(format!("internal error: {e}"))),
+            ),
         }
     }
 
     /// Writes `data` at `offset`.
     pub async fn write_at(&self, offset: u64, data: Bytes) -> io::Result<()> {
         if self.inner.kind != TransferKind::Upload {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "handle not open for writing"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "handle not open for writing",
+            ));
         }
         let len = data.len() as u64;
         let res = self.blocking(move |f| f.write_all_at(&data, offset)).await;
@@ -178,7 +195,9 @@ impl Transfer {
     }
 
     pub async fn sync(&self) -> Result<(), FsError> {
-        self.blocking(|f| f.sync_all()).await.map_err(|e| FsError::Failure(e.to_string()))
+        self.blocking(|f| f.sync_all())
+            .await
+            .map_err(|e| FsError::Failure(e.to_string()))
     }
 
     /// FSETSTAT on an open handle: only the size and times of a file being uploaded.
@@ -187,7 +206,9 @@ impl Transfer {
             return Ok(());
         }
         if self.inner.kind != TransferKind::Upload {
-            return Err(FsError::PermissionDenied("handle not open for writing".into()));
+            return Err(FsError::PermissionDenied(
+                "handle not open for writing".into(),
+            ));
         }
         self.blocking(move |f| {
             if let Some(size) = attrs.size {
@@ -198,8 +219,13 @@ impl Transfer {
                 f.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
             }
             if let Some((atime, mtime)) = attrs.times {
-                let t = |s: u32| std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(s));
-                f.set_times(std::fs::FileTimes::new().set_accessed(t(atime)).set_modified(t(mtime)))?;
+                let t =
+                    |s: u32| std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(s));
+                f.set_times(
+                    std::fs::FileTimes::new()
+                        .set_accessed(t(atime))
+                        .set_modified(t(mtime)),
+                )?;
             }
             Ok(())
         })
@@ -215,7 +241,11 @@ impl Transfer {
     }
 
     fn finish(&self, completed: bool) {
-        let mut finished = self.inner.finished.lock().unwrap_or_else(|e| e.into_inner());
+        let mut finished = self
+            .inner
+            .finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if *finished {
             return;
         }

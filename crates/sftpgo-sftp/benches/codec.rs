@@ -19,7 +19,9 @@ fn bench(c: &mut Criterion) {
         offset: 1 << 20,
         data: Bytes::from(vec![7u8; 32 * 1024]),
     });
-    c.bench_function("decode WRITE 32 KiB", |b| b.iter(|| codec::decode_request(black_box(write.clone())).unwrap()));
+    c.bench_function("decode WRITE 32 KiB", |b| {
+        b.iter(|| codec::decode_request(black_box(write.clone())).unwrap())
+    });
     let mut buf = BytesMut::with_capacity(1 << 16);
     c.bench_function("encode STATUS", |b| {
         b.iter(|| {
@@ -27,7 +29,12 @@ fn bench(c: &mut Criterion) {
             codec::encode_status(&mut buf, black_box(9), codec::SSH_FX_OK, "");
         })
     });
-    let attrs = FileAttrs { size: Some(1234), uid_gid: Some((1000, 1000)), permissions: Some(0o100644), times: Some((1, 2)) };
+    let attrs = FileAttrs {
+        size: Some(1234),
+        uid_gid: Some((1000, 1000)),
+        permissions: Some(0o100644),
+        times: Some((1, 2)),
+    };
     let mut long = Vec::with_capacity(128);
     c.bench_function("encode NAME with 100 entries", |b| {
         b.iter(|| {
@@ -35,7 +42,18 @@ fn bench(c: &mut Criterion) {
             let mut w = codec::NameWriter::new(&mut buf, 3);
             for i in 0..100u64 {
                 long.clear();
-                codec::write_longname(&mut long, b"some-file-name.txt", &codec::LongnameInfo { mode: 0o100644, nlink: 1, uid: 1000, gid: 1000, size: i, mtime: 0 });
+                codec::write_longname(
+                    &mut long,
+                    b"some-file-name.txt",
+                    &codec::LongnameInfo {
+                        mode: 0o100644,
+                        nlink: 1,
+                        uid: 1000,
+                        gid: 1000,
+                        size: i,
+                        mtime: 0,
+                    },
+                );
                 w.push(b"some-file-name.txt", &long, &attrs);
             }
             w.finish();

@@ -97,7 +97,10 @@ pub struct PacketReader {
 impl PacketReader {
     /// `max` is the largest packet body accepted.
     pub fn new(max: usize) -> Self {
-        Self { buf: BytesMut::with_capacity(64 * 1024), max }
+        Self {
+            buf: BytesMut::with_capacity(64 * 1024),
+            max,
+        }
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -140,27 +143,97 @@ pub enum Extended {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Init { version: u32 },
-    Open { id: u32, path: Bytes, pflags: u32, attrs: FileAttrs },
-    Close { id: u32, handle: Bytes },
-    Read { id: u32, handle: Bytes, offset: u64, len: u32 },
-    Write { id: u32, handle: Bytes, offset: u64, data: Bytes },
-    Lstat { id: u32, path: Bytes },
-    Fstat { id: u32, handle: Bytes },
-    Setstat { id: u32, path: Bytes, attrs: FileAttrs },
-    Fsetstat { id: u32, handle: Bytes, attrs: FileAttrs },
-    Opendir { id: u32, path: Bytes },
-    Readdir { id: u32, handle: Bytes },
-    Remove { id: u32, path: Bytes },
-    Mkdir { id: u32, path: Bytes, attrs: FileAttrs },
-    Rmdir { id: u32, path: Bytes },
-    Realpath { id: u32, path: Bytes },
-    Stat { id: u32, path: Bytes },
-    Rename { id: u32, old: Bytes, new: Bytes },
-    Readlink { id: u32, path: Bytes },
+    Init {
+        version: u32,
+    },
+    Open {
+        id: u32,
+        path: Bytes,
+        pflags: u32,
+        attrs: FileAttrs,
+    },
+    Close {
+        id: u32,
+        handle: Bytes,
+    },
+    Read {
+        id: u32,
+        handle: Bytes,
+        offset: u64,
+        len: u32,
+    },
+    Write {
+        id: u32,
+        handle: Bytes,
+        offset: u64,
+        data: Bytes,
+    },
+    Lstat {
+        id: u32,
+        path: Bytes,
+    },
+    Fstat {
+        id: u32,
+        handle: Bytes,
+    },
+    Setstat {
+        id: u32,
+        path: Bytes,
+        attrs: FileAttrs,
+    },
+    Fsetstat {
+        id: u32,
+        handle: Bytes,
+        attrs: FileAttrs,
+    },
+    Opendir {
+        id: u32,
+        path: Bytes,
+    },
+    Readdir {
+        id: u32,
+        handle: Bytes,
+    },
+    Remove {
+        id: u32,
+        path: Bytes,
+    },
+    Mkdir {
+        id: u32,
+        path: Bytes,
+        attrs: FileAttrs,
+    },
+    Rmdir {
+        id: u32,
+        path: Bytes,
+    },
+    Realpath {
+        id: u32,
+        path: Bytes,
+    },
+    Stat {
+        id: u32,
+        path: Bytes,
+    },
+    Rename {
+        id: u32,
+        old: Bytes,
+        new: Bytes,
+    },
+    Readlink {
+        id: u32,
+        path: Bytes,
+    },
     /// OpenSSH sends (target, link): the first string is what the link points to.
-    Symlink { id: u32, target: Bytes, link: Bytes },
-    Extended { id: u32, ext: Extended },
+    Symlink {
+        id: u32,
+        target: Bytes,
+        link: Bytes,
+    },
+    Extended {
+        id: u32,
+        ext: Extended,
+    },
 }
 
 impl Request {
@@ -168,7 +241,25 @@ impl Request {
         use Request::*;
         match self {
             Init { .. } => None,
-            Open { id, .. } | Close { id, .. } | Read { id, .. } | Write { id, .. } | Lstat { id, .. } | Fstat { id, .. } | Setstat { id, .. } | Fsetstat { id, .. } | Opendir { id, .. } | Readdir { id, .. } | Remove { id, .. } | Mkdir { id, .. } | Rmdir { id, .. } | Realpath { id, .. } | Stat { id, .. } | Rename { id, .. } | Readlink { id, .. } | Symlink { id, .. } | Extended { id, .. } => Some(*id),
+            Open { id, .. }
+            | Close { id, .. }
+            | Read { id, .. }
+            | Write { id, .. }
+            | Lstat { id, .. }
+            | Fstat { id, .. }
+            | Setstat { id, .. }
+            | Fsetstat { id, .. }
+            | Opendir { id, .. }
+            | Readdir { id, .. }
+            | Remove { id, .. }
+            | Mkdir { id, .. }
+            | Rmdir { id, .. }
+            | Realpath { id, .. }
+            | Stat { id, .. }
+            | Rename { id, .. }
+            | Readlink { id, .. }
+            | Symlink { id, .. }
+            | Extended { id, .. } => Some(*id),
         }
     }
 }
@@ -237,33 +328,108 @@ pub fn decode_request(packet: Bytes) -> Result<Request, DecodeError> {
     }
     let id = c.u32()?;
     Ok(match ty {
-        SSH_FXP_OPEN => Request::Open { id, path: c.string()?, pflags: c.u32()?, attrs: c.attrs()? },
-        SSH_FXP_CLOSE => Request::Close { id, handle: c.string()? },
-        SSH_FXP_READ => Request::Read { id, handle: c.string()?, offset: c.u64()?, len: c.u32()? },
-        SSH_FXP_WRITE => Request::Write { id, handle: c.string()?, offset: c.u64()?, data: c.string()? },
-        SSH_FXP_LSTAT => Request::Lstat { id, path: c.string()? },
-        SSH_FXP_FSTAT => Request::Fstat { id, handle: c.string()? },
-        SSH_FXP_SETSTAT => Request::Setstat { id, path: c.string()?, attrs: c.attrs()? },
-        SSH_FXP_FSETSTAT => Request::Fsetstat { id, handle: c.string()?, attrs: c.attrs()? },
-        SSH_FXP_OPENDIR => Request::Opendir { id, path: c.string()? },
-        SSH_FXP_READDIR => Request::Readdir { id, handle: c.string()? },
-        SSH_FXP_REMOVE => Request::Remove { id, path: c.string()? },
-        SSH_FXP_MKDIR => Request::Mkdir { id, path: c.string()?, attrs: c.attrs()? },
-        SSH_FXP_RMDIR => Request::Rmdir { id, path: c.string()? },
+        SSH_FXP_OPEN => Request::Open {
+            id,
+            path: c.string()?,
+            pflags: c.u32()?,
+            attrs: c.attrs()?,
+        },
+        SSH_FXP_CLOSE => Request::Close {
+            id,
+            handle: c.string()?,
+        },
+        SSH_FXP_READ => Request::Read {
+            id,
+            handle: c.string()?,
+            offset: c.u64()?,
+            len: c.u32()?,
+        },
+        SSH_FXP_WRITE => Request::Write {
+            id,
+            handle: c.string()?,
+            offset: c.u64()?,
+            data: c.string()?,
+        },
+        SSH_FXP_LSTAT => Request::Lstat {
+            id,
+            path: c.string()?,
+        },
+        SSH_FXP_FSTAT => Request::Fstat {
+            id,
+            handle: c.string()?,
+        },
+        SSH_FXP_SETSTAT => Request::Setstat {
+            id,
+            path: c.string()?,
+            attrs: c.attrs()?,
+        },
+        SSH_FXP_FSETSTAT => Request::Fsetstat {
+            id,
+            handle: c.string()?,
+            attrs: c.attrs()?,
+        },
+        SSH_FXP_OPENDIR => Request::Opendir {
+            id,
+            path: c.string()?,
+        },
+        SSH_FXP_READDIR => Request::Readdir {
+            id,
+            handle: c.string()?,
+        },
+        SSH_FXP_REMOVE => Request::Remove {
+            id,
+            path: c.string()?,
+        },
+        SSH_FXP_MKDIR => Request::Mkdir {
+            id,
+            path: c.string()?,
+            attrs: c.attrs()?,
+        },
+        SSH_FXP_RMDIR => Request::Rmdir {
+            id,
+            path: c.string()?,
+        },
         // A client may append a control byte and compose paths (v6); v3 has only the path.
-        SSH_FXP_REALPATH => Request::Realpath { id, path: c.string()? },
-        SSH_FXP_STAT => Request::Stat { id, path: c.string()? },
-        SSH_FXP_RENAME => Request::Rename { id, old: c.string()?, new: c.string()? },
-        SSH_FXP_READLINK => Request::Readlink { id, path: c.string()? },
-        SSH_FXP_SYMLINK => Request::Symlink { id, target: c.string()?, link: c.string()? },
+        SSH_FXP_REALPATH => Request::Realpath {
+            id,
+            path: c.string()?,
+        },
+        SSH_FXP_STAT => Request::Stat {
+            id,
+            path: c.string()?,
+        },
+        SSH_FXP_RENAME => Request::Rename {
+            id,
+            old: c.string()?,
+            new: c.string()?,
+        },
+        SSH_FXP_READLINK => Request::Readlink {
+            id,
+            path: c.string()?,
+        },
+        SSH_FXP_SYMLINK => Request::Symlink {
+            id,
+            target: c.string()?,
+            link: c.string()?,
+        },
         SSH_FXP_EXTENDED => {
             let name = c.string()?;
             let ext = match &name[..] {
-                b"posix-rename@openssh.com" => Extended::PosixRename { old: c.string()?, new: c.string()? },
+                b"posix-rename@openssh.com" => Extended::PosixRename {
+                    old: c.string()?,
+                    new: c.string()?,
+                },
                 b"statvfs@openssh.com" => Extended::Statvfs { path: c.string()? },
-                b"fstatvfs@openssh.com" => Extended::Fstatvfs { handle: c.string()? },
-                b"hardlink@openssh.com" => Extended::Hardlink { old: c.string()?, new: c.string()? },
-                b"fsync@openssh.com" => Extended::Fsync { handle: c.string()? },
+                b"fstatvfs@openssh.com" => Extended::Fstatvfs {
+                    handle: c.string()?,
+                },
+                b"hardlink@openssh.com" => Extended::Hardlink {
+                    old: c.string()?,
+                    new: c.string()?,
+                },
+                b"fsync@openssh.com" => Extended::Fsync {
+                    handle: c.string()?,
+                },
                 b"limits@openssh.com" => Extended::Limits,
                 b"expand-path@openssh.com" => Extended::ExpandPath { path: c.string()? },
                 _ => Extended::Unknown { name },
@@ -379,13 +545,23 @@ pub struct StatVfsReply {
 pub fn encode_statvfs_reply(buf: &mut BytesMut, id: u32, s: &StatVfsReply) {
     packet(buf, SSH_FXP_EXTENDED_REPLY, |b| {
         b.put_u32(id);
-        for v in [s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.fsid, s.flag, s.namemax] {
+        for v in [
+            s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.fsid,
+            s.flag, s.namemax,
+        ] {
             b.put_u64(v);
         }
     });
 }
 
-pub fn encode_limits_reply(buf: &mut BytesMut, id: u32, max_packet: u64, max_read: u64, max_write: u64, max_handles: u64) {
+pub fn encode_limits_reply(
+    buf: &mut BytesMut,
+    id: u32,
+    max_packet: u64,
+    max_read: u64,
+    max_write: u64,
+    max_handles: u64,
+) {
     packet(buf, SSH_FXP_EXTENDED_REPLY, |b| {
         b.put_u32(id);
         for v in [max_packet, max_read, max_write, max_handles] {
@@ -426,7 +602,11 @@ impl<'a> NameWriter<'a> {
         buf.put_u8(SSH_FXP_NAME);
         buf.put_u32(id);
         buf.put_u32(0);
-        Self { buf, start, count: 0 }
+        Self {
+            buf,
+            start,
+            count: 0,
+        }
     }
 
     pub fn push(&mut self, filename: &[u8], longname: &[u8], attrs: &FileAttrs) {
@@ -481,12 +661,13 @@ pub fn write_longname(out: &mut Vec<u8>, name: &[u8], st: &LongnameInfo) {
         _ => '-',
     };
     let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
-    let special = |exec: u32, flag: u32, set: char, unset: char| match (m & exec != 0, m & flag != 0) {
-        (true, true) => set,
-        (false, true) => unset,
-        (true, false) => 'x',
-        (false, false) => '-',
-    };
+    let special =
+        |exec: u32, flag: u32, set: char, unset: char| match (m & exec != 0, m & flag != 0) {
+            (true, true) => set,
+            (false, true) => unset,
+            (true, false) => 'x',
+            (false, false) => '-',
+        };
     let perms: String = [
         kind,
         bit(0o400, 'r'),
@@ -504,8 +685,16 @@ pub fn write_longname(out: &mut Vec<u8>, name: &[u8], st: &LongnameInfo) {
     let now = chrono::Utc::now().timestamp();
     let when = chrono::DateTime::from_timestamp(st.mtime, 0).unwrap_or_default();
     let recent = (now - st.mtime).abs() < 182 * 24 * 3600;
-    let date = if recent { when.format("%b %e %H:%M") } else { when.format("%b %e  %Y") };
-    let _ = write!(out, "{perms} {:>4} {:<8} {:<8} {:>8} {date} ", st.nlink, st.uid, st.gid, st.size);
+    let date = if recent {
+        when.format("%b %e %H:%M")
+    } else {
+        when.format("%b %e  %Y")
+    };
+    let _ = write!(
+        out,
+        "{perms} {:>4} {:<8} {:<8} {:>8} {date} ",
+        st.nlink, st.uid, st.gid, st.size
+    );
     out.extend_from_slice(name);
 }
 
@@ -514,13 +703,35 @@ pub fn write_longname(out: &mut Vec<u8>, name: &[u8], st: &LongnameInfo) {
 /// Replies, as a client decodes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    Version { version: u32, extensions: Vec<(Bytes, Bytes)> },
-    Status { id: u32, code: u32, msg: Bytes },
-    Handle { id: u32, handle: Bytes },
-    Data { id: u32, data: Bytes },
-    Name { id: u32, entries: Vec<(Bytes, Bytes, FileAttrs)> },
-    Attrs { id: u32, attrs: FileAttrs },
-    ExtendedReply { id: u32, data: Bytes },
+    Version {
+        version: u32,
+        extensions: Vec<(Bytes, Bytes)>,
+    },
+    Status {
+        id: u32,
+        code: u32,
+        msg: Bytes,
+    },
+    Handle {
+        id: u32,
+        handle: Bytes,
+    },
+    Data {
+        id: u32,
+        data: Bytes,
+    },
+    Name {
+        id: u32,
+        entries: Vec<(Bytes, Bytes, FileAttrs)>,
+    },
+    Attrs {
+        id: u32,
+        attrs: FileAttrs,
+    },
+    ExtendedReply {
+        id: u32,
+        data: Bytes,
+    },
 }
 
 pub fn decode_response(packet: Bytes) -> Result<Response, DecodeError> {
@@ -532,17 +743,30 @@ pub fn decode_response(packet: Bytes) -> Result<Response, DecodeError> {
         while c.0.has_remaining() {
             extensions.push((c.string()?, c.string()?));
         }
-        return Ok(Response::Version { version, extensions });
+        return Ok(Response::Version {
+            version,
+            extensions,
+        });
     }
     let id = c.u32()?;
     Ok(match ty {
         SSH_FXP_STATUS => {
             let code = c.u32()?;
-            let msg = if c.0.has_remaining() { c.string()? } else { Bytes::new() };
+            let msg = if c.0.has_remaining() {
+                c.string()?
+            } else {
+                Bytes::new()
+            };
             Response::Status { id, code, msg }
         }
-        SSH_FXP_HANDLE => Response::Handle { id, handle: c.string()? },
-        SSH_FXP_DATA => Response::Data { id, data: c.string()? },
+        SSH_FXP_HANDLE => Response::Handle {
+            id,
+            handle: c.string()?,
+        },
+        SSH_FXP_DATA => Response::Data {
+            id,
+            data: c.string()?,
+        },
         SSH_FXP_NAME => {
             let count = c.u32()?;
             let mut entries = Vec::with_capacity(count.min(1024) as usize);
@@ -551,8 +775,14 @@ pub fn decode_response(packet: Bytes) -> Result<Response, DecodeError> {
             }
             Response::Name { id, entries }
         }
-        SSH_FXP_ATTRS => Response::Attrs { id, attrs: c.attrs()? },
-        SSH_FXP_EXTENDED_REPLY => Response::ExtendedReply { id, data: c.0.split_to(c.0.len()) },
+        SSH_FXP_ATTRS => Response::Attrs {
+            id,
+            attrs: c.attrs()?,
+        },
+        SSH_FXP_EXTENDED_REPLY => Response::ExtendedReply {
+            id,
+            data: c.0.split_to(c.0.len()),
+        },
         ty => return Err(DecodeError::UnknownType { ty, id: Some(id) }),
     })
 }
@@ -588,23 +818,46 @@ pub fn encode_request(buf: &mut BytesMut, r: &Request) {
         }
         match r {
             Init { version } => b.put_u32(*version),
-            Open { path, pflags, attrs, .. } => {
+            Open {
+                path,
+                pflags,
+                attrs,
+                ..
+            } => {
                 put_string(b, path);
                 b.put_u32(*pflags);
                 put_attrs(b, attrs);
             }
-            Close { handle, .. } | Fstat { handle, .. } | Readdir { handle, .. } => put_string(b, handle),
-            Read { handle, offset, len, .. } => {
+            Close { handle, .. } | Fstat { handle, .. } | Readdir { handle, .. } => {
+                put_string(b, handle)
+            }
+            Read {
+                handle,
+                offset,
+                len,
+                ..
+            } => {
                 put_string(b, handle);
                 b.put_u64(*offset);
                 b.put_u32(*len);
             }
-            Write { handle, offset, data, .. } => {
+            Write {
+                handle,
+                offset,
+                data,
+                ..
+            } => {
                 put_string(b, handle);
                 b.put_u64(*offset);
                 put_string(b, data);
             }
-            Lstat { path, .. } | Opendir { path, .. } | Remove { path, .. } | Rmdir { path, .. } | Realpath { path, .. } | Stat { path, .. } | Readlink { path, .. } => put_string(b, path),
+            Lstat { path, .. }
+            | Opendir { path, .. }
+            | Remove { path, .. }
+            | Rmdir { path, .. }
+            | Realpath { path, .. }
+            | Stat { path, .. }
+            | Readlink { path, .. } => put_string(b, path),
             Setstat { path, attrs, .. } | Mkdir { path, attrs, .. } => {
                 put_string(b, path);
                 put_attrs(b, attrs);

@@ -4,4 +4,4 @@
 pub mod codec;
 pub mod session;
 
-pub use session::{serve, ChunkSource, Limits, SessionError};
+pub use session::{ChunkSource, Limits, SessionError, serve};

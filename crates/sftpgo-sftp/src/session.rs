@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use sftpgo_core::fs::UploadFlags;
 use sftpgo_core::{Connection, FsError, SetAttrs, Transfer};
 use sftpgo_vfs::{DirEntry, FileStat, VirtualPath};
-use tokio::sync::{mpsc, RwLock, Semaphore};
+use tokio::sync::{RwLock, Semaphore, mpsc};
 
 use crate::codec::{self, DecodeError, Extended, FileAttrs, PacketReader, Request};
 
@@ -103,21 +103,34 @@ pub async fn serve<S: ChunkSource>(
             let request = match codec::decode_request(packet) {
                 Ok(r) => r,
                 Err(DecodeError::UnknownType { id: Some(id), ty }) => {
-                    session.reply(|b| codec::encode_status(b, id, codec::SSH_FX_OP_UNSUPPORTED, &format!("unsupported request type {ty}"))).await;
+                    session
+                        .reply(|b| {
+                            codec::encode_status(
+                                b,
+                                id,
+                                codec::SSH_FX_OP_UNSUPPORTED,
+                                &format!("unsupported request type {ty}"),
+                            )
+                        })
+                        .await;
                     continue;
                 }
                 Err(e) => break 'outer Err(SessionError::Malformed(e.to_string())),
             };
             if let Request::Init { .. } = request {
                 initialized = true;
-                session.reply(|b| codec::encode_version(b, 3, EXTENSIONS)).await;
+                session
+                    .reply(|b| codec::encode_version(b, 3, EXTENSIONS))
+                    .await;
                 continue;
             }
             if !initialized {
                 break 'outer Err(SessionError::NotInitialized);
             }
             conn.touch();
-            let Ok(permit) = in_flight.clone().acquire_owned().await else { break 'outer Ok(()) };
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break 'outer Ok(());
+            };
             let session = session.clone();
             tokio::spawn(async move {
                 let reply = session.handle(request).await;
@@ -203,7 +216,12 @@ fn attrs_of(st: &FileStat) -> FileAttrs {
 }
 
 fn set_attrs_of(a: &FileAttrs) -> SetAttrs {
-    SetAttrs { size: a.size, permissions: a.permissions, times: a.times, uid_gid: a.uid_gid }
+    SetAttrs {
+        size: a.size,
+        permissions: a.permissions,
+        times: a.times,
+        uid_gid: a.uid_gid,
+    }
 }
 
 impl Session {
@@ -236,15 +254,31 @@ impl Session {
         let fs = self.conn.fs();
         match request {
             Request::Init { .. } => Err(Status(codec::SSH_FX_BAD_MESSAGE, "duplicate INIT".into())),
-            Request::Open { path, pflags, attrs, .. } => self.open(id, &path, pflags, &attrs).await,
+            Request::Open {
+                path,
+                pflags,
+                attrs,
+                ..
+            } => self.open(id, &path, pflags, &attrs).await,
             Request::Close { handle, .. } => self.close(&handle).await,
-            Request::Read { handle, offset, len, .. } => self.read(id, &handle, offset, len).await,
-            Request::Write { handle, offset, data, .. } => self.write(&handle, offset, data).await,
+            Request::Read {
+                handle,
+                offset,
+                len,
+                ..
+            } => self.read(id, &handle, offset, len).await,
+            Request::Write {
+                handle,
+                offset,
+                data,
+                ..
+            } => self.write(&handle, offset, data).await,
             Request::Lstat { path, .. } => name_attrs(id, fs.lstat(&fs.resolve(&path)?).await?),
             Request::Stat { path, .. } => name_attrs(id, fs.stat(&fs.resolve(&path)?).await?),
             Request::Fstat { handle, .. } => name_attrs(id, self.file(&handle)?.0.stat().await?),
             Request::Setstat { path, attrs, .. } => {
-                fs.set_attrs(&fs.resolve(&path)?, set_attrs_of(&attrs)).await?;
+                fs.set_attrs(&fs.resolve(&path)?, set_attrs_of(&attrs))
+                    .await?;
                 ok()
             }
             Request::Fsetstat { handle, attrs, .. } => {
@@ -268,10 +302,13 @@ impl Session {
             }
             Request::Realpath { path, .. } => one_name(id, fs.resolve(&path)?.as_bytes()),
             Request::Rename { old, new, .. } => {
-                fs.rename(&fs.resolve(&old)?, &fs.resolve(&new)?, false).await?;
+                fs.rename(&fs.resolve(&old)?, &fs.resolve(&new)?, false)
+                    .await?;
                 ok()
             }
-            Request::Readlink { path, .. } => one_name(id, &fs.read_link(&fs.resolve(&path)?).await?),
+            Request::Readlink { path, .. } => {
+                one_name(id, &fs.read_link(&fs.resolve(&path)?).await?)
+            }
             Request::Symlink { target, link, .. } => {
                 fs.symlink(&target, &fs.resolve(&link)?).await?;
                 ok()
@@ -284,7 +321,8 @@ impl Session {
         let fs = self.conn.fs();
         match ext {
             Extended::PosixRename { old, new } => {
-                fs.rename(&fs.resolve(&old)?, &fs.resolve(&new)?, true).await?;
+                fs.rename(&fs.resolve(&old)?, &fs.resolve(&new)?, true)
+                    .await?;
                 ok()
             }
             Extended::Statvfs { path } => statvfs_reply(id, fs.statvfs(&fs.resolve(&path)?).await?),
@@ -334,7 +372,10 @@ impl Session {
     async fn open(&self, id: u32, path: &[u8], pflags: u32, _attrs: &FileAttrs) -> Reply {
         let fs = self.conn.fs();
         let path = fs.resolve(path)?;
-        let writes = codec::SSH_FXF_WRITE | codec::SSH_FXF_APPEND | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
+        let writes = codec::SSH_FXF_WRITE
+            | codec::SSH_FXF_APPEND
+            | codec::SSH_FXF_CREAT
+            | codec::SSH_FXF_TRUNC;
         let transfer = if pflags & writes == 0 {
             fs.open_download(&path).await?
         } else {
@@ -357,10 +398,19 @@ impl Session {
             if let HandleKind::File(t) = kind {
                 tokio::spawn(async move { t.close(false).await });
             }
-            return Err(Status(codec::SSH_FX_FAILURE, "too many open handles".into()));
+            return Err(Status(
+                codec::SSH_FX_FAILURE,
+                "too many open handles".into(),
+            ));
         }
         let h = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        handles.insert(h, Arc::new(HandleEntry { kind, gate: Arc::new(RwLock::new(())) }));
+        handles.insert(
+            h,
+            Arc::new(HandleEntry {
+                kind,
+                gate: Arc::new(RwLock::new(())),
+            }),
+        );
         drop(handles);
         let mut buf = BytesMut::with_capacity(32);
         codec::encode_handle(&mut buf, id, &h.to_be_bytes());
@@ -383,7 +433,10 @@ impl Session {
         }
     }
 
-    async fn file_gated(&self, handle: &[u8]) -> Result<(Transfer, tokio::sync::OwnedRwLockReadGuard<()>), Status> {
+    async fn file_gated(
+        &self,
+        handle: &[u8],
+    ) -> Result<(Transfer, tokio::sync::OwnedRwLockReadGuard<()>), Status> {
         let (t, entry) = self.file(handle)?;
         let guard = gate_shared(entry).await;
         Ok((t, guard))
@@ -434,14 +487,20 @@ impl Session {
         let fs = self.conn.fs();
         let path = fs.resolve(path)?;
         let entries = fs.read_dir(&path).await?;
-        let listing = DirListing { path, entries: Mutex::new(entries.into_iter()) };
+        let listing = DirListing {
+            path,
+            entries: Mutex::new(entries.into_iter()),
+        };
         self.new_handle(id, HandleKind::Dir(listing))
     }
 
     fn readdir(&self, id: u32, handle: &[u8]) -> Reply {
         let entry = self.entry(handle)?;
         let HandleKind::Dir(listing) = &entry.kind else {
-            return Err(Status(codec::SSH_FX_FAILURE, "not a directory handle".into()));
+            return Err(Status(
+                codec::SSH_FX_FAILURE,
+                "not a directory handle".into(),
+            ));
         };
         let mut entries = listing.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -504,5 +563,12 @@ fn statvfs_reply(id: u32, st: sftpgo_vfs::StatVfs) -> Reply {
 }
 
 fn longname_info(st: &FileStat) -> codec::LongnameInfo {
-    codec::LongnameInfo { mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid, size: st.size, mtime: st.mtime }
+    codec::LongnameInfo {
+        mode: st.mode,
+        nlink: st.nlink,
+        uid: st.uid,
+        gid: st.gid,
+        size: st.size,
+        mtime: st.mtime,
+    }
 }

@@ -85,7 +85,11 @@ impl VirtualPath {
             return None;
         }
         let cut = self.0.iter().rposition(|b| *b == b'/').unwrap_or(0);
-        Some(if cut == 0 { Self::root() } else { VirtualPath(self.0[..cut].to_vec()) })
+        Some(if cut == 0 {
+            Self::root()
+        } else {
+            VirtualPath(self.0[..cut].to_vec())
+        })
     }
 
     pub fn file_name(&self) -> Option<&[u8]> {
@@ -141,7 +145,10 @@ mod tests {
         assert!(VirtualPath::parse(&[b'a'; 255]).is_ok());
         let long: Vec<u8> = b"/ab".repeat(1366);
         assert_eq!(VirtualPath::parse(&long), Err(PathError::TooLong));
-        assert_eq!(VirtualPath::parse(&vec![b'/'; 100_000]), Err(PathError::TooLong));
+        assert_eq!(
+            VirtualPath::parse(&vec![b'/'; 100_000]),
+            Err(PathError::TooLong)
+        );
     }
 
     #[test]
@@ -173,7 +180,9 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let len = (x % 40) as usize;
-            let raw: Vec<u8> = (0..len).map(|i| alphabet[((x >> (i % 60)) as usize + i) % alphabet.len()]).collect();
+            let raw: Vec<u8> = (0..len)
+                .map(|i| alphabet[((x >> (i % 60)) as usize + i) % alphabet.len()])
+                .collect();
             if let Ok(v) = VirtualPath::parse(&raw) {
                 let s = v.as_bytes();
                 assert!(s.starts_with(b"/"));

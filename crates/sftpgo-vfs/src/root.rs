@@ -32,7 +32,11 @@ pub fn is_escape(err: &io::Error) -> bool {
 }
 
 fn from_errno(e: rustix::io::Errno) -> io::Error {
-    if e == rustix::io::Errno::XDEV { escape() } else { io::Error::from_raw_os_error(e.raw_os_error()) }
+    if e == rustix::io::Errno::XDEV {
+        escape()
+    } else {
+        io::Error::from_raw_os_error(e.raw_os_error())
+    }
 }
 
 /// How to open a file (SFTP pflags, mapped).
@@ -50,7 +54,15 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { read: false, write: false, append: false, create: false, truncate: false, exclusive: false, mode: 0o666 }
+        Self {
+            read: false,
+            write: false,
+            append: false,
+            create: false,
+            truncate: false,
+            exclusive: false,
+            mode: 0o666,
+        }
     }
 }
 
@@ -145,9 +157,16 @@ const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGIC
 impl Root {
     /// Opens the home dir (a trusted path from the user record).
     pub fn open(home: &Path) -> io::Result<Root> {
-        let dir = rustix::fs::open(home, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))?;
-        Ok(Root { dir, host: home.to_path_buf() })
+        let dir = rustix::fs::open(
+            home,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))?;
+        Ok(Root {
+            dir,
+            host: home.to_path_buf(),
+        })
     }
 
     /// Host path of `p`, for logs and actions only: never used for a syscall.
@@ -176,9 +195,16 @@ impl Root {
     /// Opens the parent of `p` beneath the root and returns it with the final name.
     fn parent<'p>(&self, p: &'p VirtualPath) -> io::Result<(OwnedFd, &'p [u8])> {
         let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "operation not allowed on the home directory"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "operation not allowed on the home directory",
+            ));
         };
-        let fd = self.open_beneath(parent.relative(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+        let fd = self.open_beneath(
+            parent.relative(),
+            OFlags::PATH | OFlags::DIRECTORY,
+            Mode::empty(),
+        )?;
         Ok((fd, name))
     }
 
@@ -212,14 +238,21 @@ impl Root {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }
         // openat2 rejects a mode without O_CREAT.
-        let mode = if o.create { Mode::from_raw_mode(o.mode & 0o777) } else { Mode::empty() };
+        let mode = if o.create {
+            Mode::from_raw_mode(o.mode & 0o777)
+        } else {
+            Mode::empty()
+        };
         let fd = self.open_beneath(p.relative(), flags, mode)?;
         let st = rustix::fs::fstat(&fd).map_err(from_errno)?;
         if FileStat::from(&st).is_dir() {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }
         if !FileStat::from(&st).is_file() {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "not a regular file"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "not a regular file",
+            ));
         }
         let mut status = rustix::fs::fcntl_getfl(&fd).map_err(from_errno)?;
         status.remove(OFlags::NONBLOCK);
@@ -236,7 +269,9 @@ impl Root {
     /// Stat of the entry itself: a symlink is reported as a symlink.
     pub fn lstat(&self, p: &VirtualPath) -> io::Result<FileStat> {
         if p.is_root() {
-            return Ok(FileStat::from(&rustix::fs::fstat(&self.dir).map_err(from_errno)?));
+            return Ok(FileStat::from(
+                &rustix::fs::fstat(&self.dir).map_err(from_errno)?,
+            ));
         }
         let (dir, name) = self.parent(p)?;
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(from_errno)?;
@@ -244,7 +279,11 @@ impl Root {
     }
 
     pub fn read_dir(&self, p: &VirtualPath) -> io::Result<Vec<DirEntry>> {
-        let fd = self.open_beneath(p.relative(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
+        let fd = self.open_beneath(
+            p.relative(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )?;
         let mut dir = rustix::fs::Dir::read_from(&fd).map_err(from_errno)?;
         let mut out = Vec::new();
         while let Some(entry) = dir.read() {
@@ -255,7 +294,10 @@ impl Root {
             }
             // An entry removed between readdir and stat is simply skipped.
             if let Ok(st) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                out.push(DirEntry { name: name.to_vec(), stat: FileStat::from(&st) });
+                out.push(DirEntry {
+                    name: name.to_vec(),
+                    stat: FileStat::from(&st),
+                });
             }
         }
         Ok(out)
@@ -282,7 +324,11 @@ impl Root {
     pub fn rename(&self, from: &VirtualPath, to: &VirtualPath, replace: bool) -> io::Result<()> {
         let (fdir, fname) = self.parent(from)?;
         let (tdir, tname) = self.parent(to)?;
-        let flags = if replace { RenameFlags::empty() } else { RenameFlags::NOREPLACE };
+        let flags = if replace {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::NOREPLACE
+        };
         rustix::fs::renameat_with(&fdir, fname, &tdir, tname, flags).map_err(from_errno)
     }
 
@@ -292,7 +338,9 @@ impl Root {
     /// the home dir moves.
     pub fn symlink(&self, target: &[u8], link: &VirtualPath) -> io::Result<()> {
         let base = link.parent().ok_or_else(escape)?;
-        let target = base.join(target).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let target = base
+            .join(target)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let rel = relative_path(&base, &target);
         let (dir, name) = self.parent(link)?;
         rustix::fs::symlinkat(rel.as_slice(), &dir, name).map_err(from_errno)
@@ -339,7 +387,13 @@ impl Root {
     }
 
     pub fn set_len(&self, p: &VirtualPath, len: u64) -> io::Result<()> {
-        let file = self.open_file(p, &OpenOptions { write: true, ..Default::default() })?;
+        let file = self.open_file(
+            p,
+            &OpenOptions {
+                write: true,
+                ..Default::default()
+            },
+        )?;
         file.set_len(len)
     }
 
@@ -351,14 +405,26 @@ impl Root {
         rustix::fs::chmod(proc_fd_path(&fd), Mode::from_raw_mode(mode & 0o7777)).map_err(from_errno)
     }
 
-    pub fn set_times(&self, p: &VirtualPath, atime: SystemTime, mtime: SystemTime) -> io::Result<()> {
+    pub fn set_times(
+        &self,
+        p: &VirtualPath,
+        atime: SystemTime,
+        mtime: SystemTime,
+    ) -> io::Result<()> {
         let fd = self.path_fd(p)?;
         let ts = |t: SystemTime| {
             let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-            Timespec { tv_sec: d.as_secs() as i64, tv_nsec: i64::from(d.subsec_nanos()) }
+            Timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: i64::from(d.subsec_nanos()),
+            }
         };
-        let times = Timestamps { last_access: ts(atime), last_modification: ts(mtime) };
-        rustix::fs::utimensat(rustix::fs::CWD, proc_fd_path(&fd), &times, AtFlags::empty()).map_err(from_errno)
+        let times = Timestamps {
+            last_access: ts(atime),
+            last_modification: ts(mtime),
+        };
+        rustix::fs::utimensat(rustix::fs::CWD, proc_fd_path(&fd), &times, AtFlags::empty())
+            .map_err(from_errno)
     }
 
     /// chown of the entry itself (a symlink is not followed).
@@ -366,7 +432,8 @@ impl Root {
         let uid = uid.map(rustix::fs::Uid::from_raw);
         let gid = gid.map(rustix::fs::Gid::from_raw);
         if p.is_root() {
-            return rustix::fs::chownat(&self.dir, "", uid, gid, AtFlags::EMPTY_PATH).map_err(from_errno);
+            return rustix::fs::chownat(&self.dir, "", uid, gid, AtFlags::EMPTY_PATH)
+                .map_err(from_errno);
         }
         let (dir, name) = self.parent(p)?;
         rustix::fs::chownat(&dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW).map_err(from_errno)
@@ -415,7 +482,10 @@ pub fn ensure_home(home: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Res
     if home.is_dir() {
         return Ok(());
     }
-    std::fs::DirBuilder::new().recursive(true).mode(mode).create(home)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(home)?;
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(home, Some(uid), Some(gid))?;
     }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "sftpgo", about = "Full featured SFTP server with virtual accounts", disable_version_flag = true)]
+#[command(
+    name = "sftpgo",
+    about = "Full featured SFTP server with virtual accounts",
+    disable_version_flag = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -23,10 +27,20 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Directory holding the config file, host keys and the SQLite/bolt database.
-    #[arg(short = 'c', long = "config-dir", env = "SFTPGO_CONFIG_DIR", default_value = ".")]
+    #[arg(
+        short = 'c',
+        long = "config-dir",
+        env = "SFTPGO_CONFIG_DIR",
+        default_value = "."
+    )]
     pub config_dir: PathBuf,
     /// Config file name without extension (.json, .yaml, .yml and .toml are tried).
-    #[arg(short = 'f', long = "config-file", env = "SFTPGO_CONFIG_FILE", default_value = "sftpgo")]
+    #[arg(
+        short = 'f',
+        long = "config-file",
+        env = "SFTPGO_CONFIG_FILE",
+        default_value = "sftpgo"
+    )]
     pub config_file: String,
     #[command(flatten)]
     pub log: LogOptions,
@@ -35,16 +49,36 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LogOptions {
     /// Log file; "-" or "" logs to stdout.
-    #[arg(short = 'l', long = "log-file-path", env = "SFTPGO_LOG_FILE_PATH", default_value = "sftpgo.log")]
+    #[arg(
+        short = 'l',
+        long = "log-file-path",
+        env = "SFTPGO_LOG_FILE_PATH",
+        default_value = "sftpgo.log"
+    )]
     pub file_path: String,
     /// Maximum size in MB of the log file before it is rotated.
-    #[arg(short = 's', long = "log-max-size", env = "SFTPGO_LOG_MAX_SIZE", default_value_t = 10)]
+    #[arg(
+        short = 's',
+        long = "log-max-size",
+        env = "SFTPGO_LOG_MAX_SIZE",
+        default_value_t = 10
+    )]
     pub max_size_mb: u64,
     /// Maximum number of rotated log files to keep.
-    #[arg(short = 'b', long = "log-max-backups", env = "SFTPGO_LOG_MAX_BACKUPS", default_value_t = 5)]
+    #[arg(
+        short = 'b',
+        long = "log-max-backups",
+        env = "SFTPGO_LOG_MAX_BACKUPS",
+        default_value_t = 5
+    )]
     pub max_backups: usize,
     /// Maximum days to keep rotated log files.
-    #[arg(short = 'a', long = "log-max-age", env = "SFTPGO_LOG_MAX_AGE", default_value_t = 28)]
+    #[arg(
+        short = 'a',
+        long = "log-max-age",
+        env = "SFTPGO_LOG_MAX_AGE",
+        default_value_t = 28
+    )]
     pub max_age_days: u64,
     /// Gzip rotated log files.
     #[arg(short = 'z', long = "log-compress", env = "SFTPGO_LOG_COMPRESS", default_value_t = false,
@@ -75,13 +109,35 @@ mod tests {
         assert_eq!(s.config_dir, PathBuf::from("."));
         assert_eq!(s.config_file, "sftpgo");
         assert_eq!(s.log.file_path, "sftpgo.log");
-        assert_eq!((s.log.max_size_mb, s.log.max_backups, s.log.max_age_days), (10, 5, 28));
+        assert_eq!(
+            (s.log.max_size_mb, s.log.max_backups, s.log.max_age_days),
+            (10, 5, 28)
+        );
         assert!(!s.log.compress && s.log.verbose);
-        let s = serve(&["-c", "/etc/sftpgo", "-f", "conf", "-l", "-", "-s", "1", "-b", "2", "-a", "3", "-z", "-v", "false"]);
+        let s = serve(&[
+            "-c",
+            "/etc/sftpgo",
+            "-f",
+            "conf",
+            "-l",
+            "-",
+            "-s",
+            "1",
+            "-b",
+            "2",
+            "-a",
+            "3",
+            "-z",
+            "-v",
+            "false",
+        ]);
         assert_eq!(s.config_dir, PathBuf::from("/etc/sftpgo"));
         assert_eq!(s.config_file, "conf");
         assert_eq!(s.log.file_path, "-");
-        assert_eq!((s.log.max_size_mb, s.log.max_backups, s.log.max_age_days), (1, 2, 3));
+        assert_eq!(
+            (s.log.max_size_mb, s.log.max_backups, s.log.max_age_days),
+            (1, 2, 3)
+        );
         assert!(s.log.compress && !s.log.verbose);
         assert!(!serve(&["--log-verbose=false"]).log.verbose);
         assert!(serve(&["-v"]).log.verbose);
@@ -90,6 +146,10 @@ mod tests {
     #[test]
     fn version_flag() {
         assert!(Cli::try_parse_from(["sftpgo", "-v"]).unwrap().version);
-        assert!(Cli::try_parse_from(["sftpgo", "--version"]).unwrap().version);
+        assert!(
+            Cli::try_parse_from(["sftpgo", "--version"])
+                .unwrap()
+                .version
+        );
     }
 }

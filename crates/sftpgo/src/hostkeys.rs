@@ -55,7 +55,9 @@ fn generate(kind: DefaultKey) -> Result<PrivateKey> {
     let mut rng = rand::rng();
     let algorithm = match kind {
         DefaultKey::Ed25519 => Algorithm::Ed25519,
-        DefaultKey::EcdsaP256 => Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
+        DefaultKey::EcdsaP256 => Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        },
         DefaultKey::Rsa3072 => {
             let key = russh::keys::ssh_key::private::RsaKeypair::random(&mut rng, 3072)
                 .context("cannot generate an RSA host key")?;
@@ -66,13 +68,20 @@ fn generate(kind: DefaultKey) -> Result<PrivateKey> {
 }
 
 fn write_private(path: &Path, key: &PrivateKey) -> Result<()> {
-    let pem = key.to_openssh(LineEnding::LF).context("cannot encode host key")?;
+    let pem = key
+        .to_openssh(LineEnding::LF)
+        .context("cannot encode host key")?;
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot write host key {} (is the config dir writable?)", path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot write host key {} (is the config dir writable?)",
+                path.display()
+            )
+        })?;
     file.write_all(pem.as_bytes())?;
     file.sync_all()?;
     Ok(())

@@ -27,7 +27,10 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { rekey_bytes: None, shutdown_grace: Duration::from_secs(30) }
+        Self {
+            rekey_bytes: None,
+            shutdown_grace: Duration::from_secs(30),
+        }
     }
 }
 
@@ -47,16 +50,26 @@ impl Running {
         self.shutdown.cancel();
         let registry = self.core.registry();
         let deadline = tokio::time::Instant::now() + self.grace;
-        while registry.list().iter().any(|c| !c.active_transfers.is_empty()) {
+        while registry
+            .list()
+            .iter()
+            .any(|c| !c.active_transfers.is_empty())
+        {
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(sender = "service", "grace period over, aborting running transfers");
+                tracing::warn!(
+                    sender = "service",
+                    "grace period over, aborting running transfers"
+                );
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         registry.close_all();
         self.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(sender = "service", "some connections did not end in time");
         }
     }
@@ -71,47 +84,78 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
             Arc::new(
                 sftpgo_provider::sqlite::SqliteBackend::open(&path, &dp.users_table)
                     .await
-                    .with_context(|| format!("cannot open the sqlite data provider {}", path.display()))?,
+                    .with_context(|| {
+                        format!("cannot open the sqlite data provider {}", path.display())
+                    })?,
             )
         }
         "memory" => Arc::new(sftpgo_provider::memory::MemoryBackend::new()),
-        other => bail!("data provider driver {other:?} is not available in this build (supported: sqlite, memory)"),
+        other => bail!(
+            "data provider driver {other:?} is not available in this build (supported: sqlite, memory)"
+        ),
     };
     let track_quota = match dp.track_quota {
         0 => TrackQuota::Off,
         1 => TrackQuota::Always,
         _ => TrackQuota::LimitedUsersOnly,
     };
-    Ok(DataProvider::new(backend, dp.manage_users != 0, track_quota))
+    Ok(DataProvider::new(
+        backend,
+        dp.manage_users != 0,
+        track_quota,
+    ))
 }
 
 fn resolve(config_dir: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() { p.to_path_buf() } else { config_dir.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config_dir.join(p)
+    }
 }
 
 /// Starts the servers described by `config`.
 pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result<Running> {
     let provider = open_provider(config, config_dir).await?;
     let sftpd = &config.sftpd;
-    let umask = u32::from_str_radix(&sftpd.umask, 8).with_context(|| format!("invalid umask {:?}", sftpd.umask))?;
-    let idle_timeout = (sftpd.idle_timeout > 0).then(|| Duration::from_secs(sftpd.idle_timeout * 60));
+    let umask = u32::from_str_radix(&sftpd.umask, 8)
+        .with_context(|| format!("invalid umask {:?}", sftpd.umask))?;
+    let idle_timeout =
+        (sftpd.idle_timeout > 0).then(|| Duration::from_secs(sftpd.idle_timeout * 60));
     let settings = Settings {
         umask,
-        upload_mode: if sftpd.upload_mode == 1 { UploadMode::Atomic } else { UploadMode::Standard },
+        upload_mode: if sftpd.upload_mode == 1 {
+            UploadMode::Atomic
+        } else {
+            UploadMode::Standard
+        },
         idle_timeout,
         ..Settings::default()
     };
     if !settings.running_as_root {
-        tracing::info!(sender = "service", "not running as root: users' uid/gid are ignored");
+        tracing::info!(
+            sender = "service",
+            "not running as root: users' uid/gid are ignored"
+        );
     }
     let core = Core::new(provider, settings);
 
-    let key_paths: Vec<PathBuf> = sftpd.keys.iter().map(|k| resolve(config_dir, &k.private_key)).collect();
+    let key_paths: Vec<PathBuf> = sftpd
+        .keys
+        .iter()
+        .map(|k| resolve(config_dir, &k.private_key))
+        .collect();
     let dir = config_dir.to_path_buf();
-    let host_keys = tokio::task::spawn_blocking(move || crate::hostkeys::load_or_generate(&dir, &key_paths)).await??;
+    let host_keys =
+        tokio::task::spawn_blocking(move || crate::hostkeys::load_or_generate(&dir, &key_paths))
+            .await??;
 
-    let banner = if sftpd.banner.trim().is_empty() { "SFTPGo" } else { sftpd.banner.as_str() };
+    let banner = if sftpd.banner.trim().is_empty() {
+        "SFTPGo"
+    } else {
+        sftpd.banner.as_str()
+    };
     let ssh_settings = SshSettings {
         server_id: format!("SSH-2.0-{banner}"),
         max_auth_tries: match sftpd.max_auth_tries {
@@ -131,7 +175,13 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
     let tracker = TaskTracker::new();
     tokio::spawn(server.serve(listener, shutdown.clone(), tracker.clone()));
     tracing::info!(sender = "service", address = %ssh_addr, "SFTP server listening");
-    Ok(Running { ssh_addr, core, shutdown, tracker, grace: tuning.shutdown_grace })
+    Ok(Running {
+        ssh_addr,
+        core,
+        shutdown,
+        tracker,
+        grace: tuning.shutdown_grace,
+    })
 }
 
 /// Binds `address:port`; an empty address means every interface.
@@ -140,9 +190,13 @@ async fn bind(address: &str, port: u16) -> Result<TcpListener> {
         if let Ok(l) = TcpListener::bind(("::", port)).await {
             return Ok(l);
         }
-        return TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("cannot listen on port {port}"));
+        return TcpListener::bind(("0.0.0.0", port))
+            .await
+            .with_context(|| format!("cannot listen on port {port}"));
     }
-    TcpListener::bind((address, port)).await.with_context(|| format!("cannot listen on {address}:{port}"))
+    TcpListener::bind((address, port))
+        .await
+        .with_context(|| format!("cannot listen on {address}:{port}"))
 }
 
 /// `sftpgo serve`: runs until SIGTERM or SIGINT.
@@ -164,9 +218,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let config = loaded.config;
     let umask = u32::from_str_radix(&config.sftpd.umask, 8).unwrap_or(0o022);
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(umask));
-    let running = start(&config, &args.config_dir, Tuning::default()).await.inspect_err(|e| {
-        tracing::error!(sender = "service", error = format!("{e:#}"), "cannot start");
-    })?;
+    let running = start(&config, &args.config_dir, Tuning::default())
+        .await
+        .inspect_err(|e| {
+            tracing::error!(sender = "service", error = format!("{e:#}"), "cannot start");
+        })?;
     wait_for_signal().await?;
     tracing::info!(sender = "service", "shutting down");
     running.shutdown().await;

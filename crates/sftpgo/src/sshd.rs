@@ -70,16 +70,31 @@ const CIPHERS: &[cipher::Name] = &[
     cipher::AES_256_CTR,
 ];
 
-const MACS: &[mac::Name] = &[mac::HMAC_SHA256_ETM, mac::HMAC_SHA512_ETM, mac::HMAC_SHA256, mac::HMAC_SHA512];
+const MACS: &[mac::Name] = &[
+    mac::HMAC_SHA256_ETM,
+    mac::HMAC_SHA512_ETM,
+    mac::HMAC_SHA256,
+    mac::HMAC_SHA512,
+];
 
 /// Host key and user key signature algorithms: no SHA-1 `ssh-rsa`.
 const KEY_ALGORITHMS: &[Algorithm] = &[
     Algorithm::Ed25519,
-    Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
-    Algorithm::Ecdsa { curve: EcdsaCurve::NistP384 },
-    Algorithm::Ecdsa { curve: EcdsaCurve::NistP521 },
-    Algorithm::Rsa { hash: Some(HashAlg::Sha512) },
-    Algorithm::Rsa { hash: Some(HashAlg::Sha256) },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP256,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP384,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP521,
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha512),
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha256),
+    },
 ];
 
 fn auth_methods() -> MethodSet {
@@ -106,7 +121,11 @@ impl SshServer {
             auth_rejection_time: Duration::from_millis(100),
             auth_rejection_time_initial: Some(Duration::ZERO),
             keys: host_keys,
-            limits: russh::Limits::new(settings.rekey_bytes, settings.rekey_bytes, Duration::from_secs(3600)),
+            limits: russh::Limits::new(
+                settings.rekey_bytes,
+                settings.rekey_bytes,
+                Duration::from_secs(3600),
+            ),
             window_size: 16 * 1024 * 1024,
             maximum_packet_size: 65536,
             channel_buffer_size: 1024,
@@ -118,18 +137,30 @@ impl SshServer {
                 mac: Cow::Borrowed(MACS),
                 ..Preferred::DEFAULT
             },
-            max_auth_attempts: settings.max_auth_tries.map(|n| n as usize).unwrap_or(usize::MAX),
+            max_auth_attempts: settings
+                .max_auth_tries
+                .map(|n| n as usize)
+                .unwrap_or(usize::MAX),
             // Idle handling is ours (seconds granularity, activity = SFTP requests).
             inactivity_timeout: None,
             keepalive_interval: None,
             nodelay: true,
             ..Default::default()
         };
-        Self { core, config: Arc::new(config), settings }
+        Self {
+            core,
+            config: Arc::new(config),
+            settings,
+        }
     }
 
     /// Accepts connections until `shutdown` fires. Connection tasks are tracked by `tracker`.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken, tracker: TaskTracker) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) {
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -162,7 +193,11 @@ impl SshServer {
             channels: HashMap::new(),
         };
         let login_timeout = self.settings.login_timeout;
-        let session = tokio::time::timeout(login_timeout, russh::server::run_stream(self.config.clone(), stream, handler)).await;
+        let session = tokio::time::timeout(
+            login_timeout,
+            russh::server::run_stream(self.config.clone(), stream, handler),
+        )
+        .await;
         let mut session = match session {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -215,8 +250,17 @@ impl SshServer {
                 }
             }
         }
-        let _ = handle.disconnect(russh::Disconnect::ByApplication, "connection closed by the server".into(), "en".into()).await;
-        if tokio::time::timeout(Duration::from_secs(5), &mut session).await.is_err() {
+        let _ = handle
+            .disconnect(
+                russh::Disconnect::ByApplication,
+                "connection closed by the server".into(),
+                "en".into(),
+            )
+            .await;
+        if tokio::time::timeout(Duration::from_secs(5), &mut session)
+            .await
+            .is_err()
+        {
             tracing::debug!(sender = "sftpd", connection_id = %conn.id, "session did not end after disconnect");
         }
     }
@@ -232,7 +276,9 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 fn log_session_end(peer: SocketAddr, res: Result<(), russh::Error>) {
     match res {
         Ok(()) => tracing::debug!(sender = "sftpd", remote_addr = %peer, "SSH session ended"),
-        Err(e) => tracing::debug!(sender = "sftpd", remote_addr = %peer, error = %e, "SSH session ended with an error"),
+        Err(e) => {
+            tracing::debug!(sender = "sftpd", remote_addr = %peer, error = %e, "SSH session ended with an error")
+        }
     }
 }
 
@@ -248,7 +294,10 @@ struct SshHandler {
 
 impl SshHandler {
     fn reject() -> Auth {
-        Auth::Reject { proceed_with_methods: Some(auth_methods()), partial_success: false }
+        Auth::Reject {
+            proceed_with_methods: Some(auth_methods()),
+            partial_success: false,
+        }
     }
 
     fn logged_in(&mut self, guard: ConnectionGuard) -> Auth {
@@ -277,27 +326,51 @@ impl russh::server::Handler for SshHandler {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        match self.server.core.login_password(user, password, self.peer, Protocol::Ssh).await {
+        match self
+            .server
+            .core
+            .login_password(user, password, self.peer, Protocol::Ssh)
+            .await
+        {
             Ok(guard) => Ok(self.logged_in(guard)),
             Err(_) => Ok(Self::reject()),
         }
     }
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
-        if acceptable_user_key_algorithm(offer.algorithm) && self.server.core.accepts_public_key(user, offer.public_key).await {
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if acceptable_user_key_algorithm(offer.algorithm)
+            && self
+                .server
+                .core
+                .accepts_public_key(user, offer.public_key)
+                .await
+        {
             Ok(Auth::Accept)
         } else {
             Ok(Self::reject())
         }
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         if !acceptable_user_key_algorithm(key.algorithm) {
             tracing::warn!(sender = "auth", username = user, remote_addr = %self.peer, method = "publickey", reason = "ssh-rsa (SHA-1) signatures are not accepted", "login failed");
             return Ok(Self::reject());
         }
         let public: &PublicKey = key.public_key;
-        match self.server.core.login_public_key(user, public, self.peer, Protocol::Ssh).await {
+        match self
+            .server
+            .core
+            .login_public_key(user, public, self.peer, Protocol::Ssh)
+            .await
+        {
             Ok(guard) => Ok(self.logged_in(guard)),
             Err(_) => Ok(Self::reject()),
         }
@@ -322,12 +395,21 @@ impl russh::server::Handler for SshHandler {
         Ok(())
     }
 
-    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
         Ok(())
     }
 
-    async fn subsystem_request(&mut self, channel_id: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn subsystem_request(
+        &mut self,
+        channel_id: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         let (Some(conn), true) = (self.connection().cloned(), name == "sftp") else {
             tracing::info!(sender = "sftpd", remote_addr = %self.peer, subsystem = name, "subsystem refused");
             session.channel_failure(channel_id)?;
@@ -343,13 +425,22 @@ impl russh::server::Handler for SshHandler {
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         tracing::info!(sender = "sftpd", remote_addr = %self.peer, command = %String::from_utf8_lossy(data), "exec request refused");
         session.channel_failure(channel)?;
         Ok(())
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         tracing::info!(sender = "sftpd", remote_addr = %self.peer, "shell request refused");
         session.channel_failure(channel)?;
         Ok(())
@@ -371,12 +462,22 @@ impl russh::server::Handler for SshHandler {
         Ok(())
     }
 
-    async fn env_request(&mut self, channel: ChannelId, _name: &str, _value: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_failure(channel)?;
         Ok(())
     }
 
-    async fn agent_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<bool, Self::Error> {
+    async fn agent_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         session.channel_failure(channel)?;
         Ok(false)
     }

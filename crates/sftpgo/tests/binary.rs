@@ -21,7 +21,7 @@ fn version_flag_prints_semver_commit_and_date() {
         assert!(out.status.success());
         let s = String::from_utf8_lossy(&out.stdout);
         assert!(s.starts_with("SFTPGo version: 0."), "{s}");
-        assert_eq!(s.trim().matches('-').count() >= 2, true, "{s}");
+        assert!(s.trim().matches('-').count() >= 2, "{s}");
     }
 }
 
@@ -29,13 +29,26 @@ fn version_flag_prints_semver_commit_and_date() {
 fn invalid_config_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sftpgo.yaml"), "sftpd:\n  upload_mode: 7\n").unwrap();
-    let out = sftpgo().args(["serve", "-c"]).arg(dir.path()).args(["-l", "-"]).output().unwrap();
+    let out = sftpgo()
+        .args(["serve", "-c"])
+        .arg(dir.path())
+        .args(["-l", "-"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("sftpgo.yaml") && err.contains("upload_mode"), "{err}");
+    assert!(
+        err.contains("sftpgo.yaml") && err.contains("upload_mode"),
+        "{err}"
+    );
 
     std::fs::write(dir.path().join("sftpgo.yaml"), "sftpd: [unclosed\n").unwrap();
-    let out = sftpgo().args(["serve", "-c"]).arg(dir.path()).args(["-l", "-"]).output().unwrap();
+    let out = sftpgo()
+        .args(["serve", "-c"])
+        .arg(dir.path())
+        .args(["-l", "-"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sftpgo.yaml"));
 }
@@ -66,7 +79,8 @@ fn wait_for_port(log: &Path, child: &mut Child) -> u16 {
             for line in text.lines() {
                 let v: serde_json::Value = serde_json::from_str(line).expect("log lines are JSON");
                 if v["message"] == "SFTP server listening" {
-                    let addr: std::net::SocketAddr = v["address"].as_str().unwrap().parse().unwrap();
+                    let addr: std::net::SocketAddr =
+                        v["address"].as_str().unwrap().parse().unwrap();
                     return addr.port();
                 }
             }
@@ -87,7 +101,12 @@ async fn serves_an_sftpgo_09_database_and_logs_logins() {
     let db = dir.path().join("sftpgo.db");
     {
         use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&db).create_if_missing(true).connect().await.unwrap();
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
         sqlx::query(
             "CREATE TABLE \"users\" (\"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT, \"username\" varchar(255) NOT NULL UNIQUE, \
              \"password\" varchar(255) NULL, \"public_keys\" text NULL, \"home_dir\" varchar(255) NOT NULL, \"uid\" integer NOT NULL, \
@@ -124,16 +143,31 @@ async fn serves_an_sftpgo_09_database_and_logs_logins() {
     let port = wait_for_port(&log, &mut child);
     // Default host keys were generated, private, in the config dir.
     for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
-        let meta = std::fs::metadata(dir.path().join(name)).unwrap_or_else(|_| panic!("{name} generated"));
+        let meta =
+            std::fs::metadata(dir.path().join(name)).unwrap_or_else(|_| panic!("{name} generated"));
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name} mode");
     }
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("f"), b"legacy data").unwrap();
-    let out = sftp_batch(addr, "legacy", Login::Password("pbkdf2-secret"), "put f f\n", work.path()).await;
+    let out = sftp_batch(
+        addr,
+        "legacy",
+        Login::Password("pbkdf2-secret"),
+        "put f f\n",
+        work.path(),
+    )
+    .await;
     assert_success(&out, "login to a 0.9 database user");
     assert_eq!(std::fs::read(home.join("f")).unwrap(), b"legacy data");
-    let bad = sftp_batch(addr, "legacy", Login::Password("nope"), "pwd\n", work.path()).await;
+    let bad = sftp_batch(
+        addr,
+        "legacy",
+        Login::Password("nope"),
+        "pwd\n",
+        work.path(),
+    )
+    .await;
     assert!(!bad.status.success());
     // Graceful stop on SIGTERM.
     send_signal(child.id(), libc::SIGTERM);
@@ -142,25 +176,55 @@ async fn serves_an_sftpgo_09_database_and_logs_logins() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "server did not stop on SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status after SIGTERM: {status}");
     // The log is JSON lines with the required fields; the failed login names the client IP.
     let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     for l in &lines {
-        assert!(l["level"].is_string() && l["time"].is_string() && l["sender"].is_string(), "{l}");
+        assert!(
+            l["level"].is_string() && l["time"].is_string() && l["sender"].is_string(),
+            "{l}"
+        );
     }
-    let failed = lines.iter().find(|l| l["message"] == "login failed").expect("failed login logged");
+    let failed = lines
+        .iter()
+        .find(|l| l["message"] == "login failed")
+        .expect("failed login logged");
     assert_eq!(failed["username"], "legacy");
-    assert!(failed["remote_addr"].as_str().unwrap().starts_with("127.0.0.1:"), "{failed}");
+    assert!(
+        failed["remote_addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{failed}"
+    );
     assert_eq!(failed["method"], "password");
-    assert!(lines.iter().any(|l| l["message"] == "login succeeded" && l["username"] == "legacy"));
-    assert!(lines.iter().any(|l| l["sender"] == "Upload" && l["username"] == "legacy"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "login succeeded" && l["username"] == "legacy")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["sender"] == "Upload" && l["username"] == "legacy")
+    );
 }
 
 fn send_signal(pid: u32, sig: i32) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }

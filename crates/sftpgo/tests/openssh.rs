@@ -15,7 +15,11 @@ async fn upload_download_integrity_with_ed25519_key() {
     let sizes = [0usize, 1, 1 << 20, 64 << 20];
     let mut batch = String::new();
     for (i, size) in sizes.iter().enumerate() {
-        std::fs::write(work.path().join(format!("in{i}")), pattern(*size, i as u64 + 7)).unwrap();
+        std::fs::write(
+            work.path().join(format!("in{i}")),
+            pattern(*size, i as u64 + 7),
+        )
+        .unwrap();
         batch += &format!("put in{i} up{i}\nget up{i} out{i}\n");
     }
     let out = sftp_batch(srv.addr, "alice", Login::Key(&key), &batch, work.path()).await;
@@ -23,9 +27,15 @@ async fn upload_download_integrity_with_ed25519_key() {
     for (i, size) in sizes.iter().enumerate() {
         let expected = pattern(*size, i as u64 + 7);
         let stored = std::fs::read(srv.home("alice").join(format!("up{i}"))).unwrap();
-        assert!(stored == expected, "uploaded file {i} ({size} bytes) differs");
+        assert!(
+            stored == expected,
+            "uploaded file {i} ({size} bytes) differs"
+        );
         let back = std::fs::read(work.path().join(format!("out{i}"))).unwrap();
-        assert!(back == expected, "downloaded file {i} ({size} bytes) differs");
+        assert!(
+            back == expected,
+            "downloaded file {i} ({size} bytes) differs"
+        );
     }
     srv.stop().await;
 }
@@ -33,14 +43,24 @@ async fn upload_download_integrity_with_ed25519_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_survives_several_rekeys() {
     // Rekey every 4 MiB: a 48 MiB upload and download crosses a dozen key exchanges.
-    let tuning = Tuning { rekey_bytes: Some(4 << 20), ..Tuning::default() };
+    let tuning = Tuning {
+        rekey_bytes: Some(4 << 20),
+        ..Tuning::default()
+    };
     let srv = TestServer::start_with(|_| {}, tuning).await;
     let key = keygen(srv.dir.path(), "ed25519");
     srv.add_user("rekey", None, &[&key], &all_perms()).await;
     let work = tempfile::tempdir().unwrap();
     let data = pattern(48 << 20, 99);
     std::fs::write(work.path().join("big"), &data).unwrap();
-    let out = sftp_batch(srv.addr, "rekey", Login::Key(&key), "put big big\nget big back\n", work.path()).await;
+    let out = sftp_batch(
+        srv.addr,
+        "rekey",
+        Login::Key(&key),
+        "put big big\nget big back\n",
+        work.path(),
+    )
+    .await;
     assert_success(&out, "sftp across rekeys");
     assert!(std::fs::read(srv.home("rekey").join("big")).unwrap() == data);
     assert!(std::fs::read(work.path().join("back")).unwrap() == data);
@@ -52,7 +72,8 @@ async fn logins_with_ecdsa_and_rsa_keys() {
     let srv = TestServer::start().await;
     let ecdsa = keygen(srv.dir.path(), "ecdsa");
     let rsa = keygen(srv.dir.path(), "rsa");
-    srv.add_user("keys", None, &[&ecdsa, &rsa], &all_perms()).await;
+    srv.add_user("keys", None, &[&ecdsa, &rsa], &all_perms())
+        .await;
     let work = tempfile::tempdir().unwrap();
     for key in [&ecdsa, &rsa] {
         let out = sftp_batch(srv.addr, "keys", Login::Key(key), "pwd\n", work.path()).await;
@@ -63,8 +84,21 @@ async fn logins_with_ecdsa_and_rsa_keys() {
         let out = tokio::process::Command::new("sftp")
             .current_dir(work.path())
             .args(["-b", "/dev/null", "-P", &srv.addr.port().to_string()])
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
-            .args(["-o", "IdentitiesOnly=yes", "-o", &format!("PubkeyAcceptedAlgorithms={alg}"), "-i"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+            ])
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                &format!("PubkeyAcceptedAlgorithms={alg}"),
+                "-i",
+            ])
             .arg(&rsa.path)
             .arg("keys@127.0.0.1")
             .output()
@@ -85,16 +119,42 @@ async fn password_logins_for_each_hash_format() {
     let bcrypt = bcrypt::hash("bcrypt-secret", 4).unwrap();
     // pbkdf2-sha256, 1000 iterations, salt "salt": computed independently with Python's hashlib.
     let pbkdf2 = "$pbkdf2-sha256$1000$salt$9jHU2CnXymQrXxM/wS2PnCJlrJbbZdll1YaUUGLQARE=";
-    srv.add_user("argon", Some("argon-secret"), &[], &all_perms()).await;
-    srv.add_user("bcrypt", Some(&bcrypt), &[], &all_perms()).await;
-    srv.add_user("pbkdf2", Some(pbkdf2), &[], &all_perms()).await;
-    let stored = srv.core().provider().user_by_username("argon").await.unwrap();
-    assert!(stored.password.as_deref().unwrap_or("").starts_with("$argon2id$"), "plain passwords are stored as argon2id");
+    srv.add_user("argon", Some("argon-secret"), &[], &all_perms())
+        .await;
+    srv.add_user("bcrypt", Some(&bcrypt), &[], &all_perms())
+        .await;
+    srv.add_user("pbkdf2", Some(pbkdf2), &[], &all_perms())
+        .await;
+    let stored = srv
+        .core()
+        .provider()
+        .user_by_username("argon")
+        .await
+        .unwrap();
+    assert!(
+        stored
+            .password
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("$argon2id$"),
+        "plain passwords are stored as argon2id"
+    );
     let work = tempfile::tempdir().unwrap();
-    for (user, pw) in [("argon", "argon-secret"), ("bcrypt", "bcrypt-secret"), ("pbkdf2", "pbkdf2-secret")] {
+    for (user, pw) in [
+        ("argon", "argon-secret"),
+        ("bcrypt", "bcrypt-secret"),
+        ("pbkdf2", "pbkdf2-secret"),
+    ] {
         let out = sftp_batch(srv.addr, user, Login::Password(pw), "pwd\n", work.path()).await;
         assert_success(&out, &format!("password login of {user}"));
-        let bad = sftp_batch(srv.addr, user, Login::Password("wrong"), "pwd\n", work.path()).await;
+        let bad = sftp_batch(
+            srv.addr,
+            user,
+            Login::Password("wrong"),
+            "pwd\n",
+            work.path(),
+        )
+        .await;
         assert!(!bad.status.success(), "wrong password must fail for {user}");
     }
     srv.stop().await;
@@ -130,14 +190,30 @@ ls -la d
     let out = sftp_batch(srv.addr, "bob", Login::Key(&key), batch, work.path()).await;
     assert_success(&out, "sftp command batch");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Remote working directory: /d"), "pwd after cd: {stdout}");
+    assert!(
+        stdout.contains("Remote working directory: /d"),
+        "pwd after cd: {stdout}"
+    );
     let home = srv.home("bob");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::read(work.path().join("viaLink")).unwrap(), b"hello world");
-    assert_eq!(std::fs::read_link(home.join("d/link")).unwrap().to_str(), Some("g"));
+    assert_eq!(
+        std::fs::read(work.path().join("viaLink")).unwrap(),
+        b"hello world"
+    );
+    assert_eq!(
+        std::fs::read_link(home.join("d/link")).unwrap().to_str(),
+        Some("g")
+    );
     assert!(!home.join("d/hard").exists());
     assert!(!home.join("d/sub").exists());
-    assert_eq!(std::fs::metadata(home.join("d/g")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(home.join("d/g"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     assert_eq!(std::fs::read(home.join("d/h")).unwrap(), b"hello world");
     // rm of a directory and rmdir of a non-empty one fail.
     let out = sftp_batch(srv.addr, "bob", Login::Key(&key), "rmdir d\n", work.path()).await;
@@ -150,12 +226,22 @@ ls -la d
 async fn read_only_user_cannot_write_via_openssh() {
     let srv = TestServer::start().await;
     let key = keygen(srv.dir.path(), "ed25519");
-    srv.add_user("ro", None, &[&key], &[Permission::List, Permission::Download]).await;
+    srv.add_user(
+        "ro",
+        None,
+        &[&key],
+        &[Permission::List, Permission::Download],
+    )
+    .await;
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("f"), b"x").unwrap();
     let out = sftp_batch(srv.addr, "ro", Login::Key(&key), "put f f\n", work.path()).await;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ermission denied"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ermission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = sftp_batch(srv.addr, "ro", Login::Key(&key), "ls -l\n", work.path()).await;
     assert_success(&out, "listing");
     srv.stop().await;

@@ -18,7 +18,9 @@ fn b(s: &str) -> Bytes {
 async fn setup(perms: &[Permission]) -> (TestServer, SftpClient) {
     let srv = TestServer::start().await;
     srv.add_user("u", Some(PW), &[], perms).await;
-    let c = SftpClient::connect(srv.addr, "u", Credential::Password(PW)).await.expect("connect");
+    let c = SftpClient::connect(srv.addr, "u", Credential::Password(PW))
+        .await
+        .expect("connect");
     (srv, c)
 }
 
@@ -32,7 +34,11 @@ fn names(r: &Response) -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_advertises_extensions_and_limits() {
     let (srv, mut c) = setup(&all_perms()).await;
-    let exts: Vec<String> = c.extensions.iter().map(|(n, _)| String::from_utf8_lossy(n).into_owned()).collect();
+    let exts: Vec<String> = c
+        .extensions
+        .iter()
+        .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+        .collect();
     for e in [
         "posix-rename@openssh.com",
         "statvfs@openssh.com",
@@ -44,12 +50,22 @@ async fn version_advertises_extensions_and_limits() {
     ] {
         assert!(exts.iter().any(|x| x == e), "{e} not advertised: {exts:?}");
     }
-    match c.call(|id| Request::Extended { id, ext: Extended::Limits }).await.unwrap() {
+    match c
+        .call(|id| Request::Extended {
+            id,
+            ext: Extended::Limits,
+        })
+        .await
+        .unwrap()
+    {
         Response::ExtendedReply { data, .. } => {
             assert_eq!(data.len(), 32);
             let max_packet = u64::from_be_bytes(data[0..8].try_into().unwrap());
             let max_read = u64::from_be_bytes(data[8..16].try_into().unwrap());
-            assert!(max_packet >= 256 * 1024 && max_read >= 255 * 1024, "{max_packet} {max_read}");
+            assert!(
+                max_packet >= 256 * 1024 && max_read >= 255 * 1024,
+                "{max_packet} {max_read}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -61,42 +77,107 @@ async fn file_requests_behave_as_v3_says() {
     let (srv, mut c) = setup(&all_perms()).await;
     let home = srv.home("u");
     // Missing file.
-    assert_eq!(c.open("/nope", codec::SSH_FXF_READ).await.unwrap(), Err(codec::SSH_FX_NO_SUCH_FILE));
+    assert_eq!(
+        c.open("/nope", codec::SSH_FXF_READ).await.unwrap(),
+        Err(codec::SSH_FX_NO_SUCH_FILE)
+    );
     // Write then read back, EOF at the end.
     c.put("/a.bin", &pattern(300_000, 1), 40_000).await.unwrap();
     assert_eq!(c.get("/a.bin").await.unwrap(), pattern(300_000, 1));
-    let h = c.open("/a.bin", codec::SSH_FXF_READ).await.unwrap().unwrap();
+    let h = c
+        .open("/a.bin", codec::SSH_FXF_READ)
+        .await
+        .unwrap()
+        .unwrap();
     let hh = h.clone();
-    match c.call(|id| Request::Read { id, handle: hh, offset: 300_000, len: 10 }).await.unwrap() {
+    match c
+        .call(|id| Request::Read {
+            id,
+            handle: hh,
+            offset: 300_000,
+            len: 10,
+        })
+        .await
+        .unwrap()
+    {
         Response::Status { code, .. } => assert_eq!(code, codec::SSH_FX_EOF),
         other => panic!("{other:?}"),
     }
     let hh = h.clone();
-    match c.call(|id| Request::Fstat { id, handle: hh }).await.unwrap() {
+    match c
+        .call(|id| Request::Fstat { id, handle: hh })
+        .await
+        .unwrap()
+    {
         Response::Attrs { attrs, .. } => assert_eq!(attrs.size, Some(300_000)),
         other => panic!("{other:?}"),
     }
     // Writing through a read handle fails.
     let hh = h.clone();
-    let code = c.status(|id| Request::Write { id, handle: hh, offset: 0, data: b("x") }).await.unwrap();
+    let code = c
+        .status(|id| Request::Write {
+            id,
+            handle: hh,
+            offset: 0,
+            data: b("x"),
+        })
+        .await
+        .unwrap();
     assert_ne!(code, codec::SSH_FX_OK);
     assert_eq!(c.close(&h).await.unwrap(), codec::SSH_FX_OK);
     // Closing twice: invalid handle.
     assert_eq!(c.close(&h).await.unwrap(), codec::SSH_FX_FAILURE);
     // EXCL on an existing file fails; APPEND appends.
     let excl = codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_EXCL;
-    assert_eq!(c.open("/a.bin", excl).await.unwrap(), Err(codec::SSH_FX_FAILURE));
+    assert_eq!(
+        c.open("/a.bin", excl).await.unwrap(),
+        Err(codec::SSH_FX_FAILURE)
+    );
     c.put("/t.txt", b"hello", 5).await.unwrap();
-    let h = c.open("/t.txt", codec::SSH_FXF_WRITE | codec::SSH_FXF_APPEND).await.unwrap().unwrap();
+    let h = c
+        .open("/t.txt", codec::SSH_FXF_WRITE | codec::SSH_FXF_APPEND)
+        .await
+        .unwrap()
+        .unwrap();
     let hh = h.clone();
-    assert_eq!(c.status(|id| Request::Write { id, handle: hh, offset: 0, data: b(" world") }).await.unwrap(), codec::SSH_FX_OK);
+    assert_eq!(
+        c.status(|id| Request::Write {
+            id,
+            handle: hh,
+            offset: 0,
+            data: b(" world")
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
     c.close(&h).await.unwrap();
     assert_eq!(std::fs::read(home.join("t.txt")).unwrap(), b"hello world");
     // SETSTAT: truncate and chmod.
-    let attrs = FileAttrs { size: Some(5), permissions: Some(0o640), ..Default::default() };
-    assert_eq!(c.status(|id| Request::Setstat { id, path: b("/t.txt"), attrs }).await.unwrap(), codec::SSH_FX_OK);
+    let attrs = FileAttrs {
+        size: Some(5),
+        permissions: Some(0o640),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.status(|id| Request::Setstat {
+            id,
+            path: b("/t.txt"),
+            attrs
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
     assert_eq!(std::fs::read(home.join("t.txt")).unwrap(), b"hello");
-    match c.call(|id| Request::Stat { id, path: b("t.txt") }).await.unwrap() {
+    match c
+        .call(|id| Request::Stat {
+            id,
+            path: b("t.txt"),
+        })
+        .await
+        .unwrap()
+    {
         Response::Attrs { attrs, .. } => {
             assert_eq!(attrs.size, Some(5));
             assert_eq!(attrs.permissions.map(|p| p & 0o777), Some(0o640));
@@ -104,9 +185,20 @@ async fn file_requests_behave_as_v3_says() {
         other => panic!("{other:?}"),
     }
     // fsync on an upload handle.
-    let h = c.open("/t.txt", codec::SSH_FXF_WRITE).await.unwrap().unwrap();
+    let h = c
+        .open("/t.txt", codec::SSH_FXF_WRITE)
+        .await
+        .unwrap()
+        .unwrap();
     let hh = h.clone();
-    let code = match c.call(|id| Request::Extended { id, ext: Extended::Fsync { handle: hh } }).await.unwrap() {
+    let code = match c
+        .call(|id| Request::Extended {
+            id,
+            ext: Extended::Fsync { handle: hh },
+        })
+        .await
+        .unwrap()
+    {
         Response::Status { code, .. } => code,
         other => panic!("{other:?}"),
     };
@@ -119,13 +211,35 @@ async fn file_requests_behave_as_v3_says() {
 async fn directory_and_link_requests() {
     let (srv, mut c) = setup(&all_perms()).await;
     let home = srv.home("u");
-    assert_eq!(c.status(|id| Request::Mkdir { id, path: b("/d"), attrs: FileAttrs::default() }).await.unwrap(), codec::SSH_FX_OK);
-    assert_ne!(c.status(|id| Request::Mkdir { id, path: b("/d"), attrs: FileAttrs::default() }).await.unwrap(), codec::SSH_FX_OK);
+    assert_eq!(
+        c.status(|id| Request::Mkdir {
+            id,
+            path: b("/d"),
+            attrs: FileAttrs::default()
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
+    assert_ne!(
+        c.status(|id| Request::Mkdir {
+            id,
+            path: b("/d"),
+            attrs: FileAttrs::default()
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
     for i in 0..250 {
         std::fs::write(home.join(format!("d/f{i:03}")), b"x").unwrap();
     }
     // READDIR pages until EOF and lists everything once.
-    let h = match c.call(|id| Request::Opendir { id, path: b("/d") }).await.unwrap() {
+    let h = match c
+        .call(|id| Request::Opendir { id, path: b("/d") })
+        .await
+        .unwrap()
+    {
         Response::Handle { handle, .. } => handle,
         other => panic!("{other:?}"),
     };
@@ -133,13 +247,20 @@ async fn directory_and_link_requests() {
     let mut pages = 0;
     loop {
         let hh = h.clone();
-        match c.call(|id| Request::Readdir { id, handle: hh }).await.unwrap() {
+        match c
+            .call(|id| Request::Readdir { id, handle: hh })
+            .await
+            .unwrap()
+        {
             Response::Name { entries, .. } => {
                 pages += 1;
                 for (name, long, attrs) in entries {
                     assert!(attrs.size.is_some());
                     let long = String::from_utf8_lossy(&long).into_owned();
-                    assert!(long.starts_with('-') && long.ends_with(&*String::from_utf8_lossy(&name)), "longname {long}");
+                    assert!(
+                        long.starts_with('-') && long.ends_with(&*String::from_utf8_lossy(&name)),
+                        "longname {long}"
+                    );
                     seen.push(name.to_vec());
                 }
             }
@@ -156,15 +277,44 @@ async fn directory_and_link_requests() {
     seen.dedup();
     assert_eq!(seen.len(), 250);
     // RMDIR of a non-empty dir fails, REMOVE of a dir fails.
-    assert_eq!(c.status(|id| Request::Rmdir { id, path: b("/d") }).await.unwrap(), codec::SSH_FX_FAILURE);
-    assert_ne!(c.status(|id| Request::Remove { id, path: b("/d") }).await.unwrap(), codec::SSH_FX_OK);
+    assert_eq!(
+        c.status(|id| Request::Rmdir { id, path: b("/d") })
+            .await
+            .unwrap(),
+        codec::SSH_FX_FAILURE
+    );
+    assert_ne!(
+        c.status(|id| Request::Remove { id, path: b("/d") })
+            .await
+            .unwrap(),
+        codec::SSH_FX_OK
+    );
     assert!(home.join("d/f000").exists());
     // RENAME refuses an existing target, posix-rename overwrites.
     std::fs::write(home.join("x"), b"X").unwrap();
     std::fs::write(home.join("y"), b"Y").unwrap();
-    assert_eq!(c.status(|id| Request::Rename { id, old: b("/x"), new: b("/y") }).await.unwrap(), codec::SSH_FX_FAILURE);
+    assert_eq!(
+        c.status(|id| Request::Rename {
+            id,
+            old: b("/x"),
+            new: b("/y")
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_FAILURE
+    );
     assert_eq!(std::fs::read(home.join("y")).unwrap(), b"Y");
-    let code = match c.call(|id| Request::Extended { id, ext: Extended::PosixRename { old: b("/x"), new: b("/y") } }).await.unwrap() {
+    let code = match c
+        .call(|id| Request::Extended {
+            id,
+            ext: Extended::PosixRename {
+                old: b("/x"),
+                new: b("/y"),
+            },
+        })
+        .await
+        .unwrap()
+    {
         Response::Status { code, .. } => code,
         other => panic!("{other:?}"),
     };
@@ -173,29 +323,104 @@ async fn directory_and_link_requests() {
     assert!(!home.join("x").exists());
     // SYMLINK (OpenSSH order: target, link) stores a relative target; READLINK gives it back
     // as a virtual path; LSTAT sees the link, STAT its target.
-    assert_eq!(c.status(|id| Request::Symlink { id, target: b("/y"), link: b("/d/ln") }).await.unwrap(), codec::SSH_FX_OK);
-    assert_eq!(std::fs::read_link(home.join("d/ln")).unwrap().to_str(), Some("../y"));
-    assert_eq!(names(&c.call(|id| Request::Readlink { id, path: b("/d/ln") }).await.unwrap()), vec![b"/y".to_vec()]);
-    match c.call(|id| Request::Lstat { id, path: b("/d/ln") }).await.unwrap() {
-        Response::Attrs { attrs, .. } => assert_eq!(attrs.permissions.unwrap() & 0o170000, 0o120000),
+    assert_eq!(
+        c.status(|id| Request::Symlink {
+            id,
+            target: b("/y"),
+            link: b("/d/ln")
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
+    assert_eq!(
+        std::fs::read_link(home.join("d/ln")).unwrap().to_str(),
+        Some("../y")
+    );
+    assert_eq!(
+        names(
+            &c.call(|id| Request::Readlink {
+                id,
+                path: b("/d/ln")
+            })
+            .await
+            .unwrap()
+        ),
+        vec![b"/y".to_vec()]
+    );
+    match c
+        .call(|id| Request::Lstat {
+            id,
+            path: b("/d/ln"),
+        })
+        .await
+        .unwrap()
+    {
+        Response::Attrs { attrs, .. } => {
+            assert_eq!(attrs.permissions.unwrap() & 0o170000, 0o120000)
+        }
         other => panic!("{other:?}"),
     }
-    match c.call(|id| Request::Stat { id, path: b("/d/ln") }).await.unwrap() {
+    match c
+        .call(|id| Request::Stat {
+            id,
+            path: b("/d/ln"),
+        })
+        .await
+        .unwrap()
+    {
         Response::Attrs { attrs, .. } => assert_eq!(attrs.size, Some(1)),
         other => panic!("{other:?}"),
     }
     // Hard link.
-    let code = match c.call(|id| Request::Extended { id, ext: Extended::Hardlink { old: b("/y"), new: b("/z") } }).await.unwrap() {
+    let code = match c
+        .call(|id| Request::Extended {
+            id,
+            ext: Extended::Hardlink {
+                old: b("/y"),
+                new: b("/z"),
+            },
+        })
+        .await
+        .unwrap()
+    {
         Response::Status { code, .. } => code,
         other => panic!("{other:?}"),
     };
     assert_eq!(code, codec::SSH_FX_OK);
     assert_eq!(std::fs::read(home.join("z")).unwrap(), b"X");
     // REALPATH and expand-path never leave "/".
-    assert_eq!(names(&c.call(|id| Request::Realpath { id, path: b("../../..") }).await.unwrap()), vec![b"/".to_vec()]);
-    assert_eq!(names(&c.call(|id| Request::Realpath { id, path: b("/d/../d/./ln") }).await.unwrap()), vec![b"/d/ln".to_vec()]);
     assert_eq!(
-        names(&c.call(|id| Request::Extended { id, ext: Extended::ExpandPath { path: b("~/d") } }).await.unwrap()),
+        names(
+            &c.call(|id| Request::Realpath {
+                id,
+                path: b("../../..")
+            })
+            .await
+            .unwrap()
+        ),
+        vec![b"/".to_vec()]
+    );
+    assert_eq!(
+        names(
+            &c.call(|id| Request::Realpath {
+                id,
+                path: b("/d/../d/./ln")
+            })
+            .await
+            .unwrap()
+        ),
+        vec![b"/d/ln".to_vec()]
+    );
+    assert_eq!(
+        names(
+            &c.call(|id| Request::Extended {
+                id,
+                ext: Extended::ExpandPath { path: b("~/d") }
+            })
+            .await
+            .unwrap()
+        ),
         vec![b"/d".to_vec()]
     );
     // statvfs and fstatvfs.
@@ -207,20 +432,55 @@ async fn directory_and_link_requests() {
     }
     let h = c.open("/y", codec::SSH_FXF_READ).await.unwrap().unwrap();
     let hh = h.clone();
-    match c.call(|id| Request::Extended { id, ext: Extended::Fstatvfs { handle: hh } }).await.unwrap() {
+    match c
+        .call(|id| Request::Extended {
+            id,
+            ext: Extended::Fstatvfs { handle: hh },
+        })
+        .await
+        .unwrap()
+    {
         Response::ExtendedReply { data, .. } => assert_eq!(data.len(), 88),
         other => panic!("{other:?}"),
     }
     c.close(&h).await.unwrap();
     // Unknown extension.
-    match c.call(|id| Request::Extended { id, ext: Extended::Unknown { name: b("copy-data") } }).await.unwrap() {
+    match c
+        .call(|id| Request::Extended {
+            id,
+            ext: Extended::Unknown {
+                name: b("copy-data"),
+            },
+        })
+        .await
+        .unwrap()
+    {
         Response::Status { code, .. } => assert_eq!(code, codec::SSH_FX_OP_UNSUPPORTED),
         other => panic!("{other:?}"),
     }
     // RMDIR of an empty dir works, REMOVE of a file works.
-    assert_eq!(c.status(|id| Request::Mkdir { id, path: b("/e"), attrs: FileAttrs::default() }).await.unwrap(), codec::SSH_FX_OK);
-    assert_eq!(c.status(|id| Request::Rmdir { id, path: b("/e") }).await.unwrap(), codec::SSH_FX_OK);
-    assert_eq!(c.status(|id| Request::Remove { id, path: b("/z") }).await.unwrap(), codec::SSH_FX_OK);
+    assert_eq!(
+        c.status(|id| Request::Mkdir {
+            id,
+            path: b("/e"),
+            attrs: FileAttrs::default()
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
+    assert_eq!(
+        c.status(|id| Request::Rmdir { id, path: b("/e") })
+            .await
+            .unwrap(),
+        codec::SSH_FX_OK
+    );
+    assert_eq!(
+        c.status(|id| Request::Remove { id, path: b("/z") })
+            .await
+            .unwrap(),
+        codec::SSH_FX_OK
+    );
     assert!(!home.join("z").exists() && !home.join("e").exists());
     srv.stop().await;
 }
@@ -228,31 +488,84 @@ async fn directory_and_link_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_permission_is_enforced() {
     use Permission::*;
-    let all = [List, Download, Upload, Delete, Rename, CreateDirs, CreateSymlinks];
+    let all = [
+        List,
+        Download,
+        Upload,
+        Delete,
+        Rename,
+        CreateDirs,
+        CreateSymlinks,
+    ];
     let srv = TestServer::start().await;
     for missing in all {
         let perms: Vec<Permission> = all.iter().copied().filter(|p| *p != missing).collect();
         let name = format!("{missing:?}").to_lowercase();
         srv.add_user(&name, Some(PW), &[], &perms).await;
         let home = srv.home(&name);
-        let mut c = SftpClient::connect(srv.addr, &name, Credential::Password(PW)).await.unwrap();
+        let mut c = SftpClient::connect(srv.addr, &name, Credential::Password(PW))
+            .await
+            .unwrap();
         std::fs::write(home.join("f"), b"data").unwrap();
         std::fs::create_dir_all(home.join("dir")).unwrap();
         let denied = codec::SSH_FX_PERMISSION_DENIED;
         let code = match missing {
-            List => match c.call(|id| Request::Opendir { id, path: b("/") }).await.unwrap() {
+            List => match c
+                .call(|id| Request::Opendir { id, path: b("/") })
+                .await
+                .unwrap()
+            {
                 Response::Status { code, .. } => code,
                 other => panic!("{other:?}"),
             },
-            Download => c.open("/f", codec::SSH_FXF_READ).await.unwrap().unwrap_err(),
-            Upload => c.open("/new", codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT).await.unwrap().unwrap_err(),
+            Download => c
+                .open("/f", codec::SSH_FXF_READ)
+                .await
+                .unwrap()
+                .unwrap_err(),
+            Upload => c
+                .open("/new", codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT)
+                .await
+                .unwrap()
+                .unwrap_err(),
             Delete => {
-                assert_eq!(c.status(|id| Request::Rmdir { id, path: b("/dir") }).await.unwrap(), denied);
-                c.status(|id| Request::Remove { id, path: b("/f") }).await.unwrap()
+                assert_eq!(
+                    c.status(|id| Request::Rmdir {
+                        id,
+                        path: b("/dir")
+                    })
+                    .await
+                    .unwrap(),
+                    denied
+                );
+                c.status(|id| Request::Remove { id, path: b("/f") })
+                    .await
+                    .unwrap()
             }
-            Rename => c.status(|id| Request::Rename { id, old: b("/f"), new: b("/g") }).await.unwrap(),
-            CreateDirs => c.status(|id| Request::Mkdir { id, path: b("/m"), attrs: FileAttrs::default() }).await.unwrap(),
-            CreateSymlinks => c.status(|id| Request::Symlink { id, target: b("/f"), link: b("/l") }).await.unwrap(),
+            Rename => c
+                .status(|id| Request::Rename {
+                    id,
+                    old: b("/f"),
+                    new: b("/g"),
+                })
+                .await
+                .unwrap(),
+            CreateDirs => c
+                .status(|id| Request::Mkdir {
+                    id,
+                    path: b("/m"),
+                    attrs: FileAttrs::default(),
+                })
+                .await
+                .unwrap(),
+            CreateSymlinks => c
+                .status(|id| Request::Symlink {
+                    id,
+                    target: b("/f"),
+                    link: b("/l"),
+                })
+                .await
+                .unwrap(),
             Any => unreachable!(),
         };
         assert_eq!(code, denied, "missing {missing:?}");
@@ -267,63 +580,150 @@ async fn escape_attempts_are_refused() {
     let srv = TestServer::start().await;
     srv.add_user("u1", Some(PW), &[], &all_perms()).await;
     srv.add_user("u10", Some(PW), &[], &all_perms()).await;
-    let mut c10 = SftpClient::connect(srv.addr, "u10", Credential::Password(PW)).await.unwrap();
+    let mut c10 = SftpClient::connect(srv.addr, "u10", Credential::Password(PW))
+        .await
+        .unwrap();
     c10.put("/secret", b"u10 secret", 100).await.unwrap();
-    let mut c = SftpClient::connect(srv.addr, "u1", Credential::Password(PW)).await.unwrap();
+    let mut c = SftpClient::connect(srv.addr, "u1", Credential::Password(PW))
+        .await
+        .unwrap();
     let home = srv.home("u1");
     // `..` chains stay inside: /../../etc/passwd is the home's etc/passwd, which is missing.
-    assert_eq!(c.open("/../../../../etc/passwd", codec::SSH_FXF_READ).await.unwrap(), Err(codec::SSH_FX_NO_SUCH_FILE));
-    assert_eq!(c.open("../../etc/passwd", codec::SSH_FXF_READ).await.unwrap(), Err(codec::SSH_FX_NO_SUCH_FILE));
+    assert_eq!(
+        c.open("/../../../../etc/passwd", codec::SSH_FXF_READ)
+            .await
+            .unwrap(),
+        Err(codec::SSH_FX_NO_SUCH_FILE)
+    );
+    assert_eq!(
+        c.open("../../etc/passwd", codec::SSH_FXF_READ)
+            .await
+            .unwrap(),
+        Err(codec::SSH_FX_NO_SUCH_FILE)
+    );
     // Symlinks planted on the host that point outside: absolute, relative climbing, sibling home.
     std::os::unix::fs::symlink("/etc", home.join("abs")).unwrap();
     std::os::unix::fs::symlink("../../../../../../etc", home.join("rel")).unwrap();
     std::os::unix::fs::symlink("../u10", home.join("sib")).unwrap();
     for p in ["/abs/passwd", "/rel/passwd", "/sib/secret"] {
-        assert_eq!(c.open(p, codec::SSH_FXF_READ).await.unwrap(), Err(codec::SSH_FX_PERMISSION_DENIED), "{p}");
-        let code = c.open(p, codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT).await.unwrap().unwrap_err();
+        assert_eq!(
+            c.open(p, codec::SSH_FXF_READ).await.unwrap(),
+            Err(codec::SSH_FX_PERMISSION_DENIED),
+            "{p}"
+        );
+        let code = c
+            .open(p, codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT)
+            .await
+            .unwrap()
+            .unwrap_err();
         assert_eq!(code, codec::SSH_FX_PERMISSION_DENIED, "write {p}");
     }
     for p in ["/abs", "/rel", "/sib"] {
         let path = b(p);
         match c.call(|id| Request::Opendir { id, path }).await.unwrap() {
-            Response::Status { code, .. } => assert_eq!(code, codec::SSH_FX_PERMISSION_DENIED, "opendir {p}"),
+            Response::Status { code, .. } => {
+                assert_eq!(code, codec::SSH_FX_PERMISSION_DENIED, "opendir {p}")
+            }
             other => panic!("listing through {p} must fail: {other:?}"),
         }
         let path = b(p);
         match c.call(|id| Request::Readlink { id, path }).await.unwrap() {
-            Response::Status { code, .. } => assert_eq!(code, codec::SSH_FX_PERMISSION_DENIED, "readlink {p}"),
+            Response::Status { code, .. } => {
+                assert_eq!(code, codec::SSH_FX_PERMISSION_DENIED, "readlink {p}")
+            }
             other => panic!("readlink of {p} must not reveal a host path: {other:?}"),
         }
     }
     // Writing through a link to the sibling must not create anything there.
-    assert_eq!(std::fs::read(srv.home("u10").join("secret")).unwrap(), b"u10 secret");
+    assert_eq!(
+        std::fs::read(srv.home("u10").join("secret")).unwrap(),
+        b"u10 secret"
+    );
     // SYMLINK with an absolute target is stored relative (inside the home); one climbing out is refused.
-    assert_eq!(c.status(|id| Request::Symlink { id, target: b("/etc/passwd"), link: b("/pw") }).await.unwrap(), codec::SSH_FX_OK);
-    assert_eq!(std::fs::read_link(home.join("pw")).unwrap().to_str(), Some("etc/passwd"));
-    assert_eq!(c.open("/pw", codec::SSH_FXF_READ).await.unwrap(), Err(codec::SSH_FX_NO_SUCH_FILE));
-    let code = c.status(|id| Request::Symlink { id, target: b("../../../etc/passwd"), link: b("/pw2") }).await.unwrap();
-    assert!(code == codec::SSH_FX_PERMISSION_DENIED || !home.join("pw2").exists() || std::fs::read_link(home.join("pw2")).unwrap().to_str() == Some("etc/passwd"));
+    assert_eq!(
+        c.status(|id| Request::Symlink {
+            id,
+            target: b("/etc/passwd"),
+            link: b("/pw")
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
+    assert_eq!(
+        std::fs::read_link(home.join("pw")).unwrap().to_str(),
+        Some("etc/passwd")
+    );
+    assert_eq!(
+        c.open("/pw", codec::SSH_FXF_READ).await.unwrap(),
+        Err(codec::SSH_FX_NO_SUCH_FILE)
+    );
+    let code = c
+        .status(|id| Request::Symlink {
+            id,
+            target: b("../../../etc/passwd"),
+            link: b("/pw2"),
+        })
+        .await
+        .unwrap();
+    assert!(
+        code == codec::SSH_FX_PERMISSION_DENIED
+            || !home.join("pw2").exists()
+            || std::fs::read_link(home.join("pw2")).unwrap().to_str() == Some("etc/passwd")
+    );
     // NUL bytes and oversized paths.
-    let code = c.open("/a\0b", codec::SSH_FXF_READ).await.unwrap().unwrap_err();
+    let code = c
+        .open("/a\0b", codec::SSH_FXF_READ)
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(code, codec::SSH_FX_FAILURE);
     let long = format!("/{}", "a/".repeat(2100));
-    assert_eq!(c.open(&long, codec::SSH_FXF_READ).await.unwrap().unwrap_err(), codec::SSH_FX_FAILURE);
+    assert_eq!(
+        c.open(&long, codec::SSH_FXF_READ)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        codec::SSH_FX_FAILURE
+    );
     // Non-UTF-8 names round-trip byte-exact and do not collide.
     let n1 = Bytes::from_static(b"/caf\xe9");
     let n2 = Bytes::from_static(b"/caf\xc3\xa9");
     for (n, content) in [(&n1, "latin1"), (&n2, "utf8")] {
         let flags = codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
         let path = n.clone();
-        let h = match c.call(|id| Request::Open { id, path, pflags: flags, attrs: FileAttrs::default() }).await.unwrap() {
+        let h = match c
+            .call(|id| Request::Open {
+                id,
+                path,
+                pflags: flags,
+                attrs: FileAttrs::default(),
+            })
+            .await
+            .unwrap()
+        {
             Response::Handle { handle, .. } => handle,
             other => panic!("{other:?}"),
         };
         let hh = h.clone();
-        assert_eq!(c.status(|id| Request::Write { id, handle: hh, offset: 0, data: b(content) }).await.unwrap(), codec::SSH_FX_OK);
+        assert_eq!(
+            c.status(|id| Request::Write {
+                id,
+                handle: hh,
+                offset: 0,
+                data: b(content)
+            })
+            .await
+            .unwrap(),
+            codec::SSH_FX_OK
+        );
         c.close(&h).await.unwrap();
     }
     use std::os::unix::ffi::OsStrExt;
-    assert_eq!(std::fs::read(home.join(std::ffi::OsStr::from_bytes(b"caf\xe9"))).unwrap(), b"latin1");
+    assert_eq!(
+        std::fs::read(home.join(std::ffi::OsStr::from_bytes(b"caf\xe9"))).unwrap(),
+        b"latin1"
+    );
     assert_eq!(std::fs::read(home.join("café")).unwrap(), b"utf8");
     srv.stop().await;
 }
@@ -340,12 +740,18 @@ fn raw_packet(ty: u8, body: &[u8]) -> Vec<u8> {
 async fn malformed_input_closes_only_its_own_session() {
     let srv = TestServer::start().await;
     srv.add_user("u", Some(PW), &[], &all_perms()).await;
-    let mut bystander = SftpClient::connect(srv.addr, "u", Credential::Password(PW)).await.unwrap();
+    let mut bystander = SftpClient::connect(srv.addr, "u", Credential::Password(PW))
+        .await
+        .unwrap();
     bystander.put("/keep", b"still here", 100).await.unwrap();
 
     // Unknown request type: OP_UNSUPPORTED, the session carries on.
-    let mut c = SftpClient::connect(srv.addr, "u", Credential::Password(PW)).await.unwrap();
-    c.send_raw(&raw_packet(99, &7u32.to_be_bytes())).await.unwrap();
+    let mut c = SftpClient::connect(srv.addr, "u", Credential::Password(PW))
+        .await
+        .unwrap();
+    c.send_raw(&raw_packet(99, &7u32.to_be_bytes()))
+        .await
+        .unwrap();
     match c.reply(7).await.unwrap() {
         Response::Status { code, .. } => assert_eq!(code, codec::SSH_FX_OP_UNSUPPORTED),
         other => panic!("{other:?}"),
@@ -353,24 +759,43 @@ async fn malformed_input_closes_only_its_own_session() {
     assert_eq!(c.get("/keep").await.unwrap(), b"still here");
 
     // A truncated request (OPEN without its fields) ends that session.
-    let mut c = SftpClient::connect(srv.addr, "u", Credential::Password(PW)).await.unwrap();
-    c.send_raw(&raw_packet(codec::SSH_FXP_OPEN, &[0, 0, 0, 1, 0, 0])).await.unwrap();
-    assert!(c.recv().await.unwrap().is_none(), "session must close after a malformed packet");
+    let mut c = SftpClient::connect(srv.addr, "u", Credential::Password(PW))
+        .await
+        .unwrap();
+    c.send_raw(&raw_packet(codec::SSH_FXP_OPEN, &[0, 0, 0, 1, 0, 0]))
+        .await
+        .unwrap();
+    assert!(
+        c.recv().await.unwrap().is_none(),
+        "session must close after a malformed packet"
+    );
 
     // A packet longer than the advertised limit ends that session.
-    let mut c = SftpClient::connect(srv.addr, "u", Credential::Password(PW)).await.unwrap();
+    let mut c = SftpClient::connect(srv.addr, "u", Credential::Password(PW))
+        .await
+        .unwrap();
     let mut huge = Vec::new();
     huge.extend_from_slice(&(64u32 << 20).to_be_bytes());
     huge.push(codec::SSH_FXP_WRITE);
     huge.extend_from_slice(&[0u8; 1024]);
     c.send_raw(&huge).await.unwrap();
-    assert!(c.recv().await.unwrap().is_none(), "session must close after an oversized packet");
+    assert!(
+        c.recv().await.unwrap().is_none(),
+        "session must close after an oversized packet"
+    );
 
     // A request before INIT ends the session.
-    let handle = common::client::ssh_connect(srv.addr, "u", Credential::Password(PW)).await.unwrap();
+    let handle = common::client::ssh_connect(srv.addr, "u", Credential::Password(PW))
+        .await
+        .unwrap();
     let ch = handle.channel_open_session().await.unwrap();
     ch.request_subsystem(true, "sftp").await.unwrap();
-    ch.data_bytes(Bytes::from(raw_packet(codec::SSH_FXP_REALPATH, &[0, 0, 0, 1, 0, 0, 0, 1, b'.']))).await.unwrap();
+    ch.data_bytes(Bytes::from(raw_packet(
+        codec::SSH_FXP_REALPATH,
+        &[0, 0, 0, 1, 0, 0, 0, 1, b'.'],
+    )))
+    .await
+    .unwrap();
     let (mut rd, _wr) = ch.split();
     let mut closed = false;
     while let Some(msg) = rd.wait().await {
@@ -390,7 +815,9 @@ async fn malformed_input_closes_only_its_own_session() {
 async fn shell_exec_and_other_subsystems_are_refused() {
     let srv = TestServer::start().await;
     srv.add_user("u", Some(PW), &[], &all_perms()).await;
-    let handle = common::client::ssh_connect(srv.addr, "u", Credential::Password(PW)).await.unwrap();
+    let handle = common::client::ssh_connect(srv.addr, "u", Credential::Password(PW))
+        .await
+        .unwrap();
     let ch = handle.channel_open_session().await.unwrap();
     assert!(ch.exec(true, "ls").await.is_err() || wait_failure(ch).await);
     let ch = handle.channel_open_session().await.unwrap();

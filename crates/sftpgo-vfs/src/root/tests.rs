@@ -23,7 +23,13 @@ fn setup() -> (tempfile::TempDir, Root) {
 
 fn read(root: &Root, p: &str) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut f = root.open_file(&vp(p), &OpenOptions { read: true, ..Default::default() })?;
+    let mut f = root.open_file(
+        &vp(p),
+        &OpenOptions {
+            read: true,
+            ..Default::default()
+        },
+    )?;
     let mut v = Vec::new();
     f.read_to_end(&mut v)?;
     Ok(v)
@@ -38,22 +44,41 @@ fn symlinks_leaving_the_root_are_refused() {
     symlink("../../../../../../../../etc", home.join("deep")).unwrap();
     symlink("../u10", home.join("sib")).unwrap();
     symlink(tmp.path().join("outside/secret"), home.join("absfile")).unwrap();
-    for p in ["/abs/passwd", "/rel/secret", "/deep/passwd", "/sib/secret", "/absfile"] {
+    for p in [
+        "/abs/passwd",
+        "/rel/secret",
+        "/deep/passwd",
+        "/sib/secret",
+        "/absfile",
+    ] {
         let err = read(&root, p).unwrap_err();
         assert!(is_escape(&err), "{p}: {err}");
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
         assert!(is_escape(&root.stat(&vp(p)).unwrap_err()), "stat {p}");
-        let w = OpenOptions { write: true, create: true, ..Default::default() };
+        let w = OpenOptions {
+            write: true,
+            create: true,
+            ..Default::default()
+        };
         assert!(root.open_file(&vp(p), &w).is_err(), "write {p}");
     }
     for p in ["/abs", "/rel", "/sib"] {
         assert!(is_escape(&root.read_dir(&vp(p)).unwrap_err()), "list {p}");
-        assert!(is_escape(&root.read_link(&vp(p)).unwrap_err()), "readlink {p}");
-        assert!(is_escape(&root.mkdir(&vp(&format!("{p}/x")), 0o755).unwrap_err()), "mkdir {p}/x");
+        assert!(
+            is_escape(&root.read_link(&vp(p)).unwrap_err()),
+            "readlink {p}"
+        );
+        assert!(
+            is_escape(&root.mkdir(&vp(&format!("{p}/x")), 0o755).unwrap_err()),
+            "mkdir {p}/x"
+        );
         // lstat of the link itself is fine: it lives inside.
         assert!(root.lstat(&vp(p)).unwrap().is_symlink());
     }
-    assert_eq!(std::fs::read(tmp.path().join("u10/secret")).unwrap(), b"sibling");
+    assert_eq!(
+        std::fs::read(tmp.path().join("u10/secret")).unwrap(),
+        b"sibling"
+    );
     assert!(!tmp.path().join("outside/x").exists());
 }
 
@@ -64,14 +89,27 @@ fn symlinks_inside_the_root_work() {
     std::fs::create_dir(home.join("d")).unwrap();
     std::fs::write(home.join("d/f"), b"inside").unwrap();
     root.symlink(b"/d/f", &vp("/l")).unwrap();
-    assert_eq!(std::fs::read_link(home.join("l")).unwrap().to_str(), Some("d/f"));
+    assert_eq!(
+        std::fs::read_link(home.join("l")).unwrap().to_str(),
+        Some("d/f")
+    );
     root.symlink(b"/d/f", &vp("/d/l2")).unwrap();
-    assert_eq!(std::fs::read_link(home.join("d/l2")).unwrap().to_str(), Some("f"));
+    assert_eq!(
+        std::fs::read_link(home.join("d/l2")).unwrap().to_str(),
+        Some("f")
+    );
     root.symlink(b"/x/y", &vp("/d/l3")).unwrap();
-    assert_eq!(std::fs::read_link(home.join("d/l3")).unwrap().to_str(), Some("../x/y"));
+    assert_eq!(
+        std::fs::read_link(home.join("d/l3")).unwrap().to_str(),
+        Some("../x/y")
+    );
     // A relative target climbing out is clamped at the root, never stored as-is.
-    root.symlink(b"../../../../etc/passwd", &vp("/d/l4")).unwrap();
-    assert_eq!(std::fs::read_link(home.join("d/l4")).unwrap().to_str(), Some("../etc/passwd"));
+    root.symlink(b"../../../../etc/passwd", &vp("/d/l4"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_link(home.join("d/l4")).unwrap().to_str(),
+        Some("../etc/passwd")
+    );
     assert_eq!(read(&root, "/l").unwrap(), b"inside");
     assert!(root.stat(&vp("/l")).unwrap().is_file());
     assert!(root.lstat(&vp("/l")).unwrap().is_symlink());
@@ -108,7 +146,12 @@ fn rename_remove_rmdir_link_and_attrs() {
     root.chown(&vp("/b"), Some(1234), Some(1234)).unwrap();
     assert_eq!(root.lstat(&vp("/b")).unwrap().uid, 1234);
     assert!(root.statvfs(&VirtualPath::root()).unwrap().bsize > 0);
-    let names: Vec<Vec<u8>> = root.read_dir(&VirtualPath::root()).unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<Vec<u8>> = root
+        .read_dir(&VirtualPath::root())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, vec![b"b".to_vec()]);
 }
 
@@ -119,15 +162,28 @@ fn directories_and_special_files_are_not_opened_as_files() {
     assert!(read(&root, "/dir").is_err());
     assert!(read(&root, "/").is_err());
     let fifo = tmp.path().join("u1/fifo");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    assert!(read(&root, "/fifo").is_err(), "a FIFO must not be opened (nor hang)");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        read(&root, "/fifo").is_err(),
+        "a FIFO must not be opened (nor hang)"
+    );
 }
 
 #[test]
 fn non_utf8_names() {
     let (_tmp, root) = setup();
     let name = VirtualPath::parse(b"/caf\xe9").unwrap();
-    let w = OpenOptions { write: true, create: true, ..Default::default() };
+    let w = OpenOptions {
+        write: true,
+        create: true,
+        ..Default::default()
+    };
     drop(root.open_file(&name, &w).unwrap());
     let entries = root.read_dir(&VirtualPath::root()).unwrap();
     assert_eq!(entries[0].name, b"caf\xe9");
@@ -160,7 +216,10 @@ fn swapped_symlink_race_never_escapes() {
     for _ in 0..5000 {
         match read(&root, "/d/secret") {
             Ok(data) => {
-                assert_eq!(data, b"inside", "read through a swapped symlink escaped the root");
+                assert_eq!(
+                    data, b"inside",
+                    "read through a swapped symlink escaped the root"
+                );
                 ok += 1;
             }
             Err(_) => refused += 1,

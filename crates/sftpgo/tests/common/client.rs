@@ -16,7 +16,10 @@ pub struct AcceptAll;
 
 impl client::Handler for AcceptAll {
     type Error = russh::Error;
-    async fn check_server_key(&mut self, _key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        _key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         Ok(true)
     }
 }
@@ -27,9 +30,15 @@ pub enum Credential<'a> {
 }
 
 /// Opens an SSH connection and authenticates; returns the handle (for raw channel tests).
-pub async fn ssh_connect(addr: SocketAddr, user: &str, cred: Credential<'_>) -> Result<client::Handle<AcceptAll>> {
+pub async fn ssh_connect(
+    addr: SocketAddr,
+    user: &str,
+    cred: Credential<'_>,
+) -> Result<client::Handle<AcceptAll>> {
     let config = Arc::new(client::Config::default());
-    let mut handle = client::connect(config, addr, AcceptAll).await.context("connect")?;
+    let mut handle = client::connect(config, addr, AcceptAll)
+        .await
+        .context("connect")?;
     let res = match cred {
         Credential::Password(p) => handle.authenticate_password(user, p).await?,
         Credential::Key(k) => {
@@ -72,7 +81,10 @@ impl SftpClient {
         codec::encode_request(&mut buf, &Request::Init { version: 3 });
         c.send_raw(&buf).await?;
         match c.recv().await? {
-            Some(Response::Version { version, extensions }) => {
+            Some(Response::Version {
+                version,
+                extensions,
+            }) => {
                 if version != 3 {
                     bail!("server answered version {version}");
                 }
@@ -123,7 +135,10 @@ impl SftpClient {
             return Ok(r);
         }
         loop {
-            let r = self.recv().await?.context("channel closed while waiting for a reply")?;
+            let r = self
+                .recv()
+                .await?
+                .context("channel closed while waiting for a reply")?;
             match response_id(&r) {
                 Some(rid) if rid == id => return Ok(r),
                 Some(rid) => {
@@ -149,7 +164,15 @@ impl SftpClient {
 
     pub async fn open(&mut self, path: &str, pflags: u32) -> Result<Result<Bytes, u32>> {
         let path = Bytes::copy_from_slice(path.as_bytes());
-        match self.call(|id| Request::Open { id, path, pflags, attrs: FileAttrs::default() }).await? {
+        match self
+            .call(|id| Request::Open {
+                id,
+                path,
+                pflags,
+                attrs: FileAttrs::default(),
+            })
+            .await?
+        {
             Response::Handle { handle, .. } => Ok(Ok(handle)),
             Response::Status { code, .. } => Ok(Err(code)),
             other => bail!("unexpected {other:?}"),
@@ -164,12 +187,23 @@ impl SftpClient {
     /// Uploads `data` with up to 32 writes in flight.
     pub async fn put(&mut self, path: &str, data: &[u8], chunk: usize) -> Result<()> {
         let flags = codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
-        let handle = self.open(path, flags).await?.map_err(|c| anyhow::anyhow!("open failed: {c}"))?;
+        let handle = self
+            .open(path, flags)
+            .await?
+            .map_err(|c| anyhow::anyhow!("open failed: {c}"))?;
         let mut ids = std::collections::VecDeque::new();
         for (i, part) in data.chunks(chunk.max(1)).enumerate() {
             let (h, d) = (handle.clone(), Bytes::copy_from_slice(part));
             let offset = (i * chunk) as u64;
-            ids.push_back(self.send(|id| Request::Write { id, handle: h, offset, data: d }).await?);
+            ids.push_back(
+                self.send(|id| Request::Write {
+                    id,
+                    handle: h,
+                    offset,
+                    data: d,
+                })
+                .await?,
+            );
             if ids.len() >= 32 {
                 let id = ids.pop_front().unwrap_or_default();
                 expect_ok(self.reply(id).await?)?;
@@ -187,7 +221,10 @@ impl SftpClient {
 
     /// Downloads a whole file with pipelined reads.
     pub async fn get(&mut self, path: &str) -> Result<Vec<u8>> {
-        let handle = self.open(path, codec::SSH_FXF_READ).await?.map_err(|c| anyhow::anyhow!("open failed: {c}"))?;
+        let handle = self
+            .open(path, codec::SSH_FXF_READ)
+            .await?
+            .map_err(|c| anyhow::anyhow!("open failed: {c}"))?;
         let mut out = Vec::new();
         let chunk = 64 * 1024u32;
         let mut offset = 0u64;
@@ -196,7 +233,15 @@ impl SftpClient {
             for i in 0..16u64 {
                 let h = handle.clone();
                 let off = offset + i * u64::from(chunk);
-                ids.push(self.send(|id| Request::Read { id, handle: h, offset: off, len: chunk }).await?);
+                ids.push(
+                    self.send(|id| Request::Read {
+                        id,
+                        handle: h,
+                        offset: off,
+                        len: chunk,
+                    })
+                    .await?,
+                );
             }
             let mut eof = false;
             for id in ids {

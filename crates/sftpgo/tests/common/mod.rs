@@ -33,12 +33,20 @@ impl TestServer {
         let mut config = Config::default();
         config.sftpd.bind_port = 0;
         config.sftpd.bind_address = "127.0.0.1".into();
-        config.sftpd.keys = vec![sftpgo_config::HostKeyConfig { private_key: host_key.display().to_string() }];
+        config.sftpd.keys = vec![sftpgo_config::HostKeyConfig {
+            private_key: host_key.display().to_string(),
+        }];
         config.data_provider.name = "sftpgo.db".into();
         configure(&mut config);
-        let running = sftpgo::service::start(&config, dir.path(), tuning).await.expect("server starts");
+        let running = sftpgo::service::start(&config, dir.path(), tuning)
+            .await
+            .expect("server starts");
         let addr = running.ssh_addr;
-        Self { dir, running: Some(running), addr }
+        Self {
+            dir,
+            running: Some(running),
+            addr,
+        }
     }
 
     pub fn core(&self) -> &sftpgo_core::Core {
@@ -50,7 +58,13 @@ impl TestServer {
         self.dir.path().join("homes").join(name)
     }
 
-    pub async fn add_user(&self, name: &str, password: Option<&str>, keys: &[&TestKey], perms: &[Permission]) -> User {
+    pub async fn add_user(
+        &self,
+        name: &str,
+        password: Option<&str>,
+        keys: &[&TestKey],
+        perms: &[Permission],
+    ) -> User {
         let user = User {
             username: name.into(),
             password: password.map(str::to_string),
@@ -59,7 +73,11 @@ impl TestServer {
             permissions: perms.to_vec(),
             ..Default::default()
         };
-        self.core().provider().add_user(user).await.expect("add user")
+        self.core()
+            .provider()
+            .add_user(user)
+            .await
+            .expect("add user")
     }
 
     pub async fn stop(mut self) {
@@ -90,7 +108,10 @@ pub fn keygen_at(path: &Path, kind: &str) -> TestKey {
     let status = cmd.status().expect("ssh-keygen runs");
     assert!(status.success(), "ssh-keygen failed");
     let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
-    TestKey { path: path.to_path_buf(), public: public.trim().to_string() }
+    TestKey {
+        path: path.to_path_buf(),
+        public: public.trim().to_string(),
+    }
 }
 
 pub fn keygen(dir: &Path, kind: &str) -> TestKey {
@@ -103,39 +124,82 @@ pub enum Login<'a> {
 }
 
 /// Runs OpenSSH `sftp` in batch mode against the server; the batch comes on stdin.
-pub async fn sftp_batch(addr: SocketAddr, user: &str, login: Login<'_>, batch: &str, cwd: &Path) -> Output {
+pub async fn sftp_batch(
+    addr: SocketAddr,
+    user: &str,
+    login: Login<'_>,
+    batch: &str,
+    cwd: &Path,
+) -> Output {
     let mut cmd = tokio::process::Command::new("sftp");
     cmd.current_dir(cwd)
         .args(["-b", "-", "-P", &addr.port().to_string()])
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
         .args(["-o", "ConnectTimeout=20"]);
     let _askpass;
     match login {
         Login::Key(k) => {
-            cmd.args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no", "-i"]).arg(&k.path);
+            cmd.args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "PasswordAuthentication=no",
+                "-i",
+            ])
+            .arg(&k.path);
         }
         Login::Password(p) => {
             let dir = tempfile::tempdir().expect("tempdir");
             let script = dir.path().join("askpass.sh");
-            std::fs::write(&script, format!("#!/bin/sh\nprintf '%s\\n' '{}'\n", p.replace('\'', "'\\''"))).expect("askpass");
-            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+            std::fs::write(
+                &script,
+                format!("#!/bin/sh\nprintf '%s\\n' '{}'\n", p.replace('\'', "'\\''")),
+            )
+            .expect("askpass");
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700))
+                .expect("chmod");
             cmd.env("SSH_ASKPASS", &script)
                 .env("SSH_ASKPASS_REQUIRE", "force")
                 .env("DISPLAY", ":0")
-                .args(["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1"]);
+                .args([
+                    "-o",
+                    "PubkeyAuthentication=no",
+                    "-o",
+                    "PreferredAuthentications=password",
+                    "-o",
+                    "NumberOfPasswordPrompts=1",
+                ]);
             _askpass = dir;
         }
     }
     cmd.arg(format!("{user}@{}", addr.ip()));
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = cmd.spawn().expect("sftp runs");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(batch.as_bytes()).await.expect("write batch");
-    drop(stdin);
-    tokio::time::timeout(std::time::Duration::from_secs(300), child.wait_with_output())
+    stdin
+        .write_all(batch.as_bytes())
         .await
-        .expect("sftp finished in time")
-        .expect("sftp output")
+        .expect("write batch");
+    drop(stdin);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("sftp finished in time")
+    .expect("sftp output")
 }
 
 pub fn all_perms() -> Vec<Permission> {

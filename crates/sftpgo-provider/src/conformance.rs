@@ -1,0 +1,773 @@
+//! Conformance suite every [`Backend`] must pass, driven through [`DataProvider`].
+//!
+//! Enabled for this crate's tests and, for other crates, by the `conformance` feature:
+//!
+//! ```ignore
+//! sftpgo_provider::conformance::run_all(|| async { Arc::new(MyBackend::open(..).await) as _ }).await;
+//! ```
+//!
+//! Each check gets a fresh, empty backend from the factory. Failures panic (assertions).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::{
+    Backend, DataProvider, Permission, ProviderError, SortOrder, TrackQuota, User, UserQuery,
+    password,
+};
+
+/// An ed25519 authorized_keys line.
+pub const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiqVah2eauGBSyuYBpoPb73fmxK3SxfvonBg30GHZAo alice@example";
+/// Another ed25519 authorized_keys line.
+pub const KEY_B: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILUmmr7sQssTFi2smWlTETvUESkJudwUTJSxIl9cZ1Xz";
+/// An RSA authorized_keys line.
+pub const KEY_RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC9ucQkxkbU+I8A14dzM92GNhkQsA5TIJS+86stQIhLv+ScVQv9/JhNY1V77g5fRZoQ3V9i03ZnQvtOTkFPp6dIWSHZo87tfk7H7EoGvislz/HNfq9aOZpdJrIcYGC5yYHN3KSxktkhFZEtJFZjqCPvjABbjwDGNZ3Gs0+CNFoTGl2dS8N3UdfkMaGO4+Tsm9OR+LDTVWrakLjf8CdBmvcbkA9btVGq1FbOm8gwnCexcHboD9xq/i0XVc778HmdpOBWuEww6z0snpcV0wVd/WPWW85/SzP2zuidO1H6neYBvHGIMiFO6ybvSv7r0EmXSrs0angQZtUl2QodQsmGSx8x rsa";
+/// `$pbkdf2-sha256$` hash of `"sftpgo"` (salt `legacy`, 1000 iterations), computed with
+/// Python's `hashlib.pbkdf2_hmac`.
+pub const PBKDF2_SFTPGO: &str =
+    "$pbkdf2-sha256$1000$legacy$7XJRA+LS5h1CrrcAV6e4talJx00C9IyQCmp/R0r/9EE=";
+
+/// Runs every check, each against a fresh backend from `make`.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Backend>>,
+{
+    crud_round_trip(make().await).await;
+    duplicate_username(make().await).await;
+    not_found(make().await).await;
+    ids_increase(make().await).await;
+    listing(make().await).await;
+    quota_deltas_and_reset(make().await).await;
+    concurrent_quota_deltas(make().await).await;
+    quota_tracking_modes(make().await).await;
+    read_only(make().await).await;
+    validation(make().await).await;
+    password_handling(make().await).await;
+    ping(make().await).await;
+}
+
+fn provider(backend: Arc<dyn Backend>) -> DataProvider {
+    DataProvider::new(backend, true, TrackQuota::Always)
+}
+
+/// A valid user with only mandatory fields.
+pub fn sample_user(username: &str) -> User {
+    User {
+        username: username.to_owned(),
+        password: Some("secret".to_owned()),
+        home_dir: format!("/srv/sftp/{username}"),
+        permissions: vec![Permission::Any],
+        ..User::default()
+    }
+}
+
+/// Add, read back by id and username, update every updatable field, delete.
+pub async fn crud_round_trip(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    let input = User {
+        id: 777,
+        username: "full".into(),
+        password: Some("plain pass".into()),
+        public_keys: vec![KEY_A.into(), KEY_RSA.into()],
+        home_dir: "/home/full".into(),
+        uid: 1001,
+        gid: 1002,
+        max_sessions: 3,
+        quota_size: 1 << 40,
+        quota_files: 1000,
+        permissions: vec![Permission::List, Permission::Download, Permission::Upload],
+        used_quota_size: 55,
+        used_quota_files: 66,
+        last_quota_update: 77,
+        upload_bandwidth: 100,
+        download_bandwidth: 200,
+    };
+    let added = p.add_user(input.clone()).await.expect("add");
+    assert!(added.id > 0);
+    assert_ne!(added.id, 777, "the backend assigns ids");
+    let hash = added.password.clone().expect("password stored");
+    assert!(
+        hash.starts_with("$argon2id$"),
+        "plain password hashed on add: {hash}"
+    );
+    assert!(p.check_password(&added, "plain pass").await);
+    assert!(!p.check_password(&added, "plain pass!").await);
+    let expected = User {
+        id: added.id,
+        password: Some(hash.clone()),
+        used_quota_size: 0,
+        used_quota_files: 0,
+        last_quota_update: 0,
+        ..input.clone()
+    };
+    assert_eq!(
+        added, expected,
+        "insert returns the stored record, used quota zeroed"
+    );
+    assert_eq!(p.user_by_id(added.id).await.expect("by id"), expected);
+    assert_eq!(p.user_by_username("full").await.expect("by name"), expected);
+
+    // Make some used quota to check it survives the update.
+    p.update_quota(&added, 10, 2).await.expect("quota");
+    let before = p.user_by_id(added.id).await.unwrap();
+
+    let changed = User {
+        id: added.id,
+        username: "renamed".into(),
+        password: Some(hash.clone()),
+        public_keys: vec![KEY_B.into()],
+        home_dir: "/home/other".into(),
+        uid: 0,
+        gid: 65535,
+        max_sessions: 0,
+        quota_size: 0,
+        quota_files: 5,
+        permissions: vec![
+            Permission::Any,
+            Permission::Rename,
+            Permission::CreateSymlinks,
+        ],
+        used_quota_size: 999_999,
+        used_quota_files: 999,
+        last_quota_update: 1,
+        upload_bandwidth: 0,
+        download_bandwidth: 12345,
+    };
+    p.update_user(changed.clone()).await.expect("update");
+    let after = p.user_by_id(added.id).await.expect("by id after update");
+    assert_eq!(
+        after,
+        User {
+            username: "full".into(),
+            used_quota_size: 10,
+            used_quota_files: 2,
+            last_quota_update: before.last_quota_update,
+            ..changed.clone()
+        },
+        "update changes every field but id, username and used quota"
+    );
+    assert!(matches!(
+        p.user_by_username("renamed").await,
+        Err(ProviderError::NotFound(_))
+    ));
+
+    // Removing the password (keys only) and clearing keys while keeping a password.
+    let keys_only = User {
+        password: None,
+        ..after.clone()
+    };
+    p.update_user(keys_only).await.expect("update keys only");
+    let stored = p.user_by_id(added.id).await.unwrap();
+    assert_eq!(stored.password, None);
+    assert_eq!(stored.public_keys, vec![KEY_B.to_owned()]);
+    assert!(!p.check_password(&stored, "").await);
+    let pwd_only = User {
+        password: Some(hash.clone()),
+        public_keys: vec![],
+        ..stored
+    };
+    p.update_user(pwd_only).await.expect("update password only");
+    let stored = p.user_by_id(added.id).await.unwrap();
+    assert!(stored.public_keys.is_empty());
+    assert_eq!(stored.password.as_deref(), Some(hash.as_str()));
+
+    p.delete_user(added.id).await.expect("delete");
+    assert!(matches!(
+        p.user_by_id(added.id).await,
+        Err(ProviderError::NotFound(_))
+    ));
+    assert!(matches!(
+        p.user_by_username("full").await,
+        Err(ProviderError::NotFound(_))
+    ));
+    assert!(matches!(
+        p.delete_user(added.id).await,
+        Err(ProviderError::NotFound(_))
+    ));
+    // The name is free again.
+    p.add_user(sample_user("full"))
+        .await
+        .expect("re-add after delete");
+}
+
+/// A second user with the same name is refused with `AlreadyExists`.
+pub async fn duplicate_username(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    let first = p.add_user(sample_user("dup")).await.expect("add");
+    let other = User {
+        home_dir: "/elsewhere".into(),
+        ..sample_user("dup")
+    };
+    match p.add_user(other).await {
+        Err(ProviderError::AlreadyExists(name)) => assert_eq!(name, "dup"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    // The original is untouched and is the only one.
+    assert_eq!(p.user_by_username("dup").await.unwrap(), first);
+    let all = p.list_users(&UserQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+    // Usernames are case-sensitive, like SFTPGo 0.9 on SQLite/bolt.
+    p.add_user(sample_user("DUP"))
+        .await
+        .expect("different case is another user");
+}
+
+/// Unknown ids and usernames give `NotFound` everywhere.
+pub async fn not_found(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    assert!(matches!(
+        p.user_by_id(1).await,
+        Err(ProviderError::NotFound(_))
+    ));
+    assert!(matches!(
+        p.user_by_id(-1).await,
+        Err(ProviderError::NotFound(_))
+    ));
+    assert!(matches!(
+        p.user_by_username("ghost").await,
+        Err(ProviderError::NotFound(_))
+    ));
+    assert!(matches!(
+        p.delete_user(42).await,
+        Err(ProviderError::NotFound(_))
+    ));
+    let ghost = User {
+        id: 42,
+        ..sample_user("ghost")
+    };
+    assert!(matches!(
+        p.update_user(ghost.clone()).await,
+        Err(ProviderError::NotFound(_))
+    ));
+    assert!(matches!(
+        p.update_quota(&ghost, 1, 1).await,
+        Err(ProviderError::NotFound(_))
+    ));
+    assert!(matches!(
+        p.reset_quota("ghost", 1, 1).await,
+        Err(ProviderError::NotFound(_))
+    ));
+    // A failed update must not have created anything.
+    assert!(
+        p.list_users(&UserQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Ids start at 1, increase, and are not reused after a delete.
+pub async fn ids_increase(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    let a = p.add_user(sample_user("a")).await.unwrap();
+    let b = p.add_user(sample_user("b")).await.unwrap();
+    assert_eq!(a.id, 1);
+    assert!(b.id > a.id);
+    p.delete_user(b.id).await.unwrap();
+    let c = p.add_user(sample_user("c")).await.unwrap();
+    assert!(c.id > b.id, "ids are not reused ({} after {})", c.id, b.id);
+}
+
+fn names(users: &[User]) -> Vec<&str> {
+    users.iter().map(|u| u.username.as_str()).collect()
+}
+
+/// Ordering, paging, filtering and limit clamping.
+pub async fn listing(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    assert!(
+        p.list_users(&UserQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for name in ["carol", "alice", "erin", "bob", "dave"] {
+        p.add_user(sample_user(name)).await.unwrap();
+    }
+    let q = |limit, offset, order, username: Option<&str>| UserQuery {
+        limit,
+        offset,
+        order,
+        username: username.map(str::to_owned),
+    };
+    let asc = p.list_users(&UserQuery::default()).await.unwrap();
+    assert_eq!(names(&asc), ["alice", "bob", "carol", "dave", "erin"]);
+    // Full records are returned.
+    assert_eq!(asc[0], p.user_by_username("alice").await.unwrap());
+    let desc = p
+        .list_users(&q(100, 0, SortOrder::Desc, None))
+        .await
+        .unwrap();
+    assert_eq!(names(&desc), ["erin", "dave", "carol", "bob", "alice"]);
+    let page = p.list_users(&q(2, 1, SortOrder::Asc, None)).await.unwrap();
+    assert_eq!(names(&page), ["bob", "carol"]);
+    let page = p.list_users(&q(2, 1, SortOrder::Desc, None)).await.unwrap();
+    assert_eq!(names(&page), ["dave", "carol"]);
+    let page = p.list_users(&q(10, 4, SortOrder::Asc, None)).await.unwrap();
+    assert_eq!(names(&page), ["erin"]);
+    assert!(
+        p.list_users(&q(10, 5, SortOrder::Asc, None))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        p.list_users(&q(10, u32::MAX, SortOrder::Asc, None))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let one = p
+        .list_users(&q(10, 0, SortOrder::Asc, Some("carol")))
+        .await
+        .unwrap();
+    assert_eq!(names(&one), ["carol"]);
+    let one = p
+        .list_users(&q(10, 0, SortOrder::Desc, Some("carol")))
+        .await
+        .unwrap();
+    assert_eq!(names(&one), ["carol"]);
+    assert!(
+        p.list_users(&q(10, 1, SortOrder::Asc, Some("carol")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        p.list_users(&q(10, 0, SortOrder::Asc, Some("zed")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        p.list_users(&q(10, 0, SortOrder::Asc, Some("Carol")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // limit is clamped to 1..=500.
+    let clamped = p.list_users(&q(0, 0, SortOrder::Asc, None)).await.unwrap();
+    assert_eq!(names(&clamped), ["alice"]);
+    let big = p
+        .list_users(&q(u32::MAX, 0, SortOrder::Desc, None))
+        .await
+        .unwrap();
+    assert_eq!(big.len(), 5);
+    // Ordering is by username bytes, not by id or insertion order.
+    p.add_user(sample_user("Zed")).await.unwrap();
+    p.add_user(sample_user("aaron")).await.unwrap();
+    let asc = p.list_users(&q(3, 0, SortOrder::Asc, None)).await.unwrap();
+    assert_eq!(names(&asc), ["Zed", "aaron", "alice"]);
+}
+
+/// Deltas add up (also negative), resets replace, `last_quota_update` moves.
+pub async fn quota_deltas_and_reset(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    let u = p.add_user(sample_user("q")).await.unwrap();
+    let other = p.add_user(sample_user("other")).await.unwrap();
+    assert_eq!(
+        (u.used_quota_size, u.used_quota_files, u.last_quota_update),
+        (0, 0, 0)
+    );
+    p.update_quota(&u, 100, 1).await.unwrap();
+    p.update_quota(&u, 100, 1).await.unwrap();
+    let s = p.user_by_id(u.id).await.unwrap();
+    assert_eq!((s.used_quota_size, s.used_quota_files), (200, 2));
+    assert!(
+        s.last_quota_update > 1_500_000_000_000,
+        "ms since epoch: {}",
+        s.last_quota_update
+    );
+    p.update_quota(&u, -150, -1).await.unwrap();
+    let s = p.user_by_id(u.id).await.unwrap();
+    assert_eq!((s.used_quota_size, s.used_quota_files), (50, 1));
+    // Large values (bigint column).
+    p.update_quota(&u, 5 << 40, 0).await.unwrap();
+    let s = p.user_by_id(u.id).await.unwrap();
+    assert_eq!(s.used_quota_size, 50 + (5 << 40));
+    p.reset_quota("q", 7, 3).await.unwrap();
+    let s = p.user_by_id(u.id).await.unwrap();
+    assert_eq!((s.used_quota_size, s.used_quota_files), (7, 3));
+    p.reset_quota("q", 0, 0).await.unwrap();
+    let s = p.user_by_id(u.id).await.unwrap();
+    assert_eq!((s.used_quota_size, s.used_quota_files), (0, 0));
+    // Only the named user changed.
+    assert_eq!(p.user_by_id(other.id).await.unwrap(), other);
+    // A quota change does not touch the other fields.
+    assert_eq!(
+        User {
+            used_quota_size: 0,
+            used_quota_files: 0,
+            last_quota_update: 0,
+            ..s
+        },
+        u
+    );
+}
+
+/// 50 concurrent delta tasks add up exactly.
+pub async fn concurrent_quota_deltas(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    let u = p.add_user(sample_user("busy")).await.unwrap();
+    let tasks: Vec<_> = (1..=50_i64)
+        .map(|i| {
+            let p = p.clone();
+            let u = u.clone();
+            tokio::spawn(async move { p.update_quota(&u, i * 1000, 1).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("update_quota");
+    }
+    let s = p.user_by_id(u.id).await.unwrap();
+    assert_eq!(s.used_quota_size, 1000 * (50 * 51 / 2));
+    assert_eq!(s.used_quota_files, 50);
+}
+
+/// `track_quota` Off / LimitedUsersOnly; resets apply whatever the mode.
+pub async fn quota_tracking_modes(backend: Arc<dyn Backend>) {
+    let manage = provider(backend.clone());
+    let unlimited = manage.add_user(sample_user("unlimited")).await.unwrap();
+    let limited = manage
+        .add_user(User {
+            quota_files: 10,
+            ..sample_user("limited")
+        })
+        .await
+        .unwrap();
+    let by_size = manage
+        .add_user(User {
+            quota_size: 1 << 20,
+            ..sample_user("bysize")
+        })
+        .await
+        .unwrap();
+
+    let off = DataProvider::new(backend.clone(), true, TrackQuota::Off);
+    assert_eq!(off.track_quota(), TrackQuota::Off);
+    off.update_quota(&limited, 10, 1).await.unwrap();
+    off.update_quota(&unlimited, 10, 1).await.unwrap();
+    assert_eq!(manage.user_by_id(limited.id).await.unwrap(), limited);
+    assert_eq!(manage.user_by_id(unlimited.id).await.unwrap(), unlimited);
+    off.reset_quota("limited", 4, 4).await.unwrap();
+    assert_eq!(
+        manage
+            .user_by_id(limited.id)
+            .await
+            .unwrap()
+            .used_quota_files,
+        4
+    );
+
+    let lim = DataProvider::new(backend, true, TrackQuota::LimitedUsersOnly);
+    assert_eq!(lim.track_quota(), TrackQuota::LimitedUsersOnly);
+    lim.update_quota(&unlimited, 10, 1).await.unwrap();
+    lim.update_quota(&limited, 10, 1).await.unwrap();
+    lim.update_quota(&by_size, 10, 1).await.unwrap();
+    assert_eq!(manage.user_by_id(unlimited.id).await.unwrap(), unlimited);
+    let l = manage.user_by_id(limited.id).await.unwrap();
+    assert_eq!((l.used_quota_size, l.used_quota_files), (10, 5));
+    let b = manage.user_by_id(by_size.id).await.unwrap();
+    assert_eq!((b.used_quota_size, b.used_quota_files), (10, 1));
+    lim.reset_quota("unlimited", 1, 1).await.unwrap();
+    assert_eq!(
+        manage
+            .user_by_id(unlimited.id)
+            .await
+            .unwrap()
+            .used_quota_size,
+        1
+    );
+    assert_eq!(manage.track_quota(), TrackQuota::Always);
+}
+
+/// `manage_users = false`: writes refused, reads and quota still work.
+pub async fn read_only(backend: Arc<dyn Backend>) {
+    let rw = provider(backend.clone());
+    let u = rw.add_user(sample_user("ro")).await.unwrap();
+    let ro = DataProvider::new(backend, false, TrackQuota::Always);
+    assert!(!ro.manage_users());
+    assert!(matches!(
+        ro.add_user(sample_user("new")).await,
+        Err(ProviderError::ReadOnly)
+    ));
+    let changed = User {
+        home_dir: "/changed".into(),
+        ..u.clone()
+    };
+    assert!(matches!(
+        ro.update_user(changed).await,
+        Err(ProviderError::ReadOnly)
+    ));
+    assert!(matches!(
+        ro.delete_user(u.id).await,
+        Err(ProviderError::ReadOnly)
+    ));
+    // ReadOnly comes before validation and before existence checks.
+    assert!(matches!(
+        ro.add_user(User::default()).await,
+        Err(ProviderError::ReadOnly)
+    ));
+    assert!(matches!(
+        ro.delete_user(9999).await,
+        Err(ProviderError::ReadOnly)
+    ));
+    assert_eq!(ro.user_by_id(u.id).await.unwrap(), u);
+    assert_eq!(ro.user_by_username("ro").await.unwrap(), u);
+    assert_eq!(
+        ro.list_users(&UserQuery::default()).await.unwrap(),
+        vec![u.clone()]
+    );
+    ro.update_quota(&u, 5, 1).await.unwrap();
+    ro.reset_quota("ro", 6, 2).await.unwrap();
+    assert_eq!(ro.user_by_id(u.id).await.unwrap().used_quota_size, 6);
+    assert!(ro.check_password(&u, "secret").await);
+}
+
+fn expect_validation(result: crate::Result<User>, needle: &str) {
+    match result {
+        Err(ProviderError::Validation(msg)) => {
+            assert!(
+                msg.contains(needle),
+                "validation message {msg:?} lacks {needle:?}"
+            )
+        }
+        other => panic!("expected Validation containing {needle:?}, got {other:?}"),
+    }
+}
+
+/// SFTPGo 0.9's validation rules and messages, on add and on update; nothing is stored.
+pub async fn validation(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    let ok = sample_user("valid");
+    let cases: Vec<(User, &str)> = vec![
+        (
+            User {
+                username: String::new(),
+                ..ok.clone()
+            },
+            "Mandatory parameters missing",
+        ),
+        (
+            User {
+                home_dir: String::new(),
+                ..ok.clone()
+            },
+            "Mandatory parameters missing",
+        ),
+        (
+            User {
+                password: None,
+                public_keys: vec![],
+                ..ok.clone()
+            },
+            "Please set password or at least a public_key",
+        ),
+        (
+            User {
+                password: Some(String::new()),
+                public_keys: vec![],
+                ..ok.clone()
+            },
+            "Please set password or at least a public_key",
+        ),
+        (
+            User {
+                permissions: vec![],
+                ..ok.clone()
+            },
+            "Please grant some permissions to this user",
+        ),
+        (
+            User {
+                home_dir: "relative/dir".into(),
+                ..ok.clone()
+            },
+            "home_dir must be an absolute path, actual value: relative/dir",
+        ),
+        (
+            User {
+                public_keys: vec![KEY_A.into(), "ssh-rsa notakey".into()],
+                ..ok.clone()
+            },
+            "Could not parse key nr. 1: ",
+        ),
+        (
+            User {
+                public_keys: vec!["garbage".into()],
+                ..ok.clone()
+            },
+            "Could not parse key nr. 0",
+        ),
+        (
+            User {
+                username: "a/b".into(),
+                ..ok.clone()
+            },
+            "'/'",
+        ),
+        (
+            User {
+                username: "a\0b".into(),
+                ..ok.clone()
+            },
+            "control",
+        ),
+        (
+            User {
+                username: "a\nb".into(),
+                ..ok.clone()
+            },
+            "control",
+        ),
+        (
+            User {
+                username: "x".repeat(256),
+                ..ok.clone()
+            },
+            "longer than 255",
+        ),
+    ];
+    // Order of the checks: missing fields first, then credentials, then permissions.
+    let order_case = User {
+        home_dir: "rel".into(),
+        permissions: vec![],
+        ..User::default()
+    };
+    expect_validation(p.add_user(order_case).await, "Mandatory parameters missing");
+    let order_case = User {
+        password: None,
+        permissions: vec![],
+        ..ok.clone()
+    };
+    expect_validation(p.add_user(order_case).await, "Please set password");
+
+    for (user, needle) in &cases {
+        expect_validation(p.add_user(user.clone()).await, needle);
+    }
+    assert!(
+        p.list_users(&UserQuery::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing stored"
+    );
+
+    // The same rules on update.
+    let stored = p.add_user(ok.clone()).await.unwrap();
+    for (user, needle) in cases.into_iter().filter(|(u, _)| !u.username.is_empty()) {
+        let r = p
+            .update_user(User {
+                id: stored.id,
+                ..user
+            })
+            .await;
+        expect_validation(r.map(|()| User::default()), needle);
+    }
+    assert_eq!(
+        p.user_by_id(stored.id).await.unwrap(),
+        stored,
+        "failed updates change nothing"
+    );
+
+    // Limits that are accepted: 255 characters, unicode, keys only, negative/odd numbers.
+    let long = "é".repeat(255);
+    p.add_user(sample_user(&long))
+        .await
+        .expect("255 characters");
+    let keys_only = User {
+        password: None,
+        public_keys: vec![KEY_A.into(), KEY_B.into()],
+        ..sample_user("k")
+    };
+    let k = p.add_user(keys_only).await.expect("keys only");
+    assert_eq!(k.password, None);
+    assert!(!p.check_password(&k, "").await);
+    let odd = User {
+        uid: -1,
+        gid: 70000,
+        quota_size: -5,
+        ..sample_user("odd")
+    };
+    p.add_user(odd).await.expect("no range checks on numbers");
+    let dup_perms = User {
+        permissions: vec![Permission::List, Permission::List],
+        ..sample_user("dp")
+    };
+    p.add_user(dup_perms)
+        .await
+        .expect("duplicate permissions allowed");
+}
+
+/// Plain passwords are hashed with argon2id; hashed ones are kept verbatim.
+pub async fn password_handling(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    let legacy = p
+        .add_user(User {
+            password: Some(PBKDF2_SFTPGO.into()),
+            ..sample_user("legacy")
+        })
+        .await
+        .unwrap();
+    assert_eq!(legacy.password.as_deref(), Some(PBKDF2_SFTPGO));
+    assert!(p.check_password(&legacy, "sftpgo").await);
+    assert!(!p.check_password(&legacy, "sftpgO").await);
+
+    let bcrypt_hash = bcrypt::hash("bc", 4).unwrap().replacen("$2b$", "$2y$", 1);
+    let bc = p
+        .add_user(User {
+            password: Some(bcrypt_hash.clone()),
+            ..sample_user("bc")
+        })
+        .await
+        .unwrap();
+    assert_eq!(bc.password.as_deref(), Some(bcrypt_hash.as_str()));
+    assert!(p.check_password(&bc, "bc").await);
+
+    let plain = p.add_user(sample_user("plain")).await.unwrap();
+    let hash = plain.password.clone().unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=65536,t=3,p=2$"),
+        "{hash}"
+    );
+    assert!(password::verify_password(&hash, "secret"));
+    assert!(p.check_password(&plain, "secret").await);
+    assert!(!p.check_password(&plain, "Secret").await);
+    assert!(!p.check_password(&plain, "").await);
+
+    // Update with the already-hashed value keeps it byte for byte.
+    let same = User {
+        home_dir: "/moved".into(),
+        ..plain.clone()
+    };
+    p.update_user(same).await.unwrap();
+    let stored = p.user_by_id(plain.id).await.unwrap();
+    assert_eq!(stored.password.as_deref(), Some(hash.as_str()));
+    assert_eq!(stored.home_dir, "/moved");
+
+    // Update with a new plain password hashes it.
+    p.update_user(User {
+        password: Some("changed".into()),
+        ..stored
+    })
+    .await
+    .unwrap();
+    let stored = p.user_by_id(plain.id).await.unwrap();
+    let new_hash = stored.password.clone().unwrap();
+    assert!(new_hash.starts_with("$argon2id$"));
+    assert_ne!(new_hash, hash);
+    assert!(p.check_password(&stored, "changed").await);
+    assert!(!p.check_password(&stored, "secret").await);
+
+    // Stored records carry the hash, the secret-free copy does not.
+    assert_eq!(stored.without_secrets().password, None);
+}
+
+/// The health check works on a fresh backend.
+pub async fn ping(backend: Arc<dyn Backend>) {
+    let p = provider(backend);
+    p.ping().await.expect("ping");
+    assert!(!p.driver().is_empty());
+}

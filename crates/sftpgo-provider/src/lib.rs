@@ -1,0 +1,311 @@
+//! User accounts: the [`User`] record (SFTPGo 0.9's wire and table layout),
+//! password hashing, and the data-provider trait that every backend implements.
+//!
+//! Rules about users (validation, hashing on store, `manage_users`) live in
+//! [`DataProvider`]; backends ([`Backend`]) only store and fetch.
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod memory;
+pub mod password;
+pub mod sqlite;
+mod user;
+
+pub use user::{Permission, User};
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Errors from the data provider; the REST API maps each variant to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("username {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("validation error: {0}")]
+    Validation(String),
+    /// `manage_users: 0`: user records are read-only.
+    #[error("user management is disabled by the data provider configuration (manage_users = 0)")]
+    ReadOnly,
+    /// The backend could not be reached or failed; the text names the cause.
+    #[error("data provider error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
+
+/// Sort order for [`UserQuery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// A page of users ordered by username, optionally filtered by exact username.
+#[derive(Debug, Clone)]
+pub struct UserQuery {
+    pub limit: u32,
+    pub offset: u32,
+    pub order: SortOrder,
+    pub username: Option<String>,
+}
+
+impl Default for UserQuery {
+    fn default() -> Self {
+        Self {
+            limit: 100,
+            offset: 0,
+            order: SortOrder::Asc,
+            username: None,
+        }
+    }
+}
+
+/// A change to a user's used quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaUpdate {
+    /// Add (or, when negative, subtract) to the stored values atomically in the backend.
+    Delta { size: i64, files: i64 },
+    /// Replace the stored values (after a quota scan).
+    Reset { size: i64, files: i64 },
+}
+
+/// Storage of user records. Implementations do no validation: [`DataProvider`] does.
+///
+/// Every backend must pass `conformance::run_all` (see the `conformance` module).
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Name of the driver, for logs ("sqlite", "memory", ...).
+    fn driver(&self) -> &'static str;
+    async fn user_by_username(&self, username: &str) -> Result<User>;
+    async fn user_by_id(&self, id: i64) -> Result<User>;
+    /// Inserts `user` (its `id` and used quota are ignored: the backend assigns the id and
+    /// zeroes the used quota) and returns the stored record.
+    async fn insert_user(&self, user: &User) -> Result<User>;
+    /// Updates every field but `id`, `username` and the used quota, keyed by `id`.
+    async fn update_user(&self, user: &User) -> Result<()>;
+    async fn delete_user(&self, id: i64) -> Result<()>;
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>>;
+    /// Applies `update` atomically inside the backend (never read-modify-write in the process)
+    /// and sets `last_quota_update` to now.
+    async fn update_quota(&self, username: &str, update: QuotaUpdate) -> Result<()>;
+    /// Cheap round trip used by health checks.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Front door to user storage: applies the rules (validation, password hashing,
+/// `manage_users`, `track_quota`) over any [`Backend`].
+#[derive(Clone)]
+pub struct DataProvider {
+    backend: Arc<dyn Backend>,
+    manage_users: bool,
+    track_quota: TrackQuota,
+}
+
+/// `data_provider.track_quota`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackQuota {
+    /// 0: no bookkeeping.
+    Off,
+    /// 1: every upload/delete.
+    Always,
+    /// 2: only for users that have quota limits.
+    LimitedUsersOnly,
+}
+
+/// Largest page [`DataProvider::list_users`] returns.
+pub const MAX_LIST_LIMIT: u32 = 500;
+/// Longest accepted username, in characters (the SQL column is `varchar(255)`).
+pub const MAX_USERNAME_LEN: usize = 255;
+
+impl DataProvider {
+    pub fn new(backend: Arc<dyn Backend>, manage_users: bool, track_quota: TrackQuota) -> Self {
+        Self {
+            backend,
+            manage_users,
+            track_quota,
+        }
+    }
+
+    /// The backend's driver name.
+    pub fn driver(&self) -> &'static str {
+        self.backend.driver()
+    }
+
+    /// Whether users may be added, updated and deleted (`manage_users`).
+    pub fn manage_users(&self) -> bool {
+        self.manage_users
+    }
+
+    pub fn track_quota(&self) -> TrackQuota {
+        self.track_quota
+    }
+
+    /// The underlying backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> Result<User> {
+        self.backend.user_by_username(username).await
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> Result<User> {
+        self.backend.user_by_id(id).await
+    }
+
+    /// A page of users; `limit` is clamped to `1..=500`.
+    pub async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>> {
+        let mut q = query.clone();
+        q.limit = q.limit.clamp(1, MAX_LIST_LIMIT);
+        self.backend.list_users(&q).await
+    }
+
+    /// Validates `user`, hashes a plain-text password and stores it; returns the stored
+    /// record (with its new id and the password hash).
+    pub async fn add_user(&self, user: User) -> Result<User> {
+        self.ensure_manageable()?;
+        let user = prepare_user(user).await?;
+        self.backend.insert_user(&user).await
+    }
+
+    /// Validates `user`, hashes a plain-text password and updates the record with
+    /// `user.id`. The username and the used quota are never changed by an update; every
+    /// other field is replaced (a `None` password removes the password).
+    pub async fn update_user(&self, user: User) -> Result<()> {
+        self.ensure_manageable()?;
+        let user = prepare_user(user).await?;
+        self.backend.update_user(&user).await
+    }
+
+    pub async fn delete_user(&self, id: i64) -> Result<()> {
+        self.ensure_manageable()?;
+        self.backend.delete_user(id).await
+    }
+
+    /// Verifies `candidate` against the user's stored password hash, on a blocking thread.
+    /// A user without a password never matches.
+    pub async fn check_password(&self, user: &User, candidate: &str) -> bool {
+        let Some(stored) = user.password.clone().filter(|p| !p.is_empty()) else {
+            return false;
+        };
+        let candidate = candidate.to_owned();
+        tokio::task::spawn_blocking(move || password::verify_password(&stored, &candidate))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Adds the deltas to the user's used quota, if `track_quota` says this user is tracked.
+    pub async fn update_quota(&self, user: &User, size_delta: i64, files_delta: i64) -> Result<()> {
+        let tracked = match self.track_quota {
+            TrackQuota::Off => false,
+            TrackQuota::Always => true,
+            TrackQuota::LimitedUsersOnly => user.has_quota_limits(),
+        };
+        if !tracked {
+            return Ok(());
+        }
+        self.backend
+            .update_quota(
+                &user.username,
+                QuotaUpdate::Delta {
+                    size: size_delta,
+                    files: files_delta,
+                },
+            )
+            .await
+    }
+
+    /// Replaces the user's used quota (after a quota scan), whatever `track_quota` says.
+    pub async fn reset_quota(&self, username: &str, size: i64, files: i64) -> Result<()> {
+        self.backend
+            .update_quota(username, QuotaUpdate::Reset { size, files })
+            .await
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.backend.ping().await
+    }
+
+    fn ensure_manageable(&self) -> Result<()> {
+        if self.manage_users {
+            Ok(())
+        } else {
+            Err(ProviderError::ReadOnly)
+        }
+    }
+}
+
+/// Validation (SFTPGo 0.9 `validateUser` order, plus username hygiene), then hashing of a
+/// plain-text password on a blocking thread.
+async fn prepare_user(mut user: User) -> Result<User> {
+    validate_user(&user)?;
+    match user.password.take() {
+        Some(p) if p.is_empty() => user.password = None,
+        Some(p) if password::is_hashed(&p) => user.password = Some(p),
+        Some(plain) => {
+            let hashed = tokio::task::spawn_blocking(move || password::hash_password(&plain))
+                .await
+                .map_err(|e| ProviderError::Backend(format!("password hashing task failed: {e}")))?
+                .map_err(|e| ProviderError::Backend(e.to_string()))?;
+            user.password = Some(hashed);
+        }
+        None => {}
+    }
+    Ok(user)
+}
+
+/// Checks `user` against SFTPGo 0.9's rules, in its order; the username is additionally
+/// required to be a sane path component.
+pub fn validate_user(user: &User) -> Result<()> {
+    let invalid = |m: String| Err(ProviderError::Validation(m));
+    if user.username.is_empty() || user.home_dir.is_empty() {
+        return invalid("Mandatory parameters missing".to_owned());
+    }
+    validate_username(&user.username)?;
+    let has_password = user.password.as_deref().is_some_and(|p| !p.is_empty());
+    if !has_password && user.public_keys.is_empty() {
+        return invalid("Please set password or at least a public_key".to_owned());
+    }
+    if user.permissions.is_empty() {
+        return invalid("Please grant some permissions to this user".to_owned());
+    }
+    if !std::path::Path::new(&user.home_dir).is_absolute() {
+        return invalid(format!(
+            "home_dir must be an absolute path, actual value: {}",
+            user.home_dir
+        ));
+    }
+    // Permission names are typed (unknown names fail deserialization); keys must parse.
+    user.parsed_public_keys()?;
+    Ok(())
+}
+
+fn validate_username(username: &str) -> Result<()> {
+    let invalid = |m: String| Err(ProviderError::Validation(m));
+    if username.chars().count() > MAX_USERNAME_LEN {
+        return invalid(format!(
+            "username is longer than {MAX_USERNAME_LEN} characters"
+        ));
+    }
+    if username.contains('/') {
+        return invalid(format!("username {username:?} must not contain '/'"));
+    }
+    if username.chars().any(char::is_control) {
+        return invalid(format!(
+            "username {username:?} must not contain control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch (`last_quota_update`).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

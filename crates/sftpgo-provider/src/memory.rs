@@ -1,0 +1,155 @@
+//! In-process backend for tests and `driver = "memory"`: same semantics as the SQL backends
+//! (unique usernames, ids increasing from 1 and never reused, ordered listing, atomic quota).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::{Backend, ProviderError, QuotaUpdate, Result, SortOrder, User, UserQuery, now_ms};
+
+/// Users kept in memory; lost when dropped.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    last_id: i64,
+    /// Keyed by username: iteration is username byte order, like `ORDER BY username`.
+    users: BTreeMap<String, User>,
+    by_id: HashMap<i64, String>,
+}
+
+impl MemoryBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave `State` half-updated (every mutation
+        // is a single insert/remove pair done after all checks), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn not_found_id(id: i64) -> ProviderError {
+    ProviderError::NotFound(format!("user with id {id}"))
+}
+
+fn not_found_name(username: &str) -> ProviderError {
+    ProviderError::NotFound(format!("user {username:?}"))
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    fn driver(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<User> {
+        self.lock()
+            .users
+            .get(username)
+            .cloned()
+            .ok_or_else(|| not_found_name(username))
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<User> {
+        let state = self.lock();
+        state
+            .by_id
+            .get(&id)
+            .and_then(|name| state.users.get(name))
+            .cloned()
+            .ok_or_else(|| not_found_id(id))
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<User> {
+        let mut state = self.lock();
+        if state.users.contains_key(&user.username) {
+            return Err(ProviderError::AlreadyExists(user.username.clone()));
+        }
+        state.last_id += 1;
+        let stored = User {
+            id: state.last_id,
+            used_quota_size: 0,
+            used_quota_files: 0,
+            last_quota_update: 0,
+            ..user.clone()
+        };
+        state.by_id.insert(stored.id, stored.username.clone());
+        state.users.insert(stored.username.clone(), stored.clone());
+        Ok(stored)
+    }
+
+    async fn update_user(&self, user: &User) -> Result<()> {
+        let mut state = self.lock();
+        let name = state
+            .by_id
+            .get(&user.id)
+            .cloned()
+            .ok_or_else(|| not_found_id(user.id))?;
+        let stored = state
+            .users
+            .get_mut(&name)
+            .ok_or_else(|| not_found_id(user.id))?;
+        *stored = User {
+            id: stored.id,
+            username: std::mem::take(&mut stored.username),
+            used_quota_size: stored.used_quota_size,
+            used_quota_files: stored.used_quota_files,
+            last_quota_update: stored.last_quota_update,
+            ..user.clone()
+        };
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: i64) -> Result<()> {
+        let mut state = self.lock();
+        let name = state.by_id.remove(&id).ok_or_else(|| not_found_id(id))?;
+        state.users.remove(&name);
+        Ok(())
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>> {
+        let state = self.lock();
+        let matching: Box<dyn Iterator<Item = &User>> = match &query.username {
+            Some(name) => Box::new(state.users.get(name).into_iter()),
+            None => match query.order {
+                SortOrder::Asc => Box::new(state.users.values()),
+                SortOrder::Desc => Box::new(state.users.values().rev()),
+            },
+        };
+        Ok(matching
+            .skip(query.offset as usize)
+            .take(query.limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn update_quota(&self, username: &str, update: QuotaUpdate) -> Result<()> {
+        let mut state = self.lock();
+        let user = state
+            .users
+            .get_mut(username)
+            .ok_or_else(|| not_found_name(username))?;
+        match update {
+            QuotaUpdate::Delta { size, files } => {
+                user.used_quota_size = user.used_quota_size.saturating_add(size);
+                user.used_quota_files = user.used_quota_files.saturating_add(files);
+            }
+            QuotaUpdate::Reset { size, files } => {
+                user.used_quota_size = size;
+                user.used_quota_files = files;
+            }
+        }
+        user.last_quota_update = now_ms();
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
