@@ -147,6 +147,11 @@ async fn password_logins_for_each_hash_format() {
     ] {
         let out = sftp_batch(srv.addr, user, Login::Password(pw), "pwd\n", work.path()).await;
         assert_success(&out, &format!("password login of {user}"));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Remote working directory: /"),
+            "{user}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let bad = sftp_batch(
             srv.addr,
             user,
@@ -175,7 +180,8 @@ ls -l d
 rename d/f d/g
 ln -s g d/link
 ln d/g d/hard
-chmod 600 d/g
+put f d/m
+chmod 600 d/m
 df -h .
 cd d
 pwd
@@ -183,8 +189,8 @@ get link viaLink
 rm hard
 cd /
 rmdir d/sub
-put f d/g
-rename d/g d/h
+put f d/h
+rename d/h d/g
 ls -la d
 ";
     let out = sftp_batch(srv.addr, "bob", Login::Key(&key), batch, work.path()).await;
@@ -207,18 +213,18 @@ ls -la d
     assert!(!home.join("d/hard").exists());
     assert!(!home.join("d/sub").exists());
     assert_eq!(
-        std::fs::metadata(home.join("d/g"))
+        std::fs::metadata(home.join("d/m"))
             .unwrap()
             .permissions()
             .mode()
             & 0o777,
         0o600
     );
-    assert_eq!(std::fs::read(home.join("d/h")).unwrap(), b"hello world");
+    assert_eq!(std::fs::read(home.join("d/g")).unwrap(), b"hello world");
     // rm of a directory and rmdir of a non-empty one fail.
     let out = sftp_batch(srv.addr, "bob", Login::Key(&key), "rmdir d\n", work.path()).await;
     assert!(!out.status.success(), "rmdir of a non-empty dir must fail");
-    assert!(home.join("d/h").exists());
+    assert!(home.join("d/g").exists() && !home.join("d/h").exists());
     srv.stop().await;
 }
 

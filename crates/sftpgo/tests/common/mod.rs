@@ -132,8 +132,13 @@ pub async fn sftp_batch(
     cwd: &Path,
 ) -> Output {
     let mut cmd = tokio::process::Command::new("sftp");
+    // `-b` makes sftp stop at the first failing command, but it also forces BatchMode,
+    // which disables password prompts: password logins read commands from plain stdin.
+    if let Login::Key(_) = login {
+        cmd.args(["-b", "-"]);
+    }
     cmd.current_dir(cwd)
-        .args(["-b", "-", "-P", &addr.port().to_string()])
+        .args(["-P", &addr.port().to_string()])
         .args([
             "-o",
             "StrictHostKeyChecking=no",
