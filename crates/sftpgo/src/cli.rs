@@ -140,7 +140,38 @@ mod tests {
         );
         assert!(s.log.compress && !s.log.verbose);
         assert!(!serve(&["--log-verbose=false"]).log.verbose);
+        assert!(!serve(&["--log-verbose", "false"]).log.verbose);
+        assert!(
+            serve(&["--log-compress=true", "--log-verbose"])
+                .log
+                .compress
+        );
+        assert!(Cli::try_parse_from(["sftpgo", "serve", "--log-verbose=maybe"]).is_err());
         assert!(serve(&["-v"]).log.verbose);
+    }
+
+    #[test]
+    fn long_flags() {
+        let s = serve(&[
+            "--config-dir=/c",
+            "--config-file",
+            "x",
+            "--log-file-path",
+            "",
+            "--log-max-size=7",
+            "--log-max-backups=8",
+            "--log-max-age=9",
+        ]);
+        assert_eq!(
+            (s.config_dir, s.config_file),
+            (PathBuf::from("/c"), "x".into())
+        );
+        assert_eq!(s.log.file_path, "");
+        assert_eq!(
+            (s.log.max_size_mb, s.log.max_backups, s.log.max_age_days),
+            (7, 8, 9)
+        );
+        assert!(Cli::try_parse_from(["sftpgo"]).unwrap().command.is_none());
     }
 
     #[test]

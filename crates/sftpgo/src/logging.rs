@@ -6,13 +6,13 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use file_rotate::compression::Compression;
 use file_rotate::suffix::AppendCount;
 use file_rotate::{ContentLimit, FileRotate};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
@@ -36,34 +36,29 @@ pub fn init(opts: &LogOptions) -> anyhow::Result<LogGuard> {
         tracing_appender::non_blocking(RotatingFile::open(opts)?)
     };
     tracing_subscriber::registry()
-        .with(JsonLayer::new(writer).with_filter(filter(opts.verbose)))
+        .with(json_layer(writer).with_filter(filter(opts.verbose)))
         .try_init()
         .context("a logger is already installed")?;
     Ok(LogGuard { _worker: worker })
 }
 
-/// Our crates at debug (verbose) or info; libraries one step quieter.
+/// Our crates (targets starting with `sftpgo`) at debug (verbose) or info; other crates
+/// (russh, sqlx, ...) one step quieter: info (verbose) or warn.
 pub fn filter(verbose: bool) -> Targets {
     let (ours, theirs) = if verbose {
         (Level::DEBUG, Level::INFO)
     } else {
         (Level::INFO, Level::WARN)
     };
-    let mut targets = Targets::new().with_default(theirs);
-    for t in [
-        "sftpgo",
-        "sftpgo_core",
-        "sftpgo_sftp",
-        "sftpgo_provider",
-        "sftpgo_vfs",
-        "sftpgo_config",
-    ] {
-        targets = targets.with_target(t, ours);
-    }
-    targets
+    // `Targets` matches by string prefix, so "sftpgo" covers sftpgo_core, sftpgo_sftp, ...
+    Targets::new()
+        .with_default(theirs)
+        .with_target("sftpgo", ours)
 }
 
-/// Formats events as JSON lines onto any `MakeWriter`.
+/// Formats events as JSON lines (`level`, `time`, `sender`, `message`, then the event's
+/// fields) onto any `MakeWriter`. Hand-written rather than tracing-subscriber's JSON
+/// formatter because the field layout is a compatibility requirement.
 pub struct JsonLayer<W> {
     make_writer: W,
 }
@@ -74,17 +69,26 @@ impl<W> JsonLayer<W> {
     }
 }
 
+/// A [`JsonLayer`] writing to `make_writer` (tests pass an in-memory writer).
+pub fn json_layer<W>(make_writer: W) -> JsonLayer<W> {
+    JsonLayer::new(make_writer)
+}
+
 impl<S, W> Layer<S> for JsonLayer<W>
 where
     S: Subscriber,
     W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
-        let mut fields = FieldVisitor(Map::new());
-        event.record(&mut fields);
-        let mut fields = fields.0;
+        let mut visitor = FieldVisitor(Vec::new());
+        event.record(&mut visitor);
+        let mut fields = visitor.0;
+        let mut take = |name: &str| {
+            let i = fields.iter().position(|(k, _)| *k == name)?;
+            Some(fields.remove(i).1)
+        };
         let meta = event.metadata();
-        let sender = match fields.remove("sender") {
+        let sender = match take("sender") {
             Some(Value::String(s)) => s,
             Some(other) => other.to_string(),
             None => meta
@@ -93,65 +97,84 @@ where
                 .unwrap_or(meta.target())
                 .to_string(),
         };
-        let mut line = Map::new();
-        line.insert(
-            "level".into(),
-            Value::String(meta.level().as_str().to_lowercase()),
-        );
-        line.insert(
-            "time".into(),
-            Value::String(
-                chrono::Utc::now()
-                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                    .to_string(),
-            ),
-        );
-        line.insert("sender".into(), Value::String(sender));
-        if let Some(message) = fields.remove("message") {
-            line.insert("message".into(), message);
+        let message = take("message").unwrap_or_else(|| Value::String(String::new()));
+        let time = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let head = [
+            ("level", Value::String(meta.level().as_str().to_lowercase())),
+            ("time", Value::String(time)),
+            ("sender", Value::String(sender)),
+            ("message", message),
+        ];
+        // Written by hand to keep the key order: the fixed keys, then the event's fields
+        // in the order they were recorded.
+        let mut line = Vec::with_capacity(256);
+        line.push(b'{');
+        let pairs = head.into_iter().chain(fields);
+        for (i, (key, value)) in pairs.enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            if serde_json::to_writer(&mut line, key).is_err() {
+                return;
+            }
+            line.push(b':');
+            if serde_json::to_writer(&mut line, &value).is_err() {
+                return;
+            }
         }
-        line.extend(fields);
-        let Ok(mut bytes) = serde_json::to_vec(&Value::Object(line)) else {
-            return;
-        };
-        bytes.push(b'\n');
-        let _ = self.make_writer.make_writer().write_all(&bytes);
+        line.extend_from_slice(b"}\n");
+        let _ = self.make_writer.make_writer().write_all(&line);
     }
 }
 
-/// Collects event fields, keeping numbers and booleans typed.
-struct FieldVisitor(Map<String, Value>);
+/// Collects event fields in order, keeping numbers and booleans typed; everything else
+/// (Debug and Display values) becomes a string.
+struct FieldVisitor(Vec<(&'static str, Value)>);
+
+impl FieldVisitor {
+    fn put(&mut self, field: &Field, value: Value) {
+        self.0.push((field.name(), value));
+    }
+}
 
 impl Visit for FieldVisitor {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().into(), Value::String(format!("{value:?}")));
+        self.put(field, Value::String(format!("{value:?}")));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .insert(field.name().into(), Value::String(value.into()));
+        self.put(field, Value::String(value.into()));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value.into());
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value.into());
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value.into());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, Value::String(value.to_string()));
     }
 }
 
-/// A size-rotated log file (`file-rotate`) that also deletes backups older than the
-/// configured age, at start and then at most every ten minutes.
+/// A size-rotated log file (`file-rotate`, gzip of rotated files when asked). We decide
+/// when to rotate ourselves so that backups older than the configured age (which
+/// file-rotate's count-based scheme cannot express) are deleted at start and at each
+/// rotation.
 struct RotatingFile {
     inner: FileRotate<AppendCount>,
     path: PathBuf,
+    max_bytes: u64,
+    written: u64,
     max_age: Duration,
-    last_prune: SystemTime,
+    max_backups: usize,
+    compress: bool,
 }
 
 impl RotatingFile {
@@ -162,46 +185,63 @@ impl RotatingFile {
                 .with_context(|| format!("cannot create the log dir {}", dir.display()))?;
         }
         // Fail early and clearly if the file cannot be written.
-        std::fs::OpenOptions::new()
+        let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .with_context(|| format!("cannot open the log file {}", path.display()))?;
-        let max_bytes = (opts.max_size_mb.max(1) as usize).saturating_mul(1024 * 1024);
-        let compression = if opts.compress {
+            .and_then(|f| f.metadata())
+            .with_context(|| format!("cannot open the log file {}", path.display()))?
+            .len();
+        let max_age = Duration::from_secs(opts.max_age_days.saturating_mul(24 * 3600));
+        prune_older_than(&path, max_age);
+        let max_backups = opts.max_backups.max(1);
+        Ok(Self {
+            inner: Self::rotator(&path, max_backups, opts.compress),
+            path,
+            max_bytes: opts.max_size_mb.max(1).saturating_mul(1024 * 1024),
+            written,
+            max_age,
+            max_backups,
+            compress: opts.compress,
+        })
+    }
+
+    fn rotator(path: &Path, max_backups: usize, compress: bool) -> FileRotate<AppendCount> {
+        let compression = if compress {
             Compression::OnRotate(0)
         } else {
             Compression::None
         };
-        let inner = FileRotate::new(
-            &path,
-            AppendCount::new(opts.max_backups.max(1)),
-            ContentLimit::BytesSurpassed(max_bytes),
+        FileRotate::new(
+            path,
+            AppendCount::new(max_backups),
+            ContentLimit::None,
             compression,
             Some(0o640),
-        );
-        let file = Self {
-            inner,
-            path,
-            max_age: Duration::from_secs(opts.max_age_days.saturating_mul(24 * 3600)),
-            last_prune: SystemTime::UNIX_EPOCH,
-        };
-        Ok(file)
+        )
     }
 
-    fn prune(&mut self) {
-        self.last_prune = SystemTime::now();
-        if self.max_age.is_zero() {
-            return;
+    fn rotate(&mut self) -> io::Result<()> {
+        self.inner.rotate()?;
+        self.written = 0;
+        if prune_older_than(&self.path, self.max_age) > 0 {
+            // file-rotate tracks its backups in memory: rescan after deleting some.
+            self.inner.flush()?;
+            self.inner = Self::rotator(&self.path, self.max_backups, self.compress);
         }
-        prune_older_than(&self.path, self.max_age);
+        Ok(())
     }
 }
 
-/// Deletes rotated siblings of `path` (`<name>.<n>`, `<name>.<n>.gz`) older than `max_age`.
-fn prune_older_than(path: &Path, max_age: Duration) {
+/// Deletes rotated siblings of `path` (`<name>.<n>`, `<name>.<n>.gz`) older than `max_age`
+/// (zero: keep all); returns how many were deleted.
+fn prune_older_than(path: &Path, max_age: Duration) -> usize {
+    let mut deleted = 0;
+    if max_age.is_zero() {
+        return deleted;
+    }
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return;
+        return deleted;
     };
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
@@ -209,7 +249,7 @@ fn prune_older_than(path: &Path, max_age: Duration) {
         dir
     };
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return deleted;
     };
     let prefix = format!("{name}.");
     for entry in entries.flatten() {
@@ -227,22 +267,21 @@ fn prune_older_than(path: &Path, max_age: Duration) {
             .ok()
             .and_then(|m| m.elapsed().ok())
             .is_some_and(|age| age > max_age);
-        if old {
-            let _ = std::fs::remove_file(entry.path());
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            deleted += 1;
         }
     }
+    deleted
 }
 
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self
-            .last_prune
-            .elapsed()
-            .map_or(true, |e| e > Duration::from_secs(600))
-        {
-            self.prune();
+        if self.written > 0 && self.written + buf.len() as u64 > self.max_bytes {
+            self.rotate()?;
         }
-        self.inner.write(buf)
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -254,6 +293,7 @@ impl Write for RotatingFile {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+    use std::time::SystemTime;
 
     #[derive(Clone, Default)]
     struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -289,7 +329,7 @@ mod tests {
             .with(JsonLayer::new(capture.clone()).with_filter(filter(false)));
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(target: "sftpgo_core::auth", username = "alice", size = 42u64, ok = true, addr = %"1.2.3.4:5", "login succeeded");
-            tracing::warn!(target: "sftpgo_core::fs", sender = "Upload", elapsed_ms = 7i64, "transfer");
+            tracing::warn!(target: "sftpgo_core::fs", sender = "Upload", elapsed_ms = 7i64, debug = ?Some(3), "transfer");
             tracing::debug!(target: "sftpgo_core::fs", "filtered out when not verbose");
             tracing::info!(target: "russh::server", "library info is filtered");
             tracing::warn!(target: "russh::server", "library warning passes");
@@ -308,7 +348,20 @@ mod tests {
         assert_eq!(time.len(), "2026-11-26T19:52:01.123Z".len(), "{time}");
         assert_eq!(l[1]["sender"], "Upload");
         assert_eq!(l[1]["level"], "warn");
-        assert!(l[1].get("elapsed_ms").is_some());
+        assert_eq!(l[1]["elapsed_ms"], 7);
+        assert_eq!(l[1]["debug"], "Some(3)");
+        let raw = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let second = raw.lines().nth(1).unwrap();
+        assert!(
+            second.starts_with(r#"{"level":"warn","time":""#),
+            "{second}"
+        );
+        assert!(
+            second.ends_with(
+                r#","sender":"Upload","message":"transfer","elapsed_ms":7,"debug":"Some(3)"}"#
+            ),
+            "{second}"
+        );
         assert_eq!(l[2]["sender"], "russh::server");
     }
 
@@ -346,8 +399,63 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert!(names.iter().any(|n| n == "sftpgo.log.1.gz"), "{names:?}");
-        assert!(names.len() <= 3, "{names:?}");
+        let mut names = names;
+        names.sort();
+        assert_eq!(
+            names,
+            ["sftpgo.log", "sftpgo.log.1.gz", "sftpgo.log.2.gz"],
+            "two compressed backups kept"
+        );
+        let gz = std::fs::read(path.with_file_name("sftpgo.log.1.gz")).unwrap();
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
+        let current = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(current, 8 * 64 * 1024, "40 chunks = 16 + 16 + 8");
+    }
+
+    fn age(path: &Path, days: u64) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(days * 24 * 3600))
+            .unwrap();
+    }
+
+    #[test]
+    fn old_backups_are_pruned_at_start_and_at_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.log");
+        let opts = LogOptions {
+            file_path: path.display().to_string(),
+            max_size_mb: 1,
+            max_backups: 5,
+            max_age_days: 1,
+            compress: false,
+            verbose: false,
+        };
+        let backup = |n: u32| path.with_file_name(format!("b.log.{n}"));
+        std::fs::write(backup(1), b"old").unwrap();
+        age(&backup(1), 3);
+        let mut file = RotatingFile::open(&opts).unwrap();
+        assert!(!backup(1).exists(), "pruned at start");
+        let chunk = vec![b'y'; 512 * 1024];
+        for _ in 0..3 {
+            file.write_all(&chunk).unwrap();
+        }
+        assert!(backup(1).exists() && !backup(2).exists());
+        age(&backup(1), 3);
+        for _ in 0..2 {
+            file.write_all(&chunk).unwrap();
+        }
+        // The second rotation renamed the aged backup to .2 and then deleted it.
+        assert!(backup(1).exists() && !backup(2).exists());
+        for _ in 0..2 {
+            file.write_all(&chunk).unwrap();
+        }
+        assert!(
+            backup(1).exists() && backup(2).exists(),
+            "rescanned after pruning"
+        );
     }
 
     #[test]

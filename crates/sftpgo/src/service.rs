@@ -23,6 +23,8 @@ pub struct Tuning {
     pub rekey_bytes: Option<usize>,
     /// How long a shutdown waits for running transfers.
     pub shutdown_grace: Duration,
+    /// Replaces `sftpd.idle_timeout` (whose unit, minutes, is too coarse for tests).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Tuning {
@@ -30,6 +32,7 @@ impl Default for Tuning {
         Self {
             rekey_bytes: None,
             shutdown_grace: Duration::from_secs(30),
+            idle_timeout: None,
         }
     }
 }
@@ -121,8 +124,9 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
     let sftpd = &config.sftpd;
     let umask = u32::from_str_radix(&sftpd.umask, 8)
         .with_context(|| format!("invalid umask {:?}", sftpd.umask))?;
-    let idle_timeout =
-        (sftpd.idle_timeout > 0).then(|| Duration::from_secs(sftpd.idle_timeout * 60));
+    let idle_timeout = tuning
+        .idle_timeout
+        .or_else(|| (sftpd.idle_timeout > 0).then(|| Duration::from_secs(sftpd.idle_timeout * 60)));
     let settings = Settings {
         umask,
         upload_mode: if sftpd.upload_mode == 1 {

@@ -14,3 +14,19 @@ pub fn build_date() -> &'static str {
 pub fn version_line() -> String {
     format!("SFTPGo version: {VERSION}-{}-{}", commit(), build_date())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_line_has_all_parts() {
+        let line = super::version_line();
+        let expected = format!(
+            "SFTPGo version: {}-{}-{}",
+            env!("CARGO_PKG_VERSION"),
+            super::commit(),
+            super::build_date()
+        );
+        assert_eq!(line, expected);
+        assert!(!super::commit().is_empty() && !super::build_date().is_empty());
+    }
+}
