@@ -121,15 +121,40 @@ impl Default for HttpdConfig {
     }
 }
 
-/// A configuration error: where the value came from, which key, and what is wrong.
+/// A configuration error. `Display` names where the bad value came from (the file path, or
+/// `environment (SFTPGO_...)`) and, when there is one, the dotted key.
 #[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {key}{}{message}", if key.is_empty() { "" } else { ": " })]
-pub struct ConfigError {
-    /// The file path, or `environment (SFTPGO_...)`.
-    pub source_name: String,
-    /// Dotted key, e.g. `sftpd.upload_mode`; empty when the whole file is unreadable.
-    pub key: String,
-    pub message: String,
+pub enum ConfigError {
+    /// The file cannot be read or parsed as a whole (I/O error, malformed syntax).
+    #[error("{source_name}: {message}")]
+    Unreadable {
+        source_name: String,
+        message: String,
+    },
+    /// A key has the wrong type or an out-of-range value.
+    #[error("{source_name}: {key}: {message}")]
+    Invalid {
+        source_name: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The file path or `environment (VAR)` the bad value came from.
+    pub fn source_name(&self) -> &str {
+        match self {
+            Self::Unreadable { source_name, .. } | Self::Invalid { source_name, .. } => source_name,
+        }
+    }
+
+    /// The dotted key (`sftpd.upload_mode`), if the error concerns one key.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Unreadable { .. } => None,
+            Self::Invalid { key, .. } => Some(key),
+        }
+    }
 }
 
 /// The loaded configuration and the file it came from (`None`: built-in defaults).
@@ -173,19 +198,19 @@ pub fn load_with_env(
         // Extract once with the file alone, so its errors name the file.
         figment
             .extract::<Config>()
-            .map_err(|e| figment_error(&file_name, e))?;
+            .map_err(|e| figment_error(&file_name, &[], e))?;
     }
     let (overrides, env_keys) = env_overrides(env)?;
     let figment = figment.merge(Serialized::globals(overrides));
     let config: Config = figment
         .extract()
-        .map_err(|e| figment_error("environment", e))?;
+        .map_err(|e| figment_error("environment", &env_keys, e))?;
     validate(&config).map_err(|(key, message)| {
         let source_name = match env_keys.iter().find(|(k, _)| *k == key) {
             Some((_, var)) => format!("environment ({var})"),
             None => file_name.clone(),
         };
-        ConfigError {
+        ConfigError::Invalid {
             source_name,
             key,
             message,
@@ -194,18 +219,23 @@ pub fn load_with_env(
     Ok(Loaded { config, file })
 }
 
-fn figment_error(source: &str, e: figment::Error) -> ConfigError {
+/// Converts a figment error; `env_keys` maps dotted keys to the variables that set them.
+fn figment_error(source: &str, env_keys: &[(String, String)], e: figment::Error) -> ConfigError {
     let key = e.path.join(".");
-    let message = e.kind.to_string();
-    let message = if key.is_empty() {
-        format!("{message} ({e})")
-    } else {
-        message
+    if key.is_empty() {
+        return ConfigError::Unreadable {
+            source_name: source.to_string(),
+            message: e.kind.to_string(),
+        };
+    }
+    let source_name = match env_keys.iter().find(|(k, _)| *k == key) {
+        Some((_, var)) => format!("environment ({var})"),
+        None => source.to_string(),
     };
-    ConfigError {
-        source_name: source.to_string(),
+    ConfigError::Invalid {
+        source_name,
         key,
-        message,
+        message: e.kind.to_string(),
     }
 }
 
@@ -231,7 +261,7 @@ fn env_overrides(
             continue;
         };
         let dotted = path.join(".");
-        let bad = |what: &str| ConfigError {
+        let bad = |what: &str| ConfigError::Invalid {
             source_name: format!("environment ({var})"),
             key: dotted.clone(),
             message: format!("expected {what}, got {raw:?}"),

@@ -185,3 +185,54 @@ fn helpers() {
     c.sftpd.banner = "  ".into();
     assert_eq!(c.banner(), "SFTPGo");
 }
+
+#[test]
+fn error_display_and_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sftpgo.yaml");
+    std::fs::write(&file, "sftpd:\n  upload_mode: 7\n").unwrap();
+    let e = load_with_env(dir.path(), "sftpgo", no_env()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: sftpd.upload_mode: must be 0 (standard) or 1 (atomic), got 7",
+            file.display()
+        )
+    );
+    assert_eq!(e.key(), Some("sftpd.upload_mode"));
+    assert_eq!(e.source_name(), file.display().to_string());
+
+    std::fs::write(&file, "sftpd: [unclosed\n").unwrap();
+    let e = load_with_env(dir.path(), "sftpgo", no_env()).unwrap_err();
+    assert!(matches!(e, ConfigError::Unreadable { .. }), "{e:?}");
+    assert_eq!(e.key(), None);
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!("{}: ", file.display())),
+        "{shown}"
+    );
+    assert!(shown.contains("line 2"), "{shown}");
+
+    // A value out of the field's range, set from the environment, names the variable.
+    std::fs::write(&file, "{}\n").unwrap();
+    let e = load_with_env(
+        dir.path(),
+        "sftpgo",
+        env(&[("SFTPGO_SFTPD__UPLOAD_MODE", "300")]),
+    )
+    .unwrap_err();
+    assert_eq!(e.key(), Some("sftpd.upload_mode"));
+    assert_eq!(e.source_name(), "environment (SFTPGO_SFTPD__UPLOAD_MODE)");
+}
+
+#[test]
+fn json_file_wins_over_later_extensions_and_env_wins_over_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.json"), r#"{"httpd": {"bind_port": 1}}"#).unwrap();
+    std::fs::write(dir.path().join("s.toml"), "[httpd]\nbind_port = 2\n").unwrap();
+    let l = load_with_env(dir.path(), "s", no_env()).unwrap();
+    assert_eq!(l.file, Some(dir.path().join("s.json")));
+    assert_eq!(l.config.httpd.bind_port, 1);
+    let l = load_with_env(dir.path(), "s", env(&[("SFTPGO_HTTPD__BIND_PORT", "3")])).unwrap();
+    assert_eq!(l.config.httpd.bind_port, 3);
+}

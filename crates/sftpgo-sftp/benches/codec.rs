@@ -59,6 +59,16 @@ fn bench(c: &mut Criterion) {
             w.finish();
         })
     });
+    let chunk = vec![3u8; 32 * 1024];
+    c.bench_function("encode DATA 32 KiB", |b| {
+        b.iter(|| {
+            buf.clear();
+            let slot = codec::begin_data(&mut buf, black_box(4));
+            let room = slot.reserve(&mut buf, chunk.len());
+            room.copy_from_slice(&chunk);
+            slot.finish_len(&mut buf, chunk.len());
+        })
+    });
     c.bench_function("normalize a hostile path", |b| {
         b.iter(|| VirtualPath::parse(black_box(b"/a/./b/../../../c//d/e/../f.txt")).unwrap())
     });

@@ -294,28 +294,83 @@ impl Cursor {
         Ok(self.0.split_to(len))
     }
     fn attrs(&mut self) -> Result<FileAttrs, DecodeError> {
-        let flags = self.u32()?;
+        FileAttrs::decode(&mut self.0)
+    }
+}
+
+fn take_u32(b: &mut Bytes) -> Result<u32, DecodeError> {
+    if b.remaining() < 4 {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(b.get_u32())
+}
+
+fn take_u64(b: &mut Bytes) -> Result<u64, DecodeError> {
+    if b.remaining() < 8 {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(b.get_u64())
+}
+
+fn skip_string(b: &mut Bytes) -> Result<(), DecodeError> {
+    let len = take_u32(b)? as usize;
+    if b.remaining() < len {
+        return Err(DecodeError::Truncated);
+    }
+    b.advance(len);
+    Ok(())
+}
+
+impl FileAttrs {
+    /// Reads an ATTRS structure from the front of `b`, advancing past it. Extended
+    /// attributes (`ATTR_EXTENDED`) are parsed and skipped; unknown flag bits are ignored.
+    pub fn decode(b: &mut Bytes) -> Result<FileAttrs, DecodeError> {
+        let flags = take_u32(b)?;
         let mut a = FileAttrs::default();
         if flags & ATTR_SIZE != 0 {
-            a.size = Some(self.u64()?);
+            a.size = Some(take_u64(b)?);
         }
         if flags & ATTR_UIDGID != 0 {
-            a.uid_gid = Some((self.u32()?, self.u32()?));
+            a.uid_gid = Some((take_u32(b)?, take_u32(b)?));
         }
         if flags & ATTR_PERMISSIONS != 0 {
-            a.permissions = Some(self.u32()?);
+            a.permissions = Some(take_u32(b)?);
         }
         if flags & ATTR_ACMODTIME != 0 {
-            a.times = Some((self.u32()?, self.u32()?));
+            a.times = Some((take_u32(b)?, take_u32(b)?));
         }
         if flags & ATTR_EXTENDED != 0 {
-            let count = self.u32()?;
+            // Each pair takes at least 8 bytes, so a huge count ends at the packet's end.
+            let count = take_u32(b)?;
             for _ in 0..count {
-                self.string()?;
-                self.string()?;
+                skip_string(b)?;
+                skip_string(b)?;
             }
         }
         Ok(a)
+    }
+
+    /// Appends the ATTRS structure (flags, then the fields that are `Some`).
+    pub fn encode(&self, buf: &mut BytesMut) {
+        put_attrs(buf, self);
+    }
+
+    /// The `ATTR_*` flags describing the fields that are present.
+    pub fn flags(&self) -> u32 {
+        let mut flags = 0;
+        if self.size.is_some() {
+            flags |= ATTR_SIZE;
+        }
+        if self.uid_gid.is_some() {
+            flags |= ATTR_UIDGID;
+        }
+        if self.permissions.is_some() {
+            flags |= ATTR_PERMISSIONS;
+        }
+        if self.times.is_some() {
+            flags |= ATTR_ACMODTIME;
+        }
+        flags
     }
 }
 
@@ -325,6 +380,9 @@ pub fn decode_request(packet: Bytes) -> Result<Request, DecodeError> {
     let ty = c.u8().map_err(|_| DecodeError::Empty)?;
     if ty == SSH_FXP_INIT {
         return Ok(Request::Init { version: c.u32()? });
+    }
+    if !(SSH_FXP_OPEN..=SSH_FXP_SYMLINK).contains(&ty) && ty != SSH_FXP_EXTENDED {
+        return Err(unknown(ty, &c));
     }
     let id = c.u32()?;
     Ok(match ty {
@@ -440,6 +498,14 @@ pub fn decode_request(packet: Bytes) -> Result<Request, DecodeError> {
     })
 }
 
+/// An unknown type, with the request id when at least 4 bytes follow the type.
+fn unknown(ty: u8, c: &Cursor) -> DecodeError {
+    let id =
+        c.0.get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    DecodeError::UnknownType { ty, id }
+}
+
 /// Writes a packet: reserves the length, lets `body` write type and payload, patches it.
 fn packet(buf: &mut BytesMut, ty: u8, body: impl FnOnce(&mut BytesMut)) {
     let start = buf.len();
@@ -455,21 +521,9 @@ fn put_string(buf: &mut BytesMut, s: &[u8]) {
     buf.put_slice(s);
 }
 
+/// Appends an ATTRS structure; same as [`FileAttrs::encode`].
 pub fn put_attrs(buf: &mut BytesMut, a: &FileAttrs) {
-    let mut flags = 0;
-    if a.size.is_some() {
-        flags |= ATTR_SIZE;
-    }
-    if a.uid_gid.is_some() {
-        flags |= ATTR_UIDGID;
-    }
-    if a.permissions.is_some() {
-        flags |= ATTR_PERMISSIONS;
-    }
-    if a.times.is_some() {
-        flags |= ATTR_ACMODTIME;
-    }
-    buf.put_u32(flags);
+    buf.put_u32(a.flags());
     if let Some(s) = a.size {
         buf.put_u64(s);
     }
@@ -570,32 +624,168 @@ pub fn encode_limits_reply(
     });
 }
 
-/// Starts a DATA reply in an empty `buf`: the caller appends the file data right after
-/// (e.g. with `pread` into the spare capacity) and then calls [`finish_data`].
-pub fn begin_data(buf: &mut BytesMut, id: u32) {
-    debug_assert!(buf.is_empty());
+/// The `statvfs@openssh.com` flag bit for a read-only file system.
+pub const SSH_FXE_STATVFS_ST_RDONLY: u64 = 0x1;
+/// The `statvfs@openssh.com` flag bit for a file system mounted `nosuid`.
+pub const SSH_FXE_STATVFS_ST_NOSUID: u64 = 0x2;
+
+impl StatVfsReply {
+    /// Parses the payload of an EXTENDED_REPLY to `statvfs@openssh.com` (client side).
+    pub fn decode(data: &[u8]) -> Result<StatVfsReply, DecodeError> {
+        let mut v = [0u64; 11];
+        read_u64s(data, &mut v)?;
+        let [
+            bsize,
+            frsize,
+            blocks,
+            bfree,
+            bavail,
+            files,
+            ffree,
+            favail,
+            fsid,
+            flag,
+            namemax,
+        ] = v;
+        Ok(StatVfsReply {
+            bsize,
+            frsize,
+            blocks,
+            bfree,
+            bavail,
+            files,
+            ffree,
+            favail,
+            fsid,
+            flag,
+            namemax,
+        })
+    }
+}
+
+/// `limits@openssh.com` reply fields (0 means "no limit" for the last three).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsReply {
+    pub max_packet_len: u64,
+    pub max_read_len: u64,
+    pub max_write_len: u64,
+    pub max_open_handles: u64,
+}
+
+impl LimitsReply {
+    /// Parses the payload of an EXTENDED_REPLY to `limits@openssh.com` (client side).
+    pub fn decode(data: &[u8]) -> Result<LimitsReply, DecodeError> {
+        let mut v = [0u64; 4];
+        read_u64s(data, &mut v)?;
+        let [
+            max_packet_len,
+            max_read_len,
+            max_write_len,
+            max_open_handles,
+        ] = v;
+        Ok(LimitsReply {
+            max_packet_len,
+            max_read_len,
+            max_write_len,
+            max_open_handles,
+        })
+    }
+}
+
+fn read_u64s(mut data: &[u8], out: &mut [u64]) -> Result<(), DecodeError> {
+    for v in out {
+        if data.remaining() < 8 {
+            return Err(DecodeError::Truncated);
+        }
+        *v = data.get_u64();
+    }
+    Ok(())
+}
+
+/// A DATA reply under construction in a buffer, returned by [`begin_data`].
+///
+/// Zero-copy downloads: [`begin_data`] appends the 13-byte header (length, type, id, data
+/// length) at the end of the caller's buffer. The file data then goes straight after it,
+/// either appended by the caller (e.g. a `read_at` into the buffer's spare capacity, or
+/// `put_slice`) or read into the zeroed region from [`DataSlot::reserve`]. Finally
+/// [`DataSlot::finish`] (all bytes after the header are the data) or
+/// [`DataSlot::finish_len`] (truncate to what was actually read) patches both length
+/// fields. The slot is a plain offset (`Copy`), so it can be kept across an `.await` while
+/// the buffer itself is moved around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataSlot {
+    start: usize,
+}
+
+/// Starts a DATA reply at the end of `buf`; see [`DataSlot`].
+pub fn begin_data(buf: &mut BytesMut, id: u32) -> DataSlot {
+    let start = buf.len();
     buf.put_u32(0);
     buf.put_u8(SSH_FXP_DATA);
     buf.put_u32(id);
     buf.put_u32(0);
+    DataSlot { start }
 }
 
-/// Patches the lengths of a DATA reply started with [`begin_data`].
+impl DataSlot {
+    /// Offset in the buffer where the packet (its length prefix) starts.
+    pub fn packet_start(&self) -> usize {
+        self.start
+    }
+
+    /// Offset in the buffer where the file data starts.
+    pub fn data_start(&self) -> usize {
+        self.start + DATA_HEADER_LEN
+    }
+
+    /// Appends `max_len` zeroed bytes to `buf` and returns them, for the caller to fill
+    /// (e.g. with `pread`) before [`DataSlot::finish_len`].
+    pub fn reserve<'b>(&self, buf: &'b mut BytesMut, max_len: usize) -> &'b mut [u8] {
+        let at = buf.len();
+        buf.resize(at + max_len, 0);
+        &mut buf[at..]
+    }
+
+    /// Keeps only the first `actual_len` data bytes (fewer stay as they are if fewer were
+    /// appended) and patches the lengths.
+    pub fn finish_len(self, buf: &mut BytesMut, actual_len: usize) {
+        let end = self.data_start().saturating_add(actual_len);
+        if end < buf.len() {
+            buf.truncate(end);
+        }
+        self.finish(buf);
+    }
+
+    /// Patches the lengths: every byte after the header is the data.
+    ///
+    /// Panics if the buffer was truncated into the header (a caller bug, not input).
+    pub fn finish(self, buf: &mut BytesMut) {
+        let total = (buf.len() - self.start - 4) as u32;
+        let data = (buf.len() - self.data_start()) as u32;
+        buf[self.start..self.start + 4].copy_from_slice(&total.to_be_bytes());
+        buf[self.start + 9..self.start + 13].copy_from_slice(&data.to_be_bytes());
+    }
+}
+
+/// Patches the lengths of a DATA reply started with [`begin_data`] at offset 0 of `buf`
+/// (a buffer holding only that packet); [`DataSlot::finish`] works at any offset.
 pub fn finish_data(buf: &mut BytesMut) {
-    let total = (buf.len() - 4) as u32;
-    let data = (buf.len() - DATA_HEADER_LEN) as u32;
-    buf[0..4].copy_from_slice(&total.to_be_bytes());
-    buf[9..13].copy_from_slice(&data.to_be_bytes());
+    DataSlot { start: 0 }.finish(buf);
 }
 
 /// Builds a NAME reply entry by entry, patching the count at the end.
+///
+/// The lengths are patched by [`NameWriter::finish`], or on drop if the caller forgets;
+/// [`NameWriter::cancel`] removes the partial packet from the buffer instead.
 pub struct NameWriter<'a> {
     buf: &'a mut BytesMut,
     start: usize,
     count: u32,
+    cancelled: bool,
 }
 
 impl<'a> NameWriter<'a> {
+    /// Starts a NAME reply at the end of `buf`.
     pub fn new(buf: &'a mut BytesMut, id: u32) -> Self {
         let start = buf.len();
         buf.put_u32(0);
@@ -606,6 +796,7 @@ impl<'a> NameWriter<'a> {
             buf,
             start,
             count: 0,
+            cancelled: false,
         }
     }
 
@@ -620,82 +811,159 @@ impl<'a> NameWriter<'a> {
         self.count
     }
 
-    /// Bytes written so far.
+    /// Bytes of this packet written so far, length prefix included.
     pub fn len(&self) -> usize {
         self.buf.len() - self.start
     }
 
+    /// True while no entry has been pushed.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
+    /// Completes the packet (patches its length and entry count).
     pub fn finish(self) {
+        // Drop does the patching.
+    }
+
+    /// Removes the partial packet from the buffer.
+    pub fn cancel(mut self) {
+        self.buf.truncate(self.start);
+        self.cancelled = true;
+    }
+}
+
+impl Drop for NameWriter<'_> {
+    fn drop(&mut self) {
+        if self.cancelled {
+            return;
+        }
         let len = (self.buf.len() - self.start - 4) as u32;
         self.buf[self.start..self.start + 4].copy_from_slice(&len.to_be_bytes());
         self.buf[self.start + 9..self.start + 13].copy_from_slice(&self.count.to_be_bytes());
     }
 }
 
+/// One entry of a NAME reply, for [`encode_name`].
+#[derive(Debug, Clone, Copy)]
+pub struct NameEntry<'a> {
+    pub filename: &'a [u8],
+    pub longname: &'a [u8],
+    pub attrs: &'a FileAttrs,
+}
+
+/// Appends a complete NAME reply with `entries` (see [`NameWriter`] to add them one by one).
+pub fn encode_name<'a>(
+    buf: &mut BytesMut,
+    id: u32,
+    entries: impl IntoIterator<Item = NameEntry<'a>>,
+) {
+    let mut w = NameWriter::new(buf, id);
+    for e in entries {
+        w.push(e.filename, e.longname, e.attrs);
+    }
+    w.finish();
+}
+
 /// What an `ls -l` line shows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LongnameInfo {
+    /// `st_mode`: file type bits and permissions.
     pub mode: u32,
     pub nlink: u64,
     pub uid: u32,
     pub gid: u32,
     pub size: u64,
+    /// Seconds since the epoch.
     pub mtime: i64,
 }
 
-/// Appends an `ls -l` style line, as OpenSSH's `ls_file` (numeric ids, UTC times).
-pub fn write_longname(out: &mut Vec<u8>, name: &[u8], st: &LongnameInfo) {
-    use std::io::Write;
-    let m = st.mode;
-    let kind = match m & 0o170000 {
-        0o040000 => 'd',
-        0o120000 => 'l',
-        0o020000 => 'c',
-        0o060000 => 'b',
-        0o010000 => 'p',
-        0o140000 => 's',
-        _ => '-',
+/// OpenSSH's cut-off for showing the time rather than the year: half a year.
+const SIX_MONTHS: i64 = 365 * 24 * 60 * 60 / 2;
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// The 10-character `ls` mode string, e.g. `drwxr-sr-t`.
+pub fn mode_string(mode: u32) -> [u8; 10] {
+    let kind = match mode & 0o170000 {
+        0o040000 => b'd',
+        0o120000 => b'l',
+        0o020000 => b'c',
+        0o060000 => b'b',
+        0o010000 => b'p',
+        0o140000 => b's',
+        _ => b'-',
     };
-    let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
+    let bit = |mask: u32, c: u8| if mode & mask != 0 { c } else { b'-' };
     let special =
-        |exec: u32, flag: u32, set: char, unset: char| match (m & exec != 0, m & flag != 0) {
+        |exec: u32, flag: u32, set: u8, unset: u8| match (mode & exec != 0, mode & flag != 0) {
             (true, true) => set,
             (false, true) => unset,
-            (true, false) => 'x',
-            (false, false) => '-',
+            (true, false) => b'x',
+            (false, false) => b'-',
         };
-    let perms: String = [
+    [
         kind,
-        bit(0o400, 'r'),
-        bit(0o200, 'w'),
-        special(0o100, 0o4000, 's', 'S'),
-        bit(0o040, 'r'),
-        bit(0o020, 'w'),
-        special(0o010, 0o2000, 's', 'S'),
-        bit(0o004, 'r'),
-        bit(0o002, 'w'),
-        special(0o001, 0o1000, 't', 'T'),
+        bit(0o400, b'r'),
+        bit(0o200, b'w'),
+        special(0o100, 0o4000, b's', b'S'),
+        bit(0o040, b'r'),
+        bit(0o020, b'w'),
+        special(0o010, 0o2000, b's', b'S'),
+        bit(0o004, b'r'),
+        bit(0o002, b'w'),
+        special(0o001, 0o1000, b't', b'T'),
     ]
-    .iter()
-    .collect();
-    let now = chrono::Utc::now().timestamp();
-    let when = chrono::DateTime::from_timestamp(st.mtime, 0).unwrap_or_default();
-    let recent = (now - st.mtime).abs() < 182 * 24 * 3600;
-    let date = if recent {
-        when.format("%b %e %H:%M")
-    } else {
-        when.format("%b %e  %Y")
-    };
+}
+
+/// Appends an `ls -l` style line as OpenSSH's `ls_file` formats it for READDIR (numeric
+/// ids, times in UTC), judging "recent" against the current clock.
+pub fn write_longname(out: &mut Vec<u8>, name: &[u8], st: &LongnameInfo) {
+    write_longname_at(out, name, st, chrono::Utc::now().timestamp());
+}
+
+/// [`write_longname`] with an explicit "now" (seconds since the epoch).
+///
+/// Format: `"%s %3s %-8s %-8s %8llu %s %s"` of mode string (plus the trailing blank of
+/// `strmode`), link count, uid, gid, size, date and name. The date is `Mon DD HH:MM` when
+/// the mtime lies in the last six months and not in the future, `Mon DD  YYYY` otherwise,
+/// and empty if the mtime is beyond the calendar's range.
+pub fn write_longname_at(out: &mut Vec<u8>, name: &[u8], st: &LongnameInfo, now: i64) {
+    use chrono::{Datelike, Timelike};
+    use std::io::Write;
+    out.extend_from_slice(&mode_string(st.mode));
+    // Writing into a Vec cannot fail.
     let _ = write!(
         out,
-        "{perms} {:>4} {:<8} {:<8} {:>8} {date} ",
+        "  {:>3} {:<8} {:<8} {:>8} ",
         st.nlink, st.uid, st.gid, st.size
     );
+    if let Some(t) = chrono::DateTime::from_timestamp(st.mtime, 0) {
+        let month = MONTHS[t.month0() as usize % 12];
+        let recent = now - SIX_MONTHS < st.mtime && now >= st.mtime;
+        let _ = if recent {
+            write!(
+                out,
+                "{month} {:>2} {:02}:{:02}",
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        } else {
+            write!(out, "{month} {:>2}  {}", t.day(), t.year())
+        };
+    }
+    out.push(b' ');
     out.extend_from_slice(name);
+}
+
+/// [`write_longname`] into a new vector.
+pub fn longname(name: &[u8], st: &LongnameInfo) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + name.len());
+    write_longname(&mut out, name, st);
+    out
 }
 
 // ---- client side: used by the tests' SFTP client ----
@@ -747,6 +1015,9 @@ pub fn decode_response(packet: Bytes) -> Result<Response, DecodeError> {
             version,
             extensions,
         });
+    }
+    if !(SSH_FXP_STATUS..=SSH_FXP_ATTRS).contains(&ty) && ty != SSH_FXP_EXTENDED_REPLY {
+        return Err(unknown(ty, &c));
     }
     let id = c.u32()?;
     Ok(match ty {

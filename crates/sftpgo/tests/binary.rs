@@ -228,3 +228,25 @@ fn send_signal(pid: u32, sig: i32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn unwritable_config_dir_for_host_keys_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), b"not a dir").unwrap();
+    let config_dir = dir.path().join("file/conf");
+    let out = sftpgo()
+        .args(["serve", "-c"])
+        .arg(&config_dir)
+        .args(["-l", "-"])
+        .env("SFTPGO_DATA_PROVIDER__DRIVER", "memory")
+        .env("SFTPGO_SFTPD__BIND_PORT", "0")
+        .env("SFTPGO_HTTPD__BIND_PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("host key") && err.contains("file/conf"),
+        "{err}"
+    );
+}

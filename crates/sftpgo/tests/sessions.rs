@@ -61,7 +61,11 @@ async fn idle_sessions_are_closed_with_second_granularity() {
         "{:?}",
         start.elapsed()
     );
-    assert!(srv.core().registry().is_empty());
+    let start = Instant::now();
+    while !srv.core().registry().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "idle connection still registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     srv.stop().await;
 }
 
@@ -145,4 +149,47 @@ async fn a_connection_can_be_killed_by_id() {
         .expect("closed in time");
     assert!(closed.unwrap().is_none());
     srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_running_uploads_finish() {
+    let srv = TestServer::start().await;
+    srv.add_user("up", Some(PW), &[], &all_perms()).await;
+    let addr = srv.addr;
+    let data = pattern(24 << 20, 5);
+    let expected = data.clone();
+    let upload = tokio::spawn(async move {
+        let mut c = SftpClient::connect(addr, "up", Credential::Password(PW))
+            .await
+            .unwrap();
+        c.put("/big", &data, 16 * 1024).await
+    });
+    let start = Instant::now();
+    while srv
+        .core()
+        .registry()
+        .list()
+        .iter()
+        .all(|c| c.active_transfers.is_empty())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "upload never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let home = srv.home("up");
+    let core = srv.core().clone();
+    let mut srv = srv;
+    srv.running.take().expect("running").shutdown().await;
+    upload
+        .await
+        .unwrap()
+        .expect("the running upload completes during shutdown");
+    assert!(std::fs::read(home.join("big")).unwrap() == expected);
+    assert!(core.registry().is_empty());
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no new connections after shutdown"
+    );
 }
