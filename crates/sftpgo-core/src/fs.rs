@@ -14,7 +14,7 @@ use sftpgo_vfs::{DirEntry, FileStat, OpenOptions, PathError, Root, StatVfs, Virt
 
 use crate::Settings;
 use crate::connection::ConnectionState;
-use crate::transfer::{Transfer, TransferKind};
+use crate::transfer::Transfer;
 
 /// Why a filesystem request failed; adapters map each variant to their status codes.
 #[derive(Debug, thiserror::Error)]
@@ -307,9 +307,8 @@ impl UserFs {
             ..Default::default()
         };
         let file = self.blocking(move |r| r.open_file(&p, &opts)).await?;
-        Ok(Transfer::start(
+        Ok(Transfer::start_download(
             file,
-            TransferKind::Download,
             path.clone(),
             self.root.host_path(path),
             self.state.clone(),
@@ -334,26 +333,70 @@ impl UserFs {
             exclusive: flags.exclusive,
             mode: self.mode(0o666),
         };
-        let file = self
+        let atomic_mode = self.settings.upload_mode == crate::UploadMode::Atomic;
+        let (file, atomic) = self
             .blocking(move |r| {
-                // Only a file this open creates is chowned; the lookup is skipped when
-                // there is nothing to chown.
-                let existed = owner.is_none() || !flags.create || r.lstat(&p).is_ok();
+                let existing = r.lstat(&p).ok();
+                // Atomic mode covers writes that replace the whole file; resume and append
+                // must see the existing data, so they write in place.
+                let atomic = atomic_mode
+                    && flags.create
+                    && !flags.append
+                    && (flags.truncate || existing.is_none());
+                if atomic {
+                    if flags.exclusive && existing.is_some() {
+                        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+                    }
+                    let temp = temp_path(&p)?;
+                    let temp_opts = OpenOptions {
+                        create: true,
+                        exclusive: true,
+                        truncate: false,
+                        ..opts
+                    };
+                    let file = r.open_file(&temp, &temp_opts)?;
+                    chown_created(r, &temp, owner);
+                    return Ok((
+                        file,
+                        Some(AtomicUpload {
+                            temp,
+                            replace: !flags.exclusive,
+                        }),
+                    ));
+                }
                 let file = r.open_file(&p, &opts)?;
-                if !existed {
+                if existing.is_none() {
                     chown_created(r, &p, owner);
                 }
-                Ok(file)
+                Ok((file, None))
             })
             .await?;
-        Ok(Transfer::start(
+        Ok(Transfer::start_upload(
             file,
-            TransferKind::Upload,
             path.clone(),
             self.root.host_path(path),
             self.state.clone(),
+            atomic.map(|a| (self.root.clone(), a)),
         ))
     }
+}
+
+/// An upload written to a hidden temp file, published by rename on success.
+pub(crate) struct AtomicUpload {
+    pub temp: VirtualPath,
+    /// False for exclusive creates: publishing must not replace a file that appeared meanwhile.
+    pub replace: bool,
+}
+
+/// `.sftpgo-upload.<random>.<name>` beside the target, within NAME_MAX.
+fn temp_path(target: &VirtualPath) -> std::io::Result<VirtualPath> {
+    let parent = target.parent().unwrap_or_else(VirtualPath::root);
+    let name = target.file_name().unwrap_or(b"upload");
+    let mut temp = format!(".sftpgo-upload.{:016x}.", rand::random::<u64>()).into_bytes();
+    temp.extend_from_slice(&name[..name.len().min(255 - temp.len())]);
+    parent
+        .join(&temp)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
 }
 
 /// Gives a newly created entry to the user's uid/gid; a failure is logged, not fatal

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use sftpgo_vfs::{FileStat, VirtualPath};
+use sftpgo_vfs::{FileStat, Root, VirtualPath};
 
 use crate::connection::{ConnectionState, TransferStats};
-use crate::fs::{FsError, SetAttrs};
+use crate::fs::{AtomicUpload, FsError, SetAttrs};
 use crate::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,15 +57,37 @@ struct Inner {
     failed: AtomicBool,
     /// Set once the transfer has been closed and logged.
     finished: Mutex<bool>,
+    /// Atomic uploads: the temp file to publish (or discard) at close.
+    atomic: Option<(Arc<Root>, AtomicUpload)>,
 }
 
 impl Transfer {
-    pub(crate) fn start(
+    pub(crate) fn start_download(
+        file: File,
+        path: VirtualPath,
+        host_path: PathBuf,
+        state: Arc<ConnectionState>,
+    ) -> Self {
+        Self::start(file, TransferKind::Download, path, host_path, state, None)
+    }
+
+    pub(crate) fn start_upload(
+        file: File,
+        path: VirtualPath,
+        host_path: PathBuf,
+        state: Arc<ConnectionState>,
+        atomic: Option<(Arc<Root>, AtomicUpload)>,
+    ) -> Self {
+        Self::start(file, TransferKind::Upload, path, host_path, state, atomic)
+    }
+
+    fn start(
         file: File,
         kind: TransferKind,
         path: VirtualPath,
         host_path: PathBuf,
         state: Arc<ConnectionState>,
+        atomic: Option<(Arc<Root>, AtomicUpload)>,
     ) -> Self {
         let now = now_ms();
         let stats = Arc::new(TransferStats {
@@ -87,6 +109,7 @@ impl Transfer {
                 started: Instant::now(),
                 failed: AtomicBool::new(false),
                 finished: Mutex::new(false),
+                atomic,
             }),
         }
     }
@@ -234,25 +257,54 @@ impl Transfer {
     }
 
     /// Ends the transfer: `completed` is false when the client went away or the
-    /// connection was killed before closing the file. Logs the transfer once.
+    /// connection was killed before closing the file. An atomic upload is published only
+    /// when it completed without error (fsync, then rename over the target); otherwise its
+    /// temp file is removed and the previous target, if any, is untouched. Logs once.
     pub async fn close(&self, completed: bool) -> Result<(), FsError> {
-        self.finish(completed);
-        Ok(())
+        {
+            let mut finished = self
+                .inner
+                .finished
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if *finished {
+                return Ok(());
+            }
+            *finished = true;
+        }
+        let ok = completed && !self.inner.failed.load(Ordering::Relaxed);
+        let result = match &self.inner.atomic {
+            Some((root, upload)) => {
+                let (root, temp, target, replace) = (
+                    root.clone(),
+                    upload.temp.clone(),
+                    self.inner.path.clone(),
+                    upload.replace,
+                );
+                self.blocking(move |f| {
+                    let published = if ok {
+                        f.sync_all()
+                            .and_then(|()| root.rename(&temp, &target, replace))
+                    } else {
+                        Ok(())
+                    };
+                    if !ok || published.is_err() {
+                        let _ = root.remove_file(&temp);
+                    }
+                    published
+                })
+                .await
+                .map_err(|e| FsError::Failure(format!("cannot publish the upload: {e}")))
+            }
+            None => Ok(()),
+        };
+        self.log(ok && result.is_ok());
+        result
     }
 
-    fn finish(&self, completed: bool) {
-        let mut finished = self
-            .inner
-            .finished
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if *finished {
-            return;
-        }
-        *finished = true;
+    fn log(&self, ok: bool) {
         let inner = &self.inner;
         inner.state.remove_transfer(&inner.stats);
-        let ok = completed && !inner.failed.load(Ordering::Relaxed);
         tracing::info!(
             sender = inner.kind.log_sender(),
             elapsed_ms = inner.started.elapsed().as_millis() as u64,
@@ -269,7 +321,12 @@ impl Transfer {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // A transfer dropped without close (session torn down) still leaves the view.
+        // A transfer dropped without close (session torn down) still leaves the view, and
+        // an unpublished atomic upload never lingers.
         self.state.remove_transfer(&self.stats);
+        let finished = *self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        if let (false, Some((root, upload))) = (finished, &self.atomic) {
+            let _ = root.remove_file(&upload.temp);
+        }
     }
 }

@@ -837,3 +837,109 @@ async fn wait_failure(mut ch: russh::Channel<russh::client::Msg>) -> bool {
     }
     true
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atomic_uploads_are_never_partial() {
+    let srv = TestServer::start_with(
+        |c| c.sftpd.upload_mode = 1,
+        sftpgo::service::Tuning::default(),
+    )
+    .await;
+    srv.add_user("u", Some(PW), &[], &all_perms()).await;
+    let home = srv.home("u");
+    let mut c = SftpClient::connect(srv.addr, "u", Credential::Password(PW))
+        .await
+        .unwrap();
+    c.put("/f", b"original", 100).await.unwrap();
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"original");
+    let listing = |home: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(home)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    // While an upload is open, the target keeps its old content and the data sits in a
+    // hidden temp file.
+    let flags = codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
+    let h = c.open("/f", flags).await.unwrap().unwrap();
+    let hh = h.clone();
+    assert_eq!(
+        c.status(|id| Request::Write {
+            id,
+            handle: hh,
+            offset: 0,
+            data: b("replacement")
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"original");
+    assert!(
+        listing(&home)
+            .iter()
+            .any(|n| n.starts_with(".sftpgo-upload.")),
+        "{:?}",
+        listing(&home)
+    );
+    assert_eq!(c.close(&h).await.unwrap(), codec::SSH_FX_OK);
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"replacement");
+    assert_eq!(listing(&home), vec!["f".to_string()]);
+    // An upload cut off by a disconnect is discarded: the target is untouched.
+    let h = c.open("/f", flags).await.unwrap().unwrap();
+    let hh = h.clone();
+    assert_eq!(
+        c.status(|id| Request::Write {
+            id,
+            handle: hh,
+            offset: 0,
+            data: b("partial")
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
+    drop(c);
+    let start = std::time::Instant::now();
+    while listing(&home).len() > 1 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "temp file left: {:?}",
+            listing(&home)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"replacement");
+    // EXCL on an existing file fails and leaves it alone (WinSCP's open flags).
+    let mut c = SftpClient::connect(srv.addr, "u", Credential::Password(PW))
+        .await
+        .unwrap();
+    let excl = flags | codec::SSH_FXF_EXCL;
+    assert_eq!(
+        c.open("/f", excl).await.unwrap(),
+        Err(codec::SSH_FX_FAILURE)
+    );
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"replacement");
+    assert_eq!(listing(&home), vec!["f".to_string()]);
+    // Append writes in place.
+    let h = c
+        .open("/f", codec::SSH_FXF_WRITE | codec::SSH_FXF_APPEND)
+        .await
+        .unwrap()
+        .unwrap();
+    let hh = h.clone();
+    assert_eq!(
+        c.status(|id| Request::Write {
+            id,
+            handle: hh,
+            offset: 0,
+            data: b("+")
+        })
+        .await
+        .unwrap(),
+        codec::SSH_FX_OK
+    );
+    c.close(&h).await.unwrap();
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"replacement+");
+    srv.stop().await;
+}

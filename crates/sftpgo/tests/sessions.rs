@@ -63,7 +63,10 @@ async fn idle_sessions_are_closed_with_second_granularity() {
     );
     let start = Instant::now();
     while !srv.core().registry().is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(5), "idle connection still registered");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "idle connection still registered"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     srv.stop().await;
