@@ -2,7 +2,14 @@
 //!
 //! Pure and allocation-aware: decoding slices paths, handles and data out of the received
 //! packet (`Bytes`, no copies); encoding appends whole packets to a caller's `BytesMut`.
-//! Strings are bytes and are never decoded as UTF-8. Nothing here panics on any input.
+//! Strings are bytes and are never decoded as UTF-8. Decoding never panics on any input:
+//! malformed packets are a [`DecodeError`] (or a [`FrameError`] from the [`PacketReader`]).
+//!
+//! Server side: [`PacketReader`] frames the channel stream, [`decode_request`] parses a
+//! packet, the `encode_*` functions, [`NameWriter`] and [`begin_data`]/[`DataSlot`] write
+//! replies, [`write_longname`] formats READDIR long names. Client side (the tests' SFTP
+//! client): [`encode_request`] and [`decode_response`], plus [`StatVfsReply::decode`] and
+//! [`LimitsReply::decode`] for extension replies.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -275,16 +282,10 @@ impl Cursor {
         Ok(self.0.get_u8())
     }
     fn u32(&mut self) -> Result<u32, DecodeError> {
-        if self.0.remaining() < 4 {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(self.0.get_u32())
+        take_u32(&mut self.0)
     }
     fn u64(&mut self) -> Result<u64, DecodeError> {
-        if self.0.remaining() < 8 {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(self.0.get_u64())
+        take_u64(&mut self.0)
     }
     fn string(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.u32()? as usize;
