@@ -199,7 +199,8 @@ impl Core {
             Arc::new(user),
             protocol,
         ));
-        let fs = crate::fs::UserFs::new(Arc::new(root), state.clone(), settings);
+        let quota = crate::quota::QuotaKeeper::new(self.provider().clone(), state.user.clone());
+        let fs = crate::fs::UserFs::new(Arc::new(root), state.clone(), settings, quota);
         self.registry().register(state, remote, fs)
     }
 }

@@ -388,7 +388,13 @@ mod tests {
             Protocol::Sftp,
         ));
         let root = Arc::new(sftpgo_vfs::Root::open(home).unwrap());
-        let fs = UserFs::new(root, state.clone(), Settings::default());
+        let provider = sftpgo_provider::DataProvider::new(
+            Arc::new(sftpgo_provider::memory::MemoryBackend::new()),
+            true,
+            sftpgo_provider::TrackQuota::Always,
+        );
+        let quota = crate::quota::QuotaKeeper::new(provider, user.clone());
+        let fs = UserFs::new(root, state.clone(), Settings::default(), quota);
         registry.register(state, "127.0.0.1:1".parse().unwrap(), fs)
     }
 

@@ -14,6 +14,8 @@ use sftpgo_vfs::{DirEntry, FileStat, OpenOptions, PathError, Root, StatVfs, Virt
 
 use crate::Settings;
 use crate::connection::ConnectionState;
+use crate::quota::QuotaKeeper;
+use crate::throttle::Throttle;
 use crate::transfer::Transfer;
 
 /// Why a filesystem request failed; adapters map each variant to their status codes.
@@ -27,6 +29,8 @@ pub enum FsError {
     InvalidPath(#[from] PathError),
     #[error("operation unsupported: {0}")]
     Unsupported(&'static str),
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     Failure(String),
 }
@@ -79,16 +83,33 @@ pub struct UserFs {
     state: Arc<ConnectionState>,
     settings: Settings,
     owner: Option<(u32, u32)>,
+    quota: QuotaKeeper,
 }
 
 impl UserFs {
-    pub(crate) fn new(root: Arc<Root>, state: Arc<ConnectionState>, settings: Settings) -> Self {
+    pub(crate) fn new(
+        root: Arc<Root>,
+        state: Arc<ConnectionState>,
+        settings: Settings,
+        quota: QuotaKeeper,
+    ) -> Self {
         let owner = owner_for(&state.user, &settings);
         Self {
             root,
             state,
             settings,
             owner,
+            quota,
+        }
+    }
+
+    /// Size of the regular file at `path` (not following a final symlink), if it is one:
+    /// what quota counts.
+    async fn counted_size(&self, path: &VirtualPath) -> Option<i64> {
+        let p = path.clone();
+        match self.blocking(move |r| r.lstat(&p)).await {
+            Ok(st) if st.is_file() => Some(st.size as i64),
+            _ => None,
         }
     }
 
@@ -208,8 +229,12 @@ impl UserFs {
     /// Removes a file or symlink (directories need [`UserFs::rmdir`]).
     pub async fn remove(&self, path: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::Delete, "remove", path)?;
+        let counted = self.counted_size(path).await;
         let p = path.clone();
         self.blocking(move |r| r.remove_file(&p)).await?;
+        if let Some(size) = counted {
+            self.quota.record(-size, -1).await;
+        }
         self.log_command("Remove", path, None);
         Ok(())
     }
@@ -228,8 +253,17 @@ impl UserFs {
                 "the home directory cannot be renamed".into(),
             ));
         }
+        // A file replaced by the rename stops counting.
+        let replaced = if replace {
+            self.counted_size(to).await
+        } else {
+            None
+        };
         let (f, t) = (from.clone(), to.clone());
         self.blocking(move |r| r.rename(&f, &t, replace)).await?;
+        if let Some(size) = replaced {
+            self.quota.record(-size, -1).await;
+        }
         self.log_command("Rename", from, Some(to));
         Ok(())
     }
@@ -245,8 +279,16 @@ impl UserFs {
 
     pub async fn hard_link(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::CreateSymlinks, "hardlink", to)?;
+        // A quota scan counts each link of a file, so a new link adds the file again.
+        let counted = self.counted_size(from).await;
+        if counted.is_some() {
+            self.quota.admit_write(true).await?;
+        }
         let (f, t) = (from.clone(), to.clone());
         self.blocking(move |r| r.hard_link(&f, &t)).await?;
+        if let Some(size) = counted {
+            self.quota.record(size, 1).await;
+        }
         self.log_command("Link", from, Some(to));
         Ok(())
     }
@@ -258,6 +300,24 @@ impl UserFs {
         }
         self.check(Permission::Upload, "setstat", path)?;
         let uid_gid = self.allowed_owner_change(attrs.uid_gid)?;
+        // A size change is a write: growth must fit the quota, and the delta is recorded.
+        let size_change = match attrs.size {
+            Some(new) => {
+                let p = path.clone();
+                let old = self.blocking(move |r| r.stat(&p)).await?.size as i64;
+                let growth = new as i64 - old;
+                if growth > 0
+                    && let Some(remaining) = self.quota.admit_write(false).await?
+                    && growth > remaining
+                {
+                    return Err(FsError::QuotaExceeded(format!(
+                        "quota exceeded: growing the file by {growth} bytes, {remaining} left"
+                    )));
+                }
+                growth
+            }
+            None => 0,
+        };
         let p = path.clone();
         self.blocking(move |r| {
             if let Some(size) = attrs.size {
@@ -275,7 +335,10 @@ impl UserFs {
             }
             Ok(())
         })
-        .await
+        .await?;
+        self.quota.record(size_change, 0).await;
+        self.log_command("Setstat", path, None);
+        Ok(())
     }
 
     /// Ownership changes: only when running as root, and only to the user's own uid/gid,
@@ -312,6 +375,7 @@ impl UserFs {
             path.clone(),
             self.root.host_path(path),
             self.state.clone(),
+            Throttle::new(self.state.user.download_bandwidth),
         ))
     }
 
@@ -334,9 +398,13 @@ impl UserFs {
             mode: self.mode(0o666),
         };
         let atomic_mode = self.settings.upload_mode == crate::UploadMode::Atomic;
-        let (file, atomic) = self
+        let probe = path.clone();
+        let existing = self.blocking(move |r| Ok(r.lstat(&probe).ok())).await?;
+        let existing_file = existing.filter(|st| st.is_file());
+        let is_new = existing.is_none();
+        let remaining = self.quota.admit_write(is_new && flags.create).await?;
+        let (file, atomic, initial_size) = self
             .blocking(move |r| {
-                let existing = r.lstat(&p).ok();
                 // Atomic mode covers writes that replace the whole file; resume and append
                 // must see the existing data, so they write in place.
                 let atomic = atomic_mode
@@ -356,29 +424,52 @@ impl UserFs {
                     };
                     let file = r.open_file(&temp, &temp_opts)?;
                     chown_created(r, &temp, owner);
-                    return Ok((
-                        file,
-                        Some(AtomicUpload {
-                            temp,
-                            replace: !flags.exclusive,
-                        }),
-                    ));
+                    let upload = AtomicUpload {
+                        temp,
+                        replace: !flags.exclusive,
+                    };
+                    return Ok((file, Some(upload), 0));
                 }
                 let file = r.open_file(&p, &opts)?;
                 if existing.is_none() {
                     chown_created(r, &p, owner);
                 }
-                Ok((file, None))
+                let size = file.metadata()?.len();
+                Ok((file, None, size))
             })
             .await?;
+        let accounting = UploadAccounting {
+            quota: self.quota.clone(),
+            base_size: existing_file.map_or(0, |st| st.size as i64),
+            initial_size: initial_size as i64,
+            new_file: is_new,
+            remaining,
+            append: flags.append,
+        };
         Ok(Transfer::start_upload(
             file,
             path.clone(),
             self.root.host_path(path),
             self.state.clone(),
             atomic.map(|a| (self.root.clone(), a)),
+            accounting,
+            Throttle::new(self.state.user.upload_bandwidth),
         ))
     }
+}
+
+/// What an upload needs to enforce and record quota.
+pub(crate) struct UploadAccounting {
+    pub quota: QuotaKeeper,
+    /// Size of the file the upload replaces or extends (0 for a new file).
+    pub base_size: i64,
+    /// Size of the opened file right after opening (after any truncation).
+    pub initial_size: i64,
+    pub new_file: bool,
+    /// Bytes the user may still add; `None` = unlimited.
+    pub remaining: Option<i64>,
+    /// O_APPEND writes land at the end whatever their offset.
+    pub append: bool,
 }
 
 /// An upload written to a hidden temp file, published by rename on success.

@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod connection;
 pub mod fs;
+pub mod quota;
+pub mod throttle;
 pub mod transfer;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,8 +14,9 @@ use bytes::{Bytes, BytesMut};
 use sftpgo_vfs::{FileStat, Root, VirtualPath};
 
 use crate::connection::{ConnectionState, TransferStats};
-use crate::fs::{AtomicUpload, FsError, SetAttrs};
+use crate::fs::{AtomicUpload, FsError, SetAttrs, UploadAccounting};
 use crate::now_ms;
+use crate::throttle::Throttle;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferKind {
@@ -59,6 +60,11 @@ struct Inner {
     finished: Mutex<bool>,
     /// Atomic uploads: the temp file to publish (or discard) at close.
     atomic: Option<(Arc<Root>, AtomicUpload)>,
+    /// Uploads: quota enforcement and bookkeeping.
+    accounting: Option<UploadAccounting>,
+    /// Highest end offset written (uploads), to measure growth against the quota.
+    max_end: AtomicU64,
+    throttle: Option<Throttle>,
 }
 
 impl Transfer {
@@ -67,8 +73,18 @@ impl Transfer {
         path: VirtualPath,
         host_path: PathBuf,
         state: Arc<ConnectionState>,
+        throttle: Option<Throttle>,
     ) -> Self {
-        Self::start(file, TransferKind::Download, path, host_path, state, None)
+        Self::start(
+            file,
+            TransferKind::Download,
+            path,
+            host_path,
+            state,
+            None,
+            None,
+            throttle,
+        )
     }
 
     pub(crate) fn start_upload(
@@ -77,10 +93,22 @@ impl Transfer {
         host_path: PathBuf,
         state: Arc<ConnectionState>,
         atomic: Option<(Arc<Root>, AtomicUpload)>,
+        accounting: UploadAccounting,
+        throttle: Option<Throttle>,
     ) -> Self {
-        Self::start(file, TransferKind::Upload, path, host_path, state, atomic)
+        Self::start(
+            file,
+            TransferKind::Upload,
+            path,
+            host_path,
+            state,
+            atomic,
+            Some(accounting),
+            throttle,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start(
         file: File,
         kind: TransferKind,
@@ -88,6 +116,8 @@ impl Transfer {
         host_path: PathBuf,
         state: Arc<ConnectionState>,
         atomic: Option<(Arc<Root>, AtomicUpload)>,
+        accounting: Option<UploadAccounting>,
+        throttle: Option<Throttle>,
     ) -> Self {
         let now = now_ms();
         let stats = Arc::new(TransferStats {
@@ -98,6 +128,11 @@ impl Transfer {
             last_activity: now.into(),
         });
         state.add_transfer(stats.clone());
+        let max_end = AtomicU64::new(
+            accounting
+                .as_ref()
+                .map_or(0, |a| a.initial_size.max(0) as u64),
+        );
         Self {
             inner: Arc::new(Inner {
                 file: Arc::new(file),
@@ -110,6 +145,9 @@ impl Transfer {
                 failed: AtomicBool::new(false),
                 finished: Mutex::new(false),
                 atomic,
+                accounting,
+                max_end,
+                throttle,
             }),
         }
     }
@@ -157,6 +195,9 @@ impl Transfer {
                 )),
             );
         }
+        if let Some(t) = &self.inner.throttle {
+            t.consume(len).await;
+        }
         let file = self.inner.file.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let start = buf.len();
@@ -203,12 +244,53 @@ impl Transfer {
             ));
         }
         let len = data.len() as u64;
+        self.admit_growth(offset, len)?;
+        if let Some(t) = &self.inner.throttle {
+            t.consume(data.len()).await;
+        }
         let res = self.blocking(move |f| f.write_all_at(&data, offset)).await;
         match &res {
             Ok(()) => self.inner.stats.add_bytes(len),
             Err(_) => self.inner.failed.store(true, Ordering::Relaxed),
         }
         res
+    }
+
+    /// Refuses a write that would take the user past their size quota. The upload then
+    /// ends as failed (an atomic upload is discarded).
+    fn admit_growth(&self, offset: u64, len: u64) -> io::Result<()> {
+        let Some(acc) = &self.inner.accounting else {
+            return Ok(());
+        };
+        let Some(remaining) = acc.remaining else {
+            return Ok(());
+        };
+        let end = if acc.append {
+            acc.initial_size.max(0) as u64 + self.bytes() + len
+        } else {
+            offset.saturating_add(len)
+        };
+        let size_after = self
+            .inner
+            .max_end
+            .fetch_max(end, Ordering::Relaxed)
+            .max(end);
+        let growth = size_after as i64 - acc.base_size;
+        if growth > remaining {
+            self.inner.failed.store(true, Ordering::Relaxed);
+            tracing::info!(
+                sender = "quota",
+                username = %self.inner.state.user.username,
+                file_path = %self.inner.host_path.display(),
+                growth,
+                remaining,
+                "quota exceeded during upload"
+            );
+            return Err(io::Error::other(format!(
+                "quota exceeded: the upload would add {growth} bytes, {remaining} left"
+            )));
+        }
+        Ok(())
     }
 
     pub async fn stat(&self) -> Result<FileStat, FsError> {
@@ -232,6 +314,10 @@ impl Transfer {
             return Err(FsError::PermissionDenied(
                 "handle not open for writing".into(),
             ));
+        }
+        if let Some(size) = attrs.size {
+            self.admit_growth(size, 0)
+                .map_err(|e| FsError::QuotaExceeded(e.to_string()))?;
         }
         self.blocking(move |f| {
             if let Some(size) = attrs.size {
@@ -273,30 +359,48 @@ impl Transfer {
             *finished = true;
         }
         let ok = completed && !self.inner.failed.load(Ordering::Relaxed);
-        let result = match &self.inner.atomic {
-            Some((root, upload)) => {
-                let (root, temp, target, replace) = (
-                    root.clone(),
-                    upload.temp.clone(),
-                    self.inner.path.clone(),
-                    upload.replace,
-                );
-                self.blocking(move |f| {
-                    let published = if ok {
-                        f.sync_all()
-                            .and_then(|()| root.rename(&temp, &target, replace))
-                    } else {
-                        Ok(())
-                    };
-                    if !ok || published.is_err() {
-                        let _ = root.remove_file(&temp);
-                    }
-                    published
-                })
-                .await
-                .map_err(|e| FsError::Failure(format!("cannot publish the upload: {e}")))
+        let atomic = self.inner.atomic.as_ref().map(|(root, upload)| {
+            (
+                root.clone(),
+                upload.temp.clone(),
+                self.inner.path.clone(),
+                upload.replace,
+            )
+        });
+        let counted = self.inner.accounting.is_some();
+        // (final size, published): the file's size now, and whether it is at the target.
+        let outcome = self
+            .blocking(move |f| {
+                let size = if counted {
+                    f.metadata()?.len() as i64
+                } else {
+                    0
+                };
+                let Some((root, temp, target, replace)) = atomic else {
+                    return Ok((size, true));
+                };
+                let published = ok
+                    && f.sync_all()
+                        .and_then(|()| root.rename(&temp, &target, replace))
+                        .is_ok();
+                if !published {
+                    let _ = root.remove_file(&temp);
+                }
+                Ok((size, published))
+            })
+            .await;
+        let result = match outcome {
+            Ok((size, true)) => {
+                if let Some(acc) = &self.inner.accounting {
+                    acc.quota
+                        .record(size - acc.base_size, i64::from(acc.new_file))
+                        .await;
+                }
+                Ok(())
             }
-            None => Ok(()),
+            Ok((_, false)) if !ok => Ok(()),
+            Ok((_, false)) => Err(FsError::Failure("cannot publish the upload".into())),
+            Err(e) => Err(FsError::Failure(format!("cannot finish the upload: {e}"))),
         };
         self.log(ok && result.is_ok());
         result

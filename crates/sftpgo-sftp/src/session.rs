@@ -190,7 +190,9 @@ impl From<FsError> for Status {
             FsError::NotFound => codec::SSH_FX_NO_SUCH_FILE,
             FsError::PermissionDenied(_) => codec::SSH_FX_PERMISSION_DENIED,
             FsError::Unsupported(_) => codec::SSH_FX_OP_UNSUPPORTED,
-            FsError::InvalidPath(_) | FsError::Failure(_) => codec::SSH_FX_FAILURE,
+            FsError::InvalidPath(_) | FsError::Failure(_) | FsError::QuotaExceeded(_) => {
+                codec::SSH_FX_FAILURE
+            }
         };
         Status(code, e.to_string())
     }
