@@ -103,14 +103,22 @@ impl UserFs {
         }
     }
 
-    /// Size of the regular file at `path` (not following a final symlink), if it is one:
-    /// what quota counts.
-    async fn counted_size(&self, path: &VirtualPath) -> Option<i64> {
+    /// The regular file at `path` (not following a final symlink), if it is one.
+    async fn regular_file(&self, path: &VirtualPath) -> Option<FileStat> {
         let p = path.clone();
-        match self.blocking(move |r| r.lstat(&p)).await {
-            Ok(st) if st.is_file() => Some(st.size as i64),
-            _ => None,
-        }
+        self.blocking(move |r| r.lstat(&p))
+            .await
+            .ok()
+            .filter(FileStat::is_file)
+    }
+
+    /// Size that disappears from the quota when `path` is unlinked: quota counts files
+    /// (inodes), so only the last link of a file frees it.
+    async fn freed_by_unlink(&self, path: &VirtualPath) -> Option<i64> {
+        self.regular_file(path)
+            .await
+            .filter(|st| st.nlink == 1)
+            .map(|st| st.size as i64)
     }
 
     pub fn user(&self) -> &User {
@@ -229,10 +237,10 @@ impl UserFs {
     /// Removes a file or symlink (directories need [`UserFs::rmdir`]).
     pub async fn remove(&self, path: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::Delete, "remove", path)?;
-        let counted = self.counted_size(path).await;
+        let freed = self.freed_by_unlink(path).await;
         let p = path.clone();
         self.blocking(move |r| r.remove_file(&p)).await?;
-        if let Some(size) = counted {
+        if let Some(size) = freed {
             self.quota.record(-size, -1).await;
         }
         self.log_command("Remove", path, None);
@@ -253,11 +261,15 @@ impl UserFs {
                 "the home directory cannot be renamed".into(),
             ));
         }
-        // A file replaced by the rename stops counting.
-        let replaced = if replace {
-            self.counted_size(to).await
-        } else {
-            None
+        // A file replaced by the rename stops counting (unless it is the same file, which
+        // rename leaves alone, or another hard link keeps it).
+        let replaced = match (replace, self.regular_file(to).await) {
+            (true, Some(target)) if target.nlink == 1 => {
+                let source = self.regular_file(from).await;
+                let same = source.is_some_and(|s| (s.dev, s.ino) == (target.dev, target.ino));
+                (!same).then_some(target.size as i64)
+            }
+            _ => None,
         };
         let (f, t) = (from.clone(), to.clone());
         self.blocking(move |r| r.rename(&f, &t, replace)).await?;
@@ -279,16 +291,9 @@ impl UserFs {
 
     pub async fn hard_link(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::CreateSymlinks, "hardlink", to)?;
-        // A quota scan counts each link of a file, so a new link adds the file again.
-        let counted = self.counted_size(from).await;
-        if counted.is_some() {
-            self.quota.admit_write(true).await?;
-        }
+        // Quota counts files (inodes): a new link to a file adds nothing.
         let (f, t) = (from.clone(), to.clone());
         self.blocking(move |r| r.hard_link(&f, &t)).await?;
-        if let Some(size) = counted {
-            self.quota.record(size, 1).await;
-        }
         self.log_command("Link", from, Some(to));
         Ok(())
     }
@@ -399,10 +404,15 @@ impl UserFs {
         };
         let atomic_mode = self.settings.upload_mode == crate::UploadMode::Atomic;
         let probe = path.clone();
-        let existing = self.blocking(move |r| Ok(r.lstat(&probe).ok())).await?;
-        let existing_file = existing.filter(|st| st.is_file());
-        let is_new = existing.is_none();
-        let remaining = self.quota.admit_write(is_new && flags.create).await?;
+        // The entry itself (what an atomic upload replaces) and what it resolves to (what
+        // an in-place upload writes, through a symlink if it is one).
+        let (existing, resolved) = self
+            .blocking(move |r| Ok((r.lstat(&probe).ok(), r.stat(&probe).ok())))
+            .await?;
+        let remaining = self
+            .quota
+            .admit_write(resolved.is_none() && flags.create)
+            .await?;
         let (file, atomic, initial_size) = self
             .blocking(move |r| {
                 // Atomic mode covers writes that replace the whole file; resume and append
@@ -438,11 +448,25 @@ impl UserFs {
                 Ok((file, None, size))
             })
             .await?;
+        // Quota counts files (inodes). An atomic upload puts a new file at the path: the
+        // old entry stops counting only if it was the last link of a regular file. An
+        // in-place upload writes the file the path resolves to.
+        let (base_size, new_file) = if atomic.is_some() {
+            match existing.filter(|st| st.is_file() && st.nlink == 1) {
+                Some(st) => (st.size as i64, false),
+                None => (0, true),
+            }
+        } else {
+            match resolved.filter(FileStat::is_file) {
+                Some(st) => (st.size as i64, false),
+                None => (0, resolved.is_none()),
+            }
+        };
         let accounting = UploadAccounting {
             quota: self.quota.clone(),
-            base_size: existing_file.map_or(0, |st| st.size as i64),
+            base_size,
             initial_size: initial_size as i64,
-            new_file: is_new,
+            new_file,
             remaining,
             append: flags.append,
         };

@@ -94,10 +94,12 @@ impl QuotaKeeper {
     }
 }
 
-/// Walks a home dir as a quota scan does: regular files only, symlinks neither counted nor
-/// followed. Returns (bytes, files).
+/// Walks a home dir as a quota scan does: regular files only, each file (inode) once
+/// however many hard links it has, symlinks neither counted nor followed. Returns (bytes, files).
 pub fn scan(home: &Path) -> io::Result<(i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
     let (mut size, mut files) = (0i64, 0i64);
+    let mut seen = std::collections::HashSet::new();
     let mut stack = vec![home.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir)? {
@@ -105,7 +107,7 @@ pub fn scan(home: &Path) -> io::Result<(i64, i64)> {
             let meta = entry.path().symlink_metadata()?;
             if meta.is_dir() {
                 stack.push(entry.path());
-            } else if meta.is_file() {
+            } else if meta.is_file() && seen.insert((meta.dev(), meta.ino())) {
                 size += meta.len() as i64;
                 files += 1;
             }

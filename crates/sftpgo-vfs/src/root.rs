@@ -77,6 +77,9 @@ pub struct FileStat {
     pub atime: i64,
     pub mtime: i64,
     pub nlink: u64,
+    /// Device and inode: identify the file across its hard links.
+    pub dev: u64,
+    pub ino: u64,
 }
 
 const S_IFMT: u32 = 0o170000;
@@ -103,6 +106,8 @@ impl From<&rustix::fs::Stat> for FileStat {
             atime: st.st_atime,
             mtime: st.st_mtime,
             nlink: st.st_nlink,
+            dev: st.st_dev,
+            ino: st.st_ino,
         }
     }
 }
@@ -118,6 +123,8 @@ impl From<&std::fs::Metadata> for FileStat {
             atime: m.atime(),
             mtime: m.mtime(),
             nlink: m.nlink(),
+            dev: m.dev(),
+            ino: m.ino(),
         }
     }
 }

@@ -1,0 +1,322 @@
+//! Per-user policy through real clients: quota (at open, mid-transfer, exact bookkeeping),
+//! bandwidth limits, ownership.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::client::{Credential, SftpClient};
+use common::*;
+use sftpgo::service::Tuning;
+use sftpgo_provider::User;
+use sftpgo_sftp::codec::{self, Extended, FileAttrs, Request, Response};
+
+const PW: &str = "pw";
+
+async fn user_with(srv: &TestServer, name: &str, edit: impl FnOnce(&mut User)) -> User {
+    let mut u = srv.add_user(name, Some(PW), &[], &all_perms()).await;
+    edit(&mut u);
+    srv.core().provider().update_user(u.clone()).await.unwrap();
+    u
+}
+
+async fn used(srv: &TestServer, name: &str) -> (i64, i64) {
+    let u = srv.core().provider().user_by_username(name).await.unwrap();
+    (u.used_quota_size, u.used_quota_files)
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_past_the_size_quota_fails_midway_and_leaves_nothing_in_atomic_mode() {
+    let srv = TestServer::start_with(|c| c.sftpd.upload_mode = 1, Tuning::default()).await;
+    user_with(&srv, "q", |u| u.quota_size = 5_000_000).await;
+    let home = srv.home("q");
+    let mut c = SftpClient::connect(srv.addr, "q", Credential::Password(PW))
+        .await
+        .unwrap();
+    c.put("/prev", &pattern(1_000_000, 1), 32 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(used(&srv, "q").await, (1_000_000, 1));
+    // 10 MB against 4 MB left: a WRITE fails with "quota exceeded" part way.
+    let err = c
+        .put("/big", &pattern(10_000_000, 2), 32 * 1024)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("quota exceeded") || format!("{err:#}").contains("expected OK"),
+        "{err:#}"
+    );
+    // Overwriting /prev with too much data keeps the original.
+    assert!(
+        c.put("/prev", &pattern(10_000_000, 3), 32 * 1024)
+            .await
+            .is_err()
+    );
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let names: Vec<String> = std::fs::read_dir(&home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["prev".to_string()],
+        "nothing of the failed uploads remains"
+    );
+    assert_eq!(
+        std::fs::read(home.join("prev")).unwrap(),
+        pattern(1_000_000, 1)
+    );
+    assert_eq!(
+        used(&srv, "q").await,
+        sftpgo_core::quota::scan(&home).unwrap()
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_count_quota_is_checked_at_open() {
+    let srv = TestServer::start().await;
+    user_with(&srv, "n", |u| u.quota_files = 2).await;
+    let mut c = SftpClient::connect(srv.addr, "n", Credential::Password(PW))
+        .await
+        .unwrap();
+    c.put("/a", b"1", 1).await.unwrap();
+    c.put("/b", b"2", 1).await.unwrap();
+    let flags = codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
+    assert_eq!(
+        c.open("/c", flags).await.unwrap(),
+        Err(codec::SSH_FX_FAILURE)
+    );
+    // Overwriting an existing file is still allowed.
+    c.put("/a", b"11", 2).await.unwrap();
+    assert_eq!(used(&srv, "n").await, (3, 2));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssh_upload_past_quota_fails() {
+    let srv = TestServer::start().await;
+    let key = keygen(srv.dir.path(), "ed25519");
+    let mut u = srv.add_user("oq", None, &[&key], &all_perms()).await;
+    u.quota_size = 2_000_000;
+    srv.core().provider().update_user(u).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("big"), pattern(5_000_000, 9)).unwrap();
+    let out = sftp_batch(
+        srv.addr,
+        "oq",
+        Login::Key(&key),
+        "put big big\n",
+        work.path(),
+    )
+    .await;
+    assert!(!out.status.success());
+    let home = srv.home("oq");
+    // Standard mode: what was written stays, and the bookkeeping matches the disk.
+    assert!(std::fs::metadata(home.join("big")).unwrap().len() <= 2_000_000);
+    assert_eq!(
+        used(&srv, "oq").await,
+        sftpgo_core::quota::scan(&home).unwrap()
+    );
+    srv.stop().await;
+}
+
+/// xorshift, so a failing sequence can be replayed from its seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_operations_keep_quota_equal_to_a_fresh_scan() {
+    for (mode, seed) in [(0u8, 0x1234_5678u64), (1, 0x9abc_def1)] {
+        let srv = TestServer::start_with(|c| c.sftpd.upload_mode = mode, Tuning::default()).await;
+        user_with(&srv, "r", |u| {
+            u.quota_size = 1 << 40;
+            u.quota_files = 1 << 20;
+        })
+        .await;
+        let home = srv.home("r");
+        let mut c = SftpClient::connect(srv.addr, "r", Credential::Password(PW))
+            .await
+            .unwrap();
+        let mut rng = Rng(seed);
+        let names = ["/a", "/b", "/c", "/d/x", "/d/y", "/e"];
+        let _ = c
+            .status(|id| Request::Mkdir {
+                id,
+                path: b("/d"),
+                attrs: FileAttrs::default(),
+            })
+            .await
+            .unwrap();
+        for op in 0..1000 {
+            let p = names[rng.below(names.len() as u64) as usize];
+            let q = names[rng.below(names.len() as u64) as usize];
+            let size = rng.below(20_000) as usize;
+            let (pp, qq) = (b(p), b(q));
+            match rng.below(9) {
+                0 | 1 => {
+                    let _ = c.put(p, &pattern(size, op), 4096).await;
+                }
+                2 => {
+                    // append
+                    if let Ok(Ok(h)) = c
+                        .open(
+                            p,
+                            codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_APPEND,
+                        )
+                        .await
+                    {
+                        let hh = h.clone();
+                        let data = Bytes::from(pattern(size % 5000, op));
+                        let _ = c
+                            .status(|id| Request::Write {
+                                id,
+                                handle: hh,
+                                offset: 0,
+                                data,
+                            })
+                            .await;
+                        let _ = c.close(&h).await;
+                    }
+                }
+                3 => {
+                    let attrs = FileAttrs {
+                        size: Some(size as u64),
+                        ..Default::default()
+                    };
+                    let _ = c
+                        .status(|id| Request::Setstat {
+                            id,
+                            path: pp,
+                            attrs,
+                        })
+                        .await;
+                }
+                4 => {
+                    let _ = c.status(|id| Request::Remove { id, path: pp }).await;
+                }
+                5 => {
+                    let _ = c
+                        .status(|id| Request::Rename {
+                            id,
+                            old: pp,
+                            new: qq,
+                        })
+                        .await;
+                }
+                6 => {
+                    let _ = c
+                        .call(|id| Request::Extended {
+                            id,
+                            ext: Extended::PosixRename { old: pp, new: qq },
+                        })
+                        .await;
+                }
+                7 => {
+                    let _ = c
+                        .call(|id| Request::Extended {
+                            id,
+                            ext: Extended::Hardlink { old: pp, new: qq },
+                        })
+                        .await;
+                }
+                _ => {
+                    let _ = c
+                        .status(|id| Request::Symlink {
+                            id,
+                            target: pp,
+                            link: qq,
+                        })
+                        .await;
+                }
+            }
+            if op % 100 == 99 {
+                let scanned = sftpgo_core::quota::scan(&home).unwrap();
+                assert_eq!(used(&srv, "r").await, scanned, "mode {mode}, after op {op}");
+            }
+        }
+        srv.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_limits_pace_uploads_and_downloads() {
+    let srv = TestServer::start().await;
+    user_with(&srv, "slow", |u| {
+        u.upload_bandwidth = 200;
+        u.download_bandwidth = 400;
+    })
+    .await;
+    let mut c = SftpClient::connect(srv.addr, "slow", Credential::Password(PW))
+        .await
+        .unwrap();
+    let data = pattern(1_000_000, 4);
+    let start = Instant::now();
+    c.put("/f", &data, 32 * 1024).await.unwrap();
+    let up = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    assert_eq!(c.get("/f").await.unwrap(), data);
+    let down = start.elapsed().as_secs_f64();
+    // 1 MB at 200 KB/s is 5 s, at 400 KB/s 2.5 s; generous bounds against a loaded machine.
+    assert!((4.0..8.0).contains(&up), "upload took {up:.2} s");
+    assert!((2.0..5.0).contains(&down), "download took {down:.2} s");
+    println!("upload {up:.3} s, download {down:.3} s");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_files_belong_to_the_user_when_running_as_root() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: ownership is not applied, nothing to check");
+        return;
+    }
+    let srv = TestServer::start_with(|c| c.sftpd.upload_mode = 1, Tuning::default()).await;
+    user_with(&srv, "owned", |u| {
+        u.uid = 12345;
+        u.gid = 23456;
+    })
+    .await;
+    let mut c = SftpClient::connect(srv.addr, "owned", Credential::Password(PW))
+        .await
+        .unwrap();
+    c.put("/f", b"x", 1).await.unwrap();
+    let _ = c
+        .status(|id| Request::Mkdir {
+            id,
+            path: b("/d"),
+            attrs: FileAttrs::default(),
+        })
+        .await
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let home = srv.home("owned");
+    for p in [home.clone(), home.join("f"), home.join("d")] {
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (12345, 23456), "{}", p.display());
+    }
+    match c
+        .call(|id| Request::Stat { id, path: b("/f") })
+        .await
+        .unwrap()
+    {
+        Response::Attrs { attrs, .. } => assert_eq!(attrs.uid_gid, Some((12345, 23456))),
+        other => panic!("{other:?}"),
+    }
+    srv.stop().await;
+}
