@@ -507,7 +507,8 @@ pub(crate) struct AtomicUpload {
 fn temp_path(target: &VirtualPath) -> std::io::Result<VirtualPath> {
     let parent = target.parent().unwrap_or_else(VirtualPath::root);
     let name = target.file_name().unwrap_or(b"upload");
-    let mut temp = format!(".sftpgo-upload.{:016x}.", rand::random::<u64>()).into_bytes();
+    let mut temp = TEMP_PREFIX.to_vec();
+    temp.extend_from_slice(format!("{:016x}.", rand::random::<u64>()).as_bytes());
     temp.extend_from_slice(&name[..name.len().min(255 - temp.len())]);
     parent
         .join(&temp)
@@ -521,5 +522,65 @@ fn chown_created(root: &Root, path: &VirtualPath, owner: Option<(u32, u32)>) {
         && let Err(e) = root.chown(path, Some(uid), Some(gid))
     {
         tracing::warn!(sender = "fs", path = %path.display(), error = %e, "chown of a created entry failed");
+    }
+}
+
+/// The name prefix of atomic-upload temp files.
+pub const TEMP_PREFIX: &[u8] = b".sftpgo-upload.";
+
+/// Whether `name` is one of our atomic-upload temp files.
+fn is_temp_name(name: &[u8]) -> bool {
+    name.strip_prefix(TEMP_PREFIX)
+        .and_then(|rest| rest.get(..17))
+        .is_some_and(|id| id[..16].iter().all(u8::is_ascii_hexdigit) && id[16] == b'.')
+}
+
+/// Removes atomic-upload temp files a crash left under `home` (symlinks not followed).
+/// Returns how many were removed. Run at start: no upload of this process is open then.
+pub fn remove_stale_uploads(home: &std::path::Path) -> std::io::Result<usize> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut removed = 0;
+    let mut stack = vec![home.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() && is_temp_name(entry.file_name().as_bytes()) {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod temp_tests {
+    use super::*;
+
+    #[test]
+    fn stale_temp_files_are_removed_and_nothing_else() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join("d")).unwrap();
+        let stale = home
+            .path()
+            .join("d/.sftpgo-upload.0123456789abcdef.report.pdf");
+        std::fs::write(&stale, b"partial").unwrap();
+        std::fs::write(home.path().join(".sftpgo-upload.notours"), b"user file").unwrap();
+        std::fs::write(home.path().join("keep"), b"data").unwrap();
+        assert_eq!(remove_stale_uploads(home.path()).unwrap(), 1);
+        assert!(!stale.exists());
+        assert!(
+            home.path().join(".sftpgo-upload.notours").exists()
+                && home.path().join("keep").exists()
+        );
+        let temp = temp_path(&VirtualPath::parse(b"/a/b.txt").unwrap()).unwrap();
+        assert!(is_temp_name(temp.file_name().unwrap()));
     }
 }

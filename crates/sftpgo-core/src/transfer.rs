@@ -56,6 +56,8 @@ struct Inner {
     started: Instant,
     /// Set when an I/O error happened: the transfer then ends as failed.
     failed: AtomicBool,
+    /// The first error, for the transfer log.
+    failure: std::sync::OnceLock<String>,
     /// Set once the transfer has been closed and logged.
     finished: Mutex<bool>,
     /// Atomic uploads: the temp file to publish (or discard) at close.
@@ -143,6 +145,7 @@ impl Transfer {
                 stats,
                 started: Instant::now(),
                 failed: AtomicBool::new(false),
+                failure: std::sync::OnceLock::new(),
                 finished: Mutex::new(false),
                 atomic,
                 accounting,
@@ -224,7 +227,7 @@ impl Transfer {
             Ok((buf, res)) => {
                 match &res {
                     Ok(n) => self.inner.stats.add_bytes(*n as u64),
-                    Err(_) => self.inner.failed.store(true, Ordering::Relaxed),
+                    Err(e) => self.fail(e.to_string()),
                 }
                 (buf, res)
             }
@@ -251,9 +254,15 @@ impl Transfer {
         let res = self.blocking(move |f| f.write_all_at(&data, offset)).await;
         match &res {
             Ok(()) => self.inner.stats.add_bytes(len),
-            Err(_) => self.inner.failed.store(true, Ordering::Relaxed),
+            Err(e) => self.fail(e.to_string()),
         }
         res
+    }
+
+    /// Marks the transfer failed; the first cause goes to the transfer log.
+    fn fail(&self, cause: String) {
+        self.inner.failed.store(true, Ordering::Relaxed);
+        let _ = self.inner.failure.set(cause);
     }
 
     /// Refuses a write that would take the user past their size quota. The upload then
@@ -277,7 +286,7 @@ impl Transfer {
             .max(end);
         let growth = size_after as i64 - acc.base_size;
         if growth > remaining {
-            self.inner.failed.store(true, Ordering::Relaxed);
+            self.fail("quota exceeded".into());
             tracing::info!(
                 sender = "quota",
                 username = %self.inner.state.user.username,
@@ -402,11 +411,24 @@ impl Transfer {
             Ok((_, false)) => Err(FsError::Failure("cannot publish the upload".into())),
             Err(e) => Err(FsError::Failure(format!("cannot finish the upload: {e}"))),
         };
-        self.log(ok && result.is_ok());
+        let status = match (&result, ok) {
+            (Err(e), _) => e.to_string(),
+            (Ok(()), true) => "ok".to_string(),
+            (Ok(()), false) if !completed => {
+                "aborted: the connection ended before the file was closed".to_string()
+            }
+            (Ok(()), false) => self
+                .inner
+                .failure
+                .get()
+                .cloned()
+                .unwrap_or_else(|| "failed".into()),
+        };
+        self.log(&status);
         result
     }
 
-    fn log(&self, ok: bool) {
+    fn log(&self, status: &str) {
         let inner = &self.inner;
         inner.state.remove_transfer(&inner.stats);
         tracing::info!(
@@ -417,7 +439,7 @@ impl Transfer {
             file_path = %inner.host_path.display(),
             connection_id = %inner.state.id,
             protocol = inner.state.protocol().as_str(),
-            status = if ok { "ok" } else { "failed" },
+            status,
             "transfer"
         );
     }

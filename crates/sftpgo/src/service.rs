@@ -144,6 +144,7 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
         );
     }
     let core = Core::new(provider, settings);
+    tokio::spawn(remove_stale_uploads(core.clone()));
 
     let key_paths: Vec<PathBuf> = sftpd
         .keys
@@ -186,6 +187,42 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
         tracker,
         grace: tuning.shutdown_grace,
     })
+}
+
+/// Deletes atomic-upload temp files a crash left in the users' home dirs.
+async fn remove_stale_uploads(core: Core) {
+    let mut query = sftpgo_provider::UserQuery {
+        limit: 500,
+        ..Default::default()
+    };
+    loop {
+        let users = match core.provider().list_users(&query).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(sender = "service", error = %e, "cannot list users to clean stale uploads");
+                return;
+            }
+        };
+        for user in &users {
+            let home = PathBuf::from(&user.home_dir);
+            match tokio::task::spawn_blocking(move || sftpgo_core::fs::remove_stale_uploads(&home))
+                .await
+            {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => {
+                    tracing::info!(sender = "service", username = %user.username, removed = n, "removed stale upload temp files")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(sender = "service", username = %user.username, error = %e, "cannot clean stale uploads")
+                }
+                Err(_) => {}
+            }
+        }
+        if users.len() < query.limit as usize {
+            return;
+        }
+        query.offset += query.limit;
+    }
 }
 
 /// Binds `address:port`; an empty address means every interface.
