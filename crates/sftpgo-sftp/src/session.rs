@@ -60,6 +60,9 @@ const EXTENSIONS: &[(&[u8], &[u8])] = &[
     (b"expand-path@openssh.com", b"1"),
 ];
 
+/// How long requests still running at the end of a session may take to finish.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why a session ended abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -87,6 +90,7 @@ pub async fn serve<S: ChunkSource>(
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     let mut reader = PacketReader::new(limits.max_packet_len as usize + 1024);
     let mut initialized = false;
+    let mut tasks = tokio::task::JoinSet::new();
     let result = 'outer: loop {
         let chunk = tokio::select! {
             chunk = input.next_chunk() => chunk,
@@ -132,15 +136,23 @@ pub async fn serve<S: ChunkSource>(
                 break 'outer Ok(());
             };
             let session = session.clone();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let reply = session.handle(request).await;
                 let _ = session.out.send(reply).await;
                 drop(permit);
             });
+            while tasks.try_join_next().is_some() {}
         }
     };
-    // Wait for requests still running, then close what the client left open.
-    let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
+    // Let requests still running finish briefly (a client may half-close after its last
+    // request), then abort the rest (e.g. writes sleeping in a bandwidth limit for a
+    // client that is gone), then close what the client left open.
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
     let leftover: Vec<Arc<HandleEntry>> = session.lock_handles().drain().map(|(_, h)| h).collect();
     for entry in leftover {
         if let HandleKind::File(t) = &entry.kind {

@@ -320,3 +320,145 @@ async fn created_files_belong_to_the_user_when_running_as_root() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_uploads_leave_nothing_in_atomic_mode() {
+    let srv = TestServer::start_with(|c| c.sftpd.upload_mode = 1, Tuning::default()).await;
+    let key = keygen(srv.dir.path(), "ed25519");
+    let mut u = srv.add_user("k", Some(PW), &[&key], &all_perms()).await;
+    u.upload_bandwidth = 1000; // 1 MB/s: a 16 MB upload is still running when it is killed
+    u.quota_size = 1 << 30; // tracked, so the bookkeeping can be checked
+    srv.core().provider().update_user(u).await.unwrap();
+    let home = srv.home("k");
+    let mut c = SftpClient::connect(srv.addr, "k", Credential::Password(PW))
+        .await
+        .unwrap();
+    c.put("/f", b"original", 8).await.unwrap();
+    drop(c);
+    let only_f = |home: &std::path::Path| {
+        let names: Vec<String> = std::fs::read_dir(home)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names == vec!["f".to_string()]
+    };
+    let wait_clean = |home: std::path::PathBuf| async move {
+        let start = Instant::now();
+        while !only_f(&home) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "temp file left behind"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    // 1. The OpenSSH client process is killed mid-upload.
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("big"), pattern(16 << 20, 1)).unwrap();
+    let mut child = tokio::process::Command::new("sftp")
+        .current_dir(work.path())
+        .args([
+            "-b",
+            "-",
+            "-P",
+            &srv.addr.port().to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-i",
+        ])
+        .arg(&key.path)
+        .arg("k@127.0.0.1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"put big f\n").await.unwrap();
+    drop(stdin);
+    let start = Instant::now();
+    while srv
+        .core()
+        .registry()
+        .list()
+        .iter()
+        .all(|c| c.active_transfers.is_empty())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "upload never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    child.kill().await.unwrap();
+    wait_clean(home.clone()).await;
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"original");
+    // 2. The connection is closed by id (what the REST API's kill does) mid-upload.
+    let addr = srv.addr;
+    let upload = tokio::spawn(async move {
+        let mut c = SftpClient::connect(addr, "k", Credential::Password(PW))
+            .await
+            .unwrap();
+        c.put("/f", &pattern(16 << 20, 2), 32 * 1024).await
+    });
+    let start = Instant::now();
+    let id = loop {
+        if let Some(c) = srv
+            .core()
+            .registry()
+            .list()
+            .into_iter()
+            .find(|c| !c.active_transfers.is_empty())
+        {
+            break c.connection_id;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "upload never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(srv.core().registry().close(&id));
+    assert!(
+        upload.await.unwrap().is_err(),
+        "a killed upload cannot succeed"
+    );
+    wait_clean(home.clone()).await;
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"original");
+    assert_eq!(used(&srv, "k").await, (8, 1));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_simultaneous_logins_for_three_sessions_admit_three() {
+    let srv = TestServer::start().await;
+    user_with(&srv, "three", |u| u.max_sessions = 3).await;
+    let addr = srv.addr;
+    let attempts: Vec<_> = (0..10)
+        .map(|_| {
+            tokio::spawn(async move {
+                common::client::ssh_connect(addr, "three", Credential::Password(PW)).await
+            })
+        })
+        .collect();
+    let mut handles = Vec::new();
+    for a in attempts {
+        if let Ok(h) = a.await.unwrap() {
+            handles.push(h);
+        }
+    }
+    assert_eq!(handles.len(), 3);
+    assert_eq!(srv.core().registry().sessions_of("three"), 3);
+    srv.stop().await;
+}
