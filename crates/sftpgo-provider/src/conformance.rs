@@ -468,7 +468,11 @@ pub async fn quota_tracking_modes(backend: Arc<dyn Backend>) {
     lim.update_quota(&by_size, 10, 1).await.unwrap();
     assert_eq!(manage.user_by_id(unlimited.id).await.unwrap(), unlimited);
     let l = manage.user_by_id(limited.id).await.unwrap();
-    assert_eq!((l.used_quota_size, l.used_quota_files), (10, 5));
+    assert_eq!(
+        (l.used_quota_size, l.used_quota_files),
+        (14, 5),
+        "reset 4/4 then +10/+1"
+    );
     let b = manage.user_by_id(by_size.id).await.unwrap();
     assert_eq!((b.used_quota_size, b.used_quota_files), (10, 1));
     lim.reset_quota("unlimited", 1, 1).await.unwrap();

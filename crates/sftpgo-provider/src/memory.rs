@@ -153,3 +153,17 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance() {
+        crate::conformance::run_all(|| async {
+            Arc::new(MemoryBackend::new()) as Arc<dyn Backend>
+        })
+        .await;
+    }
+}

@@ -409,3 +409,137 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DataProvider, TrackQuota};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = AtomicUsize::new(0);
+        let root = dir.path().to_path_buf();
+        crate::conformance::run_all(|| {
+            let path = root.join(format!("db{}.sqlite", n.fetch_add(1, Ordering::SeqCst)));
+            async move {
+                Arc::new(SqliteBackend::open(&path, "users").await.expect("open"))
+                    as Arc<dyn Backend>
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn custom_table_name_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom.db");
+        let b = SqliteBackend::open(&path, "sftp_users_2").await.unwrap();
+        assert_eq!(b.schema_version().await.unwrap(), SCHEMA_VERSION);
+        assert_eq!(b.path(), path);
+        let p = DataProvider::new(Arc::new(b.clone()), true, TrackQuota::Always);
+        let u = p
+            .add_user(crate::conformance::sample_user("keep"))
+            .await
+            .unwrap();
+        b.close().await;
+        // Reopening finds the same data; a different table in the same file is separate.
+        let again = SqliteBackend::open(&path, "sftp_users_2").await.unwrap();
+        assert_eq!(again.user_by_id(u.id).await.unwrap(), u);
+        let other = SqliteBackend::open(&path, "users").await.unwrap();
+        assert!(matches!(
+            other.user_by_id(u.id).await,
+            Err(ProviderError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn rejects_bad_table_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        for bad in [
+            "",
+            "users; DROP TABLE x",
+            "1users",
+            "us-ers",
+            "us\"ers",
+            "schema_version",
+            "sqlite_master",
+            "ü",
+        ] {
+            match SqliteBackend::open(&path, bad).await {
+                Err(ProviderError::Backend(msg)) => assert!(msg.contains("table name"), "{msg}"),
+                other => panic!("{bad:?}: expected Backend error, got {other:?}"),
+            }
+        }
+        assert!(is_valid_table_name("users"));
+        assert!(is_valid_table_name("_Users_2"));
+        assert!(!path.exists(), "nothing created for an invalid name");
+    }
+
+    #[tokio::test]
+    async fn open_error_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("x.db");
+        match SqliteBackend::open(&path, "users").await {
+            Err(ProviderError::Backend(msg)) => {
+                assert!(msg.contains(&path.display().to_string()), "{msg}")
+            }
+            other => panic!("expected Backend error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn wal_mode_is_enabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = SqliteBackend::open(&dir.path().join("w.db"), "users")
+            .await
+            .unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&b.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode.to_ascii_lowercase(), "wal");
+    }
+
+    #[tokio::test]
+    async fn foreign_table_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        {
+            let b = SqliteBackend::open(&path, "other").await.unwrap();
+            sqlx::query("CREATE TABLE users (id integer PRIMARY KEY, name text)")
+                .execute(&b.pool)
+                .await
+                .unwrap();
+            b.close().await;
+        }
+        match SqliteBackend::open(&path, "users").await {
+            Err(ProviderError::Backend(msg)) => assert!(msg.contains("layout"), "{msg}"),
+            other => panic!("expected Backend error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_rows_are_backend_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = SqliteBackend::open(&dir.path().join("r.db"), "users")
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO users (username, password, public_keys, home_dir, uid, gid, \
+             max_sessions, quota_size, quota_files, permissions, used_quota_size, \
+             used_quota_files, last_quota_update, upload_bandwidth, download_bandwidth) \
+             VALUES ('bad', NULL, NULL, '/h', 0, 0, 0, 0, 0, '[\"fly\"]', 0, 0, 0, 0, 0)",
+        )
+        .execute(&b.pool)
+        .await
+        .unwrap();
+        match b.user_by_username("bad").await {
+            Err(ProviderError::Backend(msg)) => assert!(msg.contains("permissions"), "{msg}"),
+            other => panic!("expected Backend error, got {other:?}"),
+        }
+    }
+}
