@@ -4,6 +4,7 @@
 //! the key.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Format, Json, Serialized, Toml, Yaml};
@@ -23,19 +24,23 @@ pub struct Config {
 pub struct SftpdConfig {
     pub bind_port: u16,
     /// "" = all interfaces.
+    #[serde(deserialize_with = "lenient_string")]
     pub bind_address: String,
     /// Minutes; 0 disables.
     pub idle_timeout: u64,
     /// 0 = 6 tries; negative = unlimited.
     pub max_auth_tries: i32,
     /// Octal string.
+    #[serde(deserialize_with = "lenient_string")]
     pub umask: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub banner: String,
     /// 0 standard, 1 atomic.
     pub upload_mode: u8,
     pub actions: ActionsConfig,
     pub keys: Vec<HostKeyConfig>,
-    /// Seconds a connection may take to authenticate.
+    /// Seconds a connection may take to authenticate (at least 1); a connection not
+    /// authenticated by then is closed.
     pub login_timeout: u64,
 }
 
@@ -60,27 +65,37 @@ impl Default for SftpdConfig {
 #[serde(default)]
 pub struct ActionsConfig {
     pub execute_on: Vec<String>,
+    #[serde(deserialize_with = "lenient_string")]
     pub command: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub http_notification_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct HostKeyConfig {
+    #[serde(deserialize_with = "lenient_string")]
     pub private_key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DataProviderConfig {
+    #[serde(deserialize_with = "lenient_string")]
     pub driver: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub name: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub host: String,
     pub port: u16,
+    #[serde(deserialize_with = "lenient_string")]
     pub username: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub password: String,
     pub sslmode: u8,
+    #[serde(deserialize_with = "lenient_string")]
     pub connection_string: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub users_table: String,
     pub manage_users: u8,
     pub track_quota: u8,
@@ -109,6 +124,7 @@ impl Default for DataProviderConfig {
 pub struct HttpdConfig {
     /// 0 disables the REST API.
     pub bind_port: u16,
+    #[serde(deserialize_with = "lenient_string")]
     pub bind_address: String,
 }
 
@@ -119,6 +135,37 @@ impl Default for HttpdConfig {
             bind_address: "127.0.0.1".into(),
         }
     }
+}
+
+/// Reads a string field, also taking a number or boolean as its text (`password: 1234`,
+/// `banner: 5` in YAML), as 0.9's viper did.
+fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Visitor)
 }
 
 /// A configuration error. `Display` names where the bad value came from (the file path, or
@@ -311,9 +358,33 @@ fn insert(tree: &mut Value, path: &[String], value: Value) {
     }
 }
 
+/// The longest banner that keeps `SSH-2.0-<banner>\r\n` within RFC 4253's 255 bytes.
+pub const MAX_BANNER_LEN: usize = 255 - "SSH-2.0-\r\n".len();
+
 /// Range checks; returns the dotted key and the problem.
 fn validate(c: &Config) -> Result<(), (String, String)> {
     let err = |k: &str, m: String| Err((k.to_string(), m));
+    let banner = &c.sftpd.banner;
+    if banner
+        .chars()
+        .any(|ch| !(ch == ' ' || ch.is_ascii_graphic()))
+    {
+        return err(
+            "sftpd.banner",
+            format!(
+                "must be printable ASCII (it is sent in the SSH identification line), got {banner:?}"
+            ),
+        );
+    }
+    if banner.len() > MAX_BANNER_LEN {
+        return err(
+            "sftpd.banner",
+            format!(
+                "must be at most {MAX_BANNER_LEN} characters, got {}",
+                banner.len()
+            ),
+        );
+    }
     if c.sftpd.upload_mode > 1 {
         return err(
             "sftpd.upload_mode",
@@ -336,7 +407,7 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
         }
     }
     for a in &c.sftpd.actions.execute_on {
-        if !ACTIONS.contains(&a.as_str()) {
+        if ActionEvent::parse(a).is_none() {
             return err(
                 "sftpd.actions.execute_on",
                 format!(
@@ -345,6 +416,12 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
                 ),
             );
         }
+    }
+    if c.sftpd.login_timeout == 0 {
+        return err(
+            "sftpd.login_timeout",
+            "must be at least 1 second, got 0".into(),
+        );
     }
     for k in &c.sftpd.keys {
         if k.private_key.trim().is_empty() {
@@ -394,15 +471,126 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
     Ok(())
 }
 
-impl Config {
-    /// A path from the config, resolved against the config dir when relative.
-    pub fn resolve_path(config_dir: &Path, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            config_dir.join(p)
+/// A path from the config (host key, sqlite/bolt database), resolved against the config
+/// dir when relative, as 0.9 does.
+pub fn resolve_path(config_dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config_dir.join(p)
+    }
+}
+
+/// `sftpd.upload_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadMode {
+    /// 0: uploads write the target file directly.
+    Standard,
+    /// 1: uploads go to a temporary file renamed over the target on success.
+    Atomic,
+}
+
+/// `data_provider.track_quota`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackQuota {
+    /// 0: no quota bookkeeping.
+    Off,
+    /// 1: bookkeeping for every user.
+    Always,
+    /// 2: bookkeeping only for users with quota limits.
+    LimitedUsersOnly,
+}
+
+/// An `sftpd.actions.execute_on` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionEvent {
+    Download,
+    Upload,
+    Delete,
+    Rename,
+}
+
+impl ActionEvent {
+    /// The name used in the config (`download`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Download => "download",
+            Self::Upload => "upload",
+            Self::Delete => "delete",
+            Self::Rename => "rename",
         }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "download" => Self::Download,
+            "upload" => Self::Upload,
+            "delete" => Self::Delete,
+            "rename" => Self::Rename,
+            _ => return None,
+        })
+    }
+}
+
+impl Config {
+    /// A path from the config, resolved against the config dir when relative (same as the
+    /// free function [`resolve_path`]).
+    pub fn resolve_path(config_dir: &Path, p: &str) -> PathBuf {
+        resolve_path(config_dir, p)
+    }
+
+    /// The host key files (`sftpd.keys`), resolved against `config_dir`.
+    pub fn host_key_paths(&self, config_dir: &Path) -> Vec<PathBuf> {
+        self.sftpd
+            .keys
+            .iter()
+            .map(|k| resolve_path(config_dir, &k.private_key))
+            .collect()
+    }
+
+    /// `sftpd.upload_mode` (validated at load; anything but 1 reads as standard).
+    pub fn upload_mode(&self) -> UploadMode {
+        if self.sftpd.upload_mode == 1 {
+            UploadMode::Atomic
+        } else {
+            UploadMode::Standard
+        }
+    }
+
+    /// `data_provider.track_quota` (validated at load).
+    pub fn track_quota(&self) -> TrackQuota {
+        match self.data_provider.track_quota {
+            0 => TrackQuota::Off,
+            1 => TrackQuota::Always,
+            _ => TrackQuota::LimitedUsersOnly,
+        }
+    }
+
+    /// `data_provider.manage_users` as a flag.
+    pub fn manage_users(&self) -> bool {
+        self.data_provider.manage_users != 0
+    }
+
+    /// `sftpd.actions.execute_on` as events (validated at load, so none is dropped).
+    pub fn action_events(&self) -> Vec<ActionEvent> {
+        self.sftpd
+            .actions
+            .execute_on
+            .iter()
+            .filter_map(|a| ActionEvent::parse(a))
+            .collect()
+    }
+
+    /// `sftpd.idle_timeout` (minutes); `None` when 0 (disabled).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.sftpd.idle_timeout > 0)
+            .then(|| Duration::from_secs(self.sftpd.idle_timeout.saturating_mul(60)))
+    }
+
+    /// `sftpd.login_timeout` (seconds).
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.sftpd.login_timeout)
     }
 
     /// `sftpd.umask` as a number (validated at load).

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn no_env() -> Vec<(String, String)> {
     Vec::new()
@@ -235,4 +236,205 @@ fn json_file_wins_over_later_extensions_and_env_wins_over_file() {
     assert_eq!(l.config.httpd.bind_port, 1);
     let l = load_with_env(dir.path(), "s", env(&[("SFTPGO_HTTPD__BIND_PORT", "3")])).unwrap();
     assert_eq!(l.config.httpd.bind_port, 3);
+}
+
+#[test]
+fn typed_accessors() {
+    let mut c = Config::default();
+    assert_eq!(c.upload_mode(), UploadMode::Standard);
+    assert_eq!(c.track_quota(), TrackQuota::LimitedUsersOnly);
+    assert!(c.manage_users());
+    assert!(c.action_events().is_empty());
+    assert_eq!(c.idle_timeout(), Some(Duration::from_secs(15 * 60)));
+    assert_eq!(c.login_timeout(), Duration::from_secs(120));
+    c.sftpd.upload_mode = 1;
+    c.data_provider.track_quota = 0;
+    c.data_provider.manage_users = 0;
+    c.sftpd.idle_timeout = 0;
+    c.sftpd.actions.execute_on = vec!["rename".into(), "download".into()];
+    c.sftpd.keys = vec![
+        HostKeyConfig {
+            private_key: "id_rsa".into(),
+        },
+        HostKeyConfig {
+            private_key: "/abs/id_ed25519".into(),
+        },
+    ];
+    assert_eq!(c.upload_mode(), UploadMode::Atomic);
+    assert_eq!(c.track_quota(), TrackQuota::Off);
+    assert!(!c.manage_users());
+    assert_eq!(c.idle_timeout(), None);
+    assert_eq!(
+        c.action_events(),
+        vec![ActionEvent::Rename, ActionEvent::Download]
+    );
+    assert_eq!(ActionEvent::Rename.as_str(), "rename");
+    assert_eq!(
+        c.host_key_paths(Path::new("/etc/sftpgo")),
+        vec![
+            PathBuf::from("/etc/sftpgo/id_rsa"),
+            PathBuf::from("/abs/id_ed25519")
+        ]
+    );
+    c.data_provider.track_quota = 1;
+    assert_eq!(c.track_quota(), TrackQuota::Always);
+    assert_eq!(
+        resolve_path(Path::new("cfg"), "sftpgo.db"),
+        PathBuf::from("cfg/sftpgo.db")
+    );
+    let l = load_with_env(
+        Path::new("/nonexistent-config-dir"),
+        "sftpgo",
+        env(&[("SFTPGO_SFTPD__KEYS", "id_ecdsa")]),
+    )
+    .unwrap();
+    assert_eq!(l.file, None);
+    assert_eq!(
+        l.config
+            .host_key_paths(Path::new("/nonexistent-config-dir")),
+        vec![PathBuf::from("/nonexistent-config-dir/id_ecdsa")]
+    );
+}
+
+#[test]
+fn banner_and_login_timeout_are_checked() {
+    let msg = error_of("sftpd:\n  banner: \"a\\r\\nb\"\n", no_env());
+    assert!(
+        msg.contains("sftpgo.yaml: sftpd.banner: must be printable ASCII"),
+        "{msg}"
+    );
+    let long = "x".repeat(MAX_BANNER_LEN + 1);
+    let msg = error_of(&format!("sftpd:\n  banner: {long}\n"), no_env());
+    assert!(msg.contains("sftpd.banner: must be at most 245"), "{msg}");
+    let ok = error_free(&format!(
+        "sftpd:\n  banner: \"{}\"\n",
+        "y".repeat(MAX_BANNER_LEN)
+    ));
+    assert_eq!(ok.sftpd.banner.len(), MAX_BANNER_LEN);
+    assert_eq!(
+        error_free("sftpd:\n  banner: \"My server 1.0\"\n").banner(),
+        "My server 1.0"
+    );
+    let msg = error_of("sftpd:\n  login_timeout: 0\n", no_env());
+    assert!(
+        msg.contains("sftpd.login_timeout: must be at least 1"),
+        "{msg}"
+    );
+    let msg = error_of("{}\n", env(&[("SFTPGO_SFTPD__LOGIN_TIMEOUT", "0")]));
+    assert!(
+        msg.starts_with("environment (SFTPGO_SFTPD__LOGIN_TIMEOUT): sftpd.login_timeout"),
+        "{msg}"
+    );
+}
+
+fn error_free(file_text: &str) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sftpgo.yaml"), file_text).unwrap();
+    load_with_env(dir.path(), "sftpgo", no_env())
+        .unwrap()
+        .config
+}
+
+#[test]
+fn string_and_octal_fields_survive_numeric_looking_values() {
+    // Quoted in the file, the umask stays the string "0022"-style value.
+    let c = error_free("sftpd:\n  umask: \"0077\"\n  banner: \"123\"\n");
+    assert_eq!(c.sftpd.umask, "0077");
+    assert_eq!(c.umask_value(), 0o077);
+    assert_eq!(c.sftpd.banner, "123");
+    // From the environment every string key takes the text as is.
+    let dir = tempfile::tempdir().unwrap();
+    let c = load_with_env(
+        dir.path(),
+        "sftpgo",
+        env(&[
+            ("SFTPGO_SFTPD__UMASK", "0007"),
+            ("SFTPGO_SFTPD__BANNER", "123"),
+            ("SFTPGO_DATA_PROVIDER__PASSWORD", "0042"),
+            ("SFTPGO_SFTPD__MAX_AUTH_TRIES", "-1"),
+        ]),
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.sftpd.umask, "0007");
+    assert_eq!(c.umask_value(), 0o007);
+    assert_eq!(c.sftpd.banner, "123");
+    assert_eq!(c.data_provider.password, "0042");
+    assert_eq!(c.effective_max_auth_tries(), None);
+    let msg = error_of("sftpd:\n  umask: \"0800\"\n", no_env());
+    assert!(msg.contains("sftpd.umask: must be an octal value"), "{msg}");
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_ignored() {
+    let c = error_free(
+        "sftpd:\n  enable_scp: true\n  bind_port: 2023\n  future_section:\n    deep: [1, 2]\nextra: x\n",
+    );
+    assert_eq!(c.sftpd.bind_port, 2023);
+    let mut expected = Config::default();
+    expected.sftpd.bind_port = 2023;
+    assert_eq!(c, expected);
+}
+
+#[test]
+fn scalars_in_string_fields_are_taken_as_text() {
+    let c = error_free(
+        "sftpd:\n  umask: 27\n  banner: 5\ndata_provider:\n  password: 1234\n  host: true\n",
+    );
+    assert_eq!(c.sftpd.umask, "27");
+    assert_eq!(c.umask_value(), 0o27);
+    assert_eq!(c.sftpd.banner, "5");
+    assert_eq!(c.data_provider.password, "1234");
+    assert_eq!(c.data_provider.host, "true");
+    // Unquoted in YAML, a leading-zero umask stays text too.
+    assert_eq!(error_free("sftpd:\n  umask: 0022\n").umask_value(), 0o022);
+    // A list or map where a string belongs is still an error naming the key.
+    let msg = error_of("sftpd:\n  banner: [a]\n", no_env());
+    assert!(msg.contains("sftpgo.yaml: sftpd.banner: "), "{msg}");
+}
+
+#[test]
+fn json_and_toml_errors_name_their_file() {
+    for (ext, text, key) in [
+        (
+            "json",
+            r#"{"sftpd": {"bind_port": "abc"}}"#,
+            Some("sftpd.bind_port"),
+        ),
+        (
+            "json",
+            r#"{"data_provider": {"sslmode": 9}}"#,
+            Some("data_provider.sslmode"),
+        ),
+        ("json", r#"{"sftpd": {"#, None),
+        (
+            "toml",
+            "[sftpd]\nupload_mode = 7\n",
+            Some("sftpd.upload_mode"),
+        ),
+        (
+            "toml",
+            "[data_provider]\ntrack_quota = 5\n",
+            Some("data_provider.track_quota"),
+        ),
+        ("toml", "[sftpd\n", None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(format!("sftpgo.{ext}"));
+        std::fs::write(&file, text).unwrap();
+        let e = load_with_env(dir.path(), "sftpgo", no_env()).unwrap_err();
+        assert_eq!(e.source_name(), file.display().to_string(), "{text}");
+        assert_eq!(e.key(), key, "{text}: {e}");
+        let shown = e.to_string();
+        match key {
+            Some(k) => assert!(
+                shown.starts_with(&format!("{}: {k}: ", file.display())),
+                "{shown}"
+            ),
+            None => assert!(
+                shown.starts_with(&format!("{}: ", file.display())),
+                "{shown}"
+            ),
+        }
+    }
 }

@@ -36,7 +36,9 @@ impl VirtualPath {
         if raw.contains(&0) {
             return Err(PathError::ContainsNul);
         }
-        if raw.len() > 4 * MAX_PATH {
+        // A client path longer than PATH_MAX is refused before any work, whatever it
+        // would normalize to: no legitimate client needs more.
+        if raw.len() > MAX_PATH {
             return Err(PathError::TooLong);
         }
         let mut parts: Vec<&[u8]> = Vec::new();
@@ -112,7 +114,8 @@ impl VirtualPath {
 
 impl fmt::Debug for VirtualPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VirtualPath({:?})", String::from_utf8_lossy(&self.0))
+        // Byte-exact (unlike `display`): names differing only in invalid UTF-8 stay distinct.
+        write!(f, "VirtualPath(\"{}\")", self.0.escape_ascii())
     }
 }
 
@@ -127,6 +130,13 @@ mod tests {
     #[test]
     fn dotdot_never_climbs_above_the_root() {
         assert_eq!(p(b"/../../etc/passwd"), b"/etc/passwd");
+        assert_eq!(p(b"../../etc/passwd"), b"/etc/passwd");
+        assert_eq!(p(b"/a/b/"), b"/a/b");
+        assert_eq!(p(b"a/b///"), b"/a/b");
+        assert_eq!(p(b"//x"), b"/x");
+        assert_eq!(p(b"/.."), b"/");
+        assert_eq!(p(b"/..."), b"/...");
+        assert_eq!(p(b"/.hidden/..x"), b"/.hidden/..x");
         assert_eq!(p(b"../../../.."), b"/");
         assert_eq!(p(b"a/./b/../c"), b"/a/c");
         assert_eq!(p(b"//x///y/"), b"/x/y");
@@ -143,8 +153,15 @@ mod tests {
         assert_eq!(VirtualPath::parse(b"/a\0b"), Err(PathError::ContainsNul));
         assert_eq!(VirtualPath::parse(&[b'a'; 256]), Err(PathError::TooLong));
         assert!(VirtualPath::parse(&[b'a'; 255]).is_ok());
-        let long: Vec<u8> = b"/ab".repeat(1366);
+        // 4097 bytes, components all short.
+        let long: Vec<u8> = [&b"/"[..], &b"/abcdefg".repeat(512)].concat();
+        assert_eq!(long.len(), 4097);
         assert_eq!(VirtualPath::parse(&long), Err(PathError::TooLong));
+        assert!(VirtualPath::parse(&long[1..]).is_ok());
+        // Short pieces joined onto a long base still may not exceed PATH_MAX.
+        let base = VirtualPath::parse(&b"/abcdefg".repeat(511)).unwrap();
+        assert_eq!(base.join(b"abcdefgh"), Err(PathError::TooLong));
+        assert!(base.join(b"abcdefg").is_ok());
         assert_eq!(
             VirtualPath::parse(&vec![b'/'; 100_000]),
             Err(PathError::TooLong)
@@ -158,6 +175,10 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.as_bytes(), b"/caf\xe9");
         assert_eq!(a.file_name(), Some(&b"caf\xe9"[..]));
+        let c = VirtualPath::parse(b"/caf\xe8").unwrap();
+        assert_ne!(a, c);
+        assert_ne!(format!("{a:?}"), format!("{c:?}"));
+        assert_eq!(a.join(b"../\xff\xfe/x").unwrap().as_bytes(), b"/\xff\xfe/x");
     }
 
     #[test]
@@ -171,26 +192,53 @@ mod tests {
         assert_eq!(VirtualPath::root().relative(), b".");
     }
 
+    /// Checks the normalized form: absolute, no empty/`.`/`..` component, idempotent.
+    fn assert_normalized(v: &VirtualPath) {
+        let s = v.as_bytes();
+        assert!(s.starts_with(b"/"), "{v:?}");
+        assert!(s == b"/" || !s.ends_with(b"/"), "{v:?}");
+        assert!(s.len() <= MAX_PATH && !s.contains(&0), "{v:?}");
+        for bad in [&b"/../"[..], b"/./", b"//"] {
+            assert!(!s.windows(bad.len()).any(|w| w == bad), "{v:?}");
+        }
+        assert!(!s.ends_with(b"/..") && !s.ends_with(b"/."), "{v:?}");
+        assert!(v.components().all(|c| c.len() <= MAX_NAME));
+        assert_eq!(&VirtualPath::parse(s).unwrap(), v);
+    }
+
     #[test]
     fn random_inputs_never_panic_and_stay_normalized() {
+        // xorshift64: deterministic, no dependency.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let alphabet = [b'/', b'.', b'a', b'\xff', b'/', b'.', 0u8];
-        for _ in 0..20_000 {
+        let mut next = move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let len = (x % 40) as usize;
+            x
+        };
+        // Biased towards the bytes that matter, with arbitrary bytes mixed in.
+        let alphabet = [b'/', b'.', b'a', 0xff, b'/', b'.', 0u8];
+        let mut base = VirtualPath::root();
+        for round in 0..50_000 {
+            let len = (next() % if round % 100 == 0 { 5000 } else { 64 }) as usize;
             let raw: Vec<u8> = (0..len)
-                .map(|i| alphabet[((x >> (i % 60)) as usize + i) % alphabet.len()])
+                .map(|_| {
+                    let r = next();
+                    if r % 8 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    }
+                })
                 .collect();
-            if let Ok(v) = VirtualPath::parse(&raw) {
-                let s = v.as_bytes();
-                assert!(s.starts_with(b"/"));
-                assert!(s == b"/" || !s.ends_with(b"/"));
-                for bad in [&b"/../"[..], b"/./", b"//"] {
-                    assert!(!s.windows(bad.len()).any(|w| w == bad), "{s:?}");
-                }
-                assert!(!s.ends_with(b"/..") && !s.ends_with(b"/."));
+            match VirtualPath::parse(&raw) {
+                Ok(v) => assert_normalized(&v),
+                Err(PathError::ContainsNul) => assert!(raw.contains(&0)),
+                Err(PathError::TooLong) => {}
+            }
+            if let Ok(v) = base.join(&raw) {
+                assert_normalized(&v);
+                base = v;
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -31,12 +31,11 @@ pub fn is_escape(err: &io::Error) -> bool {
     err.get_ref().is_some_and(|e| e.is::<Escape>())
 }
 
+/// The errno as an `io::Error`. EXDEV is kept as-is here: from rename/link it means a
+/// real cross-device operation (e.g. a mount inside the home), not an escape. Only
+/// [`Root::open_beneath`] turns the EXDEV of `RESOLVE_BENEATH` into an escape.
 fn from_errno(e: rustix::io::Errno) -> io::Error {
-    if e == rustix::io::Errno::XDEV {
-        escape()
-    } else {
-        io::Error::from_raw_os_error(e.raw_os_error())
-    }
+    io::Error::from_raw_os_error(e.raw_os_error())
 }
 
 /// How to open a file (SFTP pflags, mapped).
@@ -169,7 +168,7 @@ impl Root {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))?;
+        .map_err(from_errno)?;
         Ok(Root {
             dir,
             host: home.to_path_buf(),
@@ -194,6 +193,7 @@ impl Root {
             match rustix::fs::openat2(&self.dir, rel, flags | OFlags::CLOEXEC, mode, BENEATH) {
                 Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
                 Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::XDEV) => return Err(escape()),
                 res => return res.map_err(from_errno),
             }
         }
@@ -223,7 +223,8 @@ impl Root {
     /// Opens a regular file. Devices, FIFOs and directories are refused (O_NONBLOCK keeps
     /// a FIFO from hanging the open; it has no effect on regular files).
     pub fn open_file(&self, p: &VirtualPath, o: &OpenOptions) -> io::Result<File> {
-        let mut flags = match (o.read, o.write || o.append) {
+        let writing = o.write || o.append;
+        let mut flags = match (o.read, writing) {
             (_, false) => OFlags::RDONLY,
             (false, true) => OFlags::WRONLY,
             (true, true) => OFlags::RDWR,
@@ -238,7 +239,8 @@ impl Root {
                 flags |= OFlags::EXCL;
             }
         }
-        if o.truncate {
+        // O_TRUNC with O_RDONLY truncates on Linux: only honour it when writing.
+        if o.truncate && writing {
             flags |= OFlags::TRUNC;
         }
         if p.is_root() {
@@ -310,18 +312,19 @@ impl Root {
         Ok(out)
     }
 
+    /// Creates a directory. Only the permission bits of `mode` are used (the umask applies).
     pub fn mkdir(&self, p: &VirtualPath, mode: u32) -> io::Result<()> {
         let (dir, name) = self.parent(p)?;
-        rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode & 0o7777)).map_err(from_errno)
+        rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode & 0o777)).map_err(from_errno)
     }
 
-    /// Removes an empty directory.
+    /// Removes an empty directory (ENOTEMPTY otherwise); the home itself is refused.
     pub fn rmdir(&self, p: &VirtualPath) -> io::Result<()> {
         let (dir, name) = self.parent(p)?;
         rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(from_errno)
     }
 
-    /// Removes a file or symlink; a directory is an error.
+    /// Removes a file or symlink (not what it points to); a directory is EISDIR.
     pub fn remove_file(&self, p: &VirtualPath) -> io::Result<()> {
         let (dir, name) = self.parent(p)?;
         rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(from_errno)
@@ -340,21 +343,26 @@ impl Root {
     }
 
     /// Creates `link` pointing at `target` (a client path: absolute virtual, or relative
-    /// to the link's directory). The target is normalized inside the home and stored
-    /// relative to the link, so the link never holds a host path and keeps working if
-    /// the home dir moves.
+    /// to the link's directory). The target is resolved lexically inside the home (a `..`
+    /// above the home is refused as an escape) and stored relative to the link's
+    /// directory, so the link never holds a host path and keeps working if the home moves.
     pub fn symlink(&self, target: &[u8], link: &VirtualPath) -> io::Result<()> {
-        let base = link.parent().ok_or_else(escape)?;
-        let target = base
-            .join(target)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let rel = relative_path(&base, &target);
+        if target.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "empty symlink target",
+            ));
+        }
         let (dir, name) = self.parent(link)?;
-        rustix::fs::symlinkat(rel.as_slice(), &dir, name).map_err(from_errno)
+        let base = link.parent().unwrap_or_else(VirtualPath::root);
+        let target = resolve_strictly(&base, target)?;
+        rustix::fs::symlinkat(relative_path(&base, &target).as_slice(), &dir, name)
+            .map_err(from_errno)
     }
 
     /// The target of a symlink as an absolute virtual path. A link whose target is a
-    /// host-absolute path or climbs out of the home is refused: it would reveal host layout.
+    /// host-absolute path or climbs out of the home is refused as an escape: showing it
+    /// would reveal the host layout, and following it is refused anyway.
     pub fn read_link(&self, p: &VirtualPath) -> io::Result<Vec<u8>> {
         let (dir, name) = self.parent(p)?;
         let target = rustix::fs::readlinkat(&dir, name, Vec::new()).map_err(from_errno)?;
@@ -363,27 +371,7 @@ impl Root {
             return Err(escape());
         }
         let base = p.parent().unwrap_or_else(VirtualPath::root);
-        let mut parts: Vec<&[u8]> = base.components().collect();
-        for c in target.split(|b| *b == b'/') {
-            match c {
-                b"" | b"." => {}
-                b".." => {
-                    if parts.pop().is_none() {
-                        return Err(escape());
-                    }
-                }
-                n => parts.push(n),
-            }
-        }
-        let mut out = Vec::new();
-        for part in parts {
-            out.push(b'/');
-            out.extend_from_slice(part);
-        }
-        if out.is_empty() {
-            out.push(b'/');
-        }
-        Ok(out)
+        Ok(resolve_strictly(&base, target)?.as_bytes().to_vec())
     }
 
     /// Hard link (the source is not followed if it is a symlink).
@@ -404,14 +392,39 @@ impl Root {
         file.set_len(len)
     }
 
-    /// chmod, following symlinks beneath the root: the change goes through the
-    /// `/proc/self/fd` entry of a handle resolved beneath the root, so the object changed
-    /// is exactly the one resolved.
+    /// chmod, following symlinks beneath the root: the path is resolved once with
+    /// openat2 to an `O_PATH` handle, and that exact object is changed with
+    /// `fchmodat2(fd, "", AT_EMPTY_PATH)` (no read/write access to the file needed). Only
+    /// the permission bits 0o777 are applied: a client never sets setuid/setgid/sticky
+    /// (SFTPGo 0.9 did the same through Go's `FileMode`).
     pub fn set_permissions(&self, p: &VirtualPath, mode: u32) -> io::Result<()> {
         let fd = self.path_fd(p)?;
-        rustix::fs::chmod(proc_fd_path(&fd), Mode::from_raw_mode(mode & 0o7777)).map_err(from_errno)
+        let mode = mode & 0o777;
+        // SAFETY: plain syscall on a valid fd and a NUL-terminated empty string.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fchmodat2,
+                fd.as_fd().as_raw_fd(),
+                c"".as_ptr(),
+                mode,
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(err);
+        }
+        // Kernels before 6.6: the `/proc/self/fd` link of the same handle names exactly
+        // the resolved object (no re-resolution of the client path).
+        let proc = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+        rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(mode)).map_err(from_errno)
     }
 
+    /// Sets atime and mtime, following symlinks beneath the root (utimensat with
+    /// `AT_EMPTY_PATH` on the `O_PATH` handle of the resolved object).
     pub fn set_times(
         &self,
         p: &VirtualPath,
@@ -419,19 +432,22 @@ impl Root {
         mtime: SystemTime,
     ) -> io::Result<()> {
         let fd = self.path_fd(p)?;
-        let ts = |t: SystemTime| {
-            let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-            Timespec {
+        let ts = |t: SystemTime| match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => Timespec {
                 tv_sec: d.as_secs() as i64,
                 tv_nsec: i64::from(d.subsec_nanos()),
-            }
+            },
+            // Before the epoch: whole seconds are enough for SFTP (32-bit times).
+            Err(e) => Timespec {
+                tv_sec: -(e.duration().as_secs() as i64),
+                tv_nsec: 0,
+            },
         };
         let times = Timestamps {
             last_access: ts(atime),
             last_modification: ts(mtime),
         };
-        rustix::fs::utimensat(rustix::fs::CWD, proc_fd_path(&fd), &times, AtFlags::empty())
-            .map_err(from_errno)
+        rustix::fs::utimensat(&fd, "", &times, AtFlags::EMPTY_PATH).map_err(from_errno)
     }
 
     /// chown of the entry itself (a symlink is not followed).
@@ -465,9 +481,31 @@ impl Root {
     }
 }
 
-fn proc_fd_path(fd: &impl AsFd) -> String {
-    use std::os::fd::AsRawFd;
-    format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())
+/// Resolves `target` lexically against the directory `base` (an absolute `target`
+/// starts at the home), refusing as an escape any `..` that would climb above the home.
+/// Used for symlink targets, where clamping at the root (as [`VirtualPath::join`] does)
+/// would silently change what the client asked for.
+fn resolve_strictly(base: &VirtualPath, target: &[u8]) -> io::Result<VirtualPath> {
+    let mut parts: Vec<&[u8]> = if target.starts_with(b"/") {
+        Vec::new()
+    } else {
+        base.components().collect()
+    };
+    for c in target.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop().ok_or_else(escape)?;
+            }
+            name => parts.push(name),
+        }
+    }
+    let mut out = Vec::with_capacity(target.len() + base.as_bytes().len() + 1);
+    for part in parts {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    VirtualPath::parse(&out).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 /// The path from directory `base` to `target`, e.g. `/d` → `/a/b` is `../a/b`.

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -80,13 +81,16 @@ pub struct LogOptions {
         default_value_t = 28
     )]
     pub max_age_days: u64,
-    /// Gzip rotated log files.
+    /// Gzip rotated log files. Booleans take true/false, 1/0, yes/no, on/off (like Go's
+    /// flag parsing); the bare flag means true.
     #[arg(short = 'z', long = "log-compress", env = "SFTPGO_LOG_COMPRESS", default_value_t = false,
-          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
     pub compress: bool,
     /// Debug-level logging (false = info).
     #[arg(short = 'v', long = "log-verbose", env = "SFTPGO_LOG_VERBOSE", default_value_t = true,
-          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
     pub verbose: bool,
 }
 
@@ -172,6 +176,28 @@ mod tests {
             (7, 8, 9)
         );
         assert!(Cli::try_parse_from(["sftpgo"]).unwrap().command.is_none());
+    }
+
+    #[test]
+    fn boolish_values() {
+        assert!(!serve(&["-v", "0"]).log.verbose);
+        assert!(!serve(&["--log-verbose=off"]).log.verbose);
+        assert!(serve(&["--log-verbose=yes"]).log.verbose);
+        assert!(serve(&["--log-compress=1"]).log.compress);
+        assert!(!serve(&["-z", "no"]).log.compress);
+        // A bare boolean flag followed by another flag keeps its implied true.
+        let s = serve(&["-z", "-c", "/x"]);
+        assert!(s.log.compress);
+        assert_eq!(s.config_dir, PathBuf::from("/x"));
+        assert!(Cli::try_parse_from(["sftpgo", "serve", "-s", "ten"]).is_err());
+        assert!(Cli::try_parse_from(["sftpgo", "serve", "--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn logging_reexports_the_same_options() {
+        let s = serve(&["-l", "-"]);
+        let opts: &crate::logging::LogOptions = &s.log;
+        assert_eq!(opts.file_path, "-");
     }
 
     #[test]

@@ -3,8 +3,14 @@
 //!
 //! The formatting layer is hand-written (over serde_json) because the field layout is a
 //! compatibility requirement that tracing-subscriber's JSON formatter cannot produce.
+//! Records of crates that log through the `log` facade (russh) are bridged into tracing
+//! and formatted the same way, under their real target.
+//!
+//! Rotation follows lumberjack's (SFTPGo 0.9's) rules: `max_size_mb` 0 means 100 MB,
+//! `max_backups` 0 keeps every backup, `max_age_days` 0 never deletes by age.
 
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +21,7 @@ use file_rotate::{ContentLimit, FileRotate};
 use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
@@ -28,7 +35,9 @@ pub struct LogGuard {
     _worker: tracing_appender::non_blocking::WorkerGuard,
 }
 
-/// Installs the global subscriber described by `opts`.
+/// Installs the global subscriber described by `opts` (and the `log` → tracing bridge).
+/// Lines are handed to a background thread; keep the returned guard alive until exit so
+/// that pending lines are flushed.
 pub fn init(opts: &LogOptions) -> anyhow::Result<LogGuard> {
     let (writer, worker) = if opts.file_path.is_empty() || opts.file_path == "-" {
         tracing_appender::non_blocking(io::stdout())
@@ -87,7 +96,9 @@ where
             let i = fields.iter().position(|(k, _)| *k == name)?;
             Some(fields.remove(i).1)
         };
-        let meta = event.metadata();
+        // Events bridged from the `log` crate carry their real target in `log.*` fields.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let sender = match take("sender") {
             Some(Value::String(s)) => s,
             Some(other) => other.to_string(),
@@ -97,7 +108,8 @@ where
                 .unwrap_or(meta.target())
                 .to_string(),
         };
-        let message = take("message").unwrap_or_else(|| Value::String(String::new()));
+        // As in 0.9 (zerolog), an empty message is left out.
+        let message = take("message").filter(|m| m.as_str() != Some(""));
         let time = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
@@ -105,13 +117,15 @@ where
             ("level", Value::String(meta.level().as_str().to_lowercase())),
             ("time", Value::String(time)),
             ("sender", Value::String(sender)),
-            ("message", message),
         ];
         // Written by hand to keep the key order: the fixed keys, then the event's fields
         // in the order they were recorded.
         let mut line = Vec::with_capacity(256);
         line.push(b'{');
-        let pairs = head.into_iter().chain(fields);
+        let pairs = head
+            .into_iter()
+            .chain(message.map(|m| ("message", m)))
+            .chain(fields);
         for (i, (key, value)) in pairs.enumerate() {
             if i > 0 {
                 line.push(b',');
@@ -135,7 +149,10 @@ struct FieldVisitor(Vec<(&'static str, Value)>);
 
 impl FieldVisitor {
     fn put(&mut self, field: &Field, value: Value) {
-        self.0.push((field.name(), value));
+        // `log.target`, `log.file`, ...: bridge metadata, already folded into `sender`.
+        if !field.name().starts_with("log.") {
+            self.0.push((field.name(), value));
+        }
     }
 }
 
@@ -163,6 +180,9 @@ impl Visit for FieldVisitor {
     }
 }
 
+/// Permissions of log files the server creates.
+const LOG_FILE_MODE: u32 = 0o640;
+
 /// A size-rotated log file (`file-rotate`, gzip of rotated files when asked). We decide
 /// when to rotate ourselves so that backups older than the configured age (which
 /// file-rotate's count-based scheme cannot express) are deleted at start and at each
@@ -188,17 +208,25 @@ impl RotatingFile {
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(LOG_FILE_MODE)
             .open(&path)
             .and_then(|f| f.metadata())
             .with_context(|| format!("cannot open the log file {}", path.display()))?
             .len();
         let max_age = Duration::from_secs(opts.max_age_days.saturating_mul(24 * 3600));
         prune_older_than(&path, max_age);
-        let max_backups = opts.max_backups.max(1);
+        let max_backups = match opts.max_backups {
+            0 => usize::MAX,
+            n => n,
+        };
+        let max_size_mb = match opts.max_size_mb {
+            0 => 100,
+            n => n,
+        };
         Ok(Self {
             inner: Self::rotator(&path, max_backups, opts.compress),
             path,
-            max_bytes: opts.max_size_mb.max(1).saturating_mul(1024 * 1024),
+            max_bytes: max_size_mb.saturating_mul(1024 * 1024),
             written,
             max_age,
             max_backups,
@@ -217,7 +245,7 @@ impl RotatingFile {
             AppendCount::new(max_backups),
             ContentLimit::None,
             compression,
-            Some(0o640),
+            Some(LOG_FILE_MODE),
         )
     }
 
@@ -275,13 +303,15 @@ fn prune_older_than(path: &Path, max_age: Duration) -> usize {
 }
 
 impl Write for RotatingFile {
+    /// Each call carries one whole line (from the non-blocking worker): it is written in
+    /// full to one file, rotating first if it would not fit.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.written > 0 && self.written + buf.len() as u64 > self.max_bytes {
             self.rotate()?;
         }
-        let n = self.inner.write(buf)?;
-        self.written += n as u64;
-        Ok(n)
+        self.inner.write_all(buf)?;
+        self.written += buf.len() as u64;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -363,6 +393,136 @@ mod tests {
             "{second}"
         );
         assert_eq!(l[2]["sender"], "russh::server");
+    }
+
+    #[test]
+    fn log_crate_records_keep_their_target_and_empty_messages_are_omitted() {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(JsonLayer::new(capture.clone()).with_filter(filter(false)));
+        tracing::subscriber::with_default(subscriber, || {
+            let record = |level, args| {
+                tracing_log::format_trace(
+                    &log::Record::builder()
+                        .level(level)
+                        .target("russh::negotiation")
+                        .module_path(Some("russh::negotiation"))
+                        .file(Some("negotiation.rs"))
+                        .line(Some(7))
+                        .args(args)
+                        .build(),
+                )
+                .unwrap();
+            };
+            record(log::Level::Info, format_args!("library info is filtered"));
+            record(log::Level::Warn, format_args!("no common kex"));
+            tracing::info!(target: "sftpgo_core::quota", sender = "Upload", size_bytes = 1u64);
+            tracing::info!(target: "sftpgo_core::quota", "");
+        });
+        let l = lines(&capture);
+        assert_eq!(l.len(), 3, "{l:?}");
+        let obj = l[0].as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["level", "message", "sender", "time"], "{obj:?}");
+        assert_eq!(l[0]["level"], "warn");
+        assert_eq!(l[0]["sender"], "russh::negotiation");
+        assert_eq!(l[0]["message"], "no common kex");
+        assert!(l[1].get("message").is_none(), "{:?}", l[1]);
+        assert_eq!(
+            (&l[1]["sender"], &l[1]["size_bytes"]),
+            (&"Upload".into(), &1.into())
+        );
+        assert!(l[2].get("message").is_none(), "{:?}", l[2]);
+        assert_eq!(l[2]["sender"], "core::quota");
+    }
+
+    #[test]
+    fn special_characters_are_escaped_by_serde_json() {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(JsonLayer::new(capture.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "sftpgo", path = "a\"b\n\u{1}é", ratio = 0.5, neg = -3i64, "quote \" and newline\n");
+        });
+        let raw = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(raw.lines().count(), 1, "{raw}");
+        let l = lines(&capture);
+        assert_eq!(l[0]["level"], "error");
+        assert_eq!(l[0]["sender"], "sftpgo");
+        assert_eq!(l[0]["path"], "a\"b\n\u{1}é");
+        assert_eq!(l[0]["message"], "quote \" and newline\n");
+        assert_eq!(l[0]["ratio"], 0.5);
+        assert_eq!(l[0]["neg"], -3);
+    }
+
+    #[test]
+    fn zero_limits_follow_lumberjack() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogOptions {
+            file_path: dir.path().join("z.log").display().to_string(),
+            max_size_mb: 0,
+            max_backups: 0,
+            max_age_days: 0,
+            compress: false,
+            verbose: true,
+        };
+        let file = RotatingFile::open(&opts).unwrap();
+        assert_eq!(file.max_bytes, 100 * 1024 * 1024, "0 MB means 100 MB");
+        assert_eq!(file.max_backups, usize::MAX, "0 backups means keep all");
+        assert!(file.max_age.is_zero());
+
+        // With every backup kept, eight rotations leave eight backups.
+        let opts = LogOptions {
+            max_size_mb: 1,
+            ..opts
+        };
+        let mut file = RotatingFile::open(&opts).unwrap();
+        let chunk = vec![b'z'; 1024 * 1024];
+        for _ in 0..9 {
+            file.write_all(&chunk).unwrap();
+        }
+        file.flush().unwrap();
+        let count = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(count, 9, "z.log and z.log.1 ..= z.log.8");
+        assert!(dir.path().join("z.log.8").exists());
+    }
+
+    #[test]
+    fn init_installs_a_non_blocking_file_logger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("init/sftpgo.log");
+        let opts = LogOptions {
+            file_path: path.display().to_string(),
+            max_size_mb: 10,
+            max_backups: 5,
+            max_age_days: 28,
+            compress: false,
+            verbose: false,
+        };
+        let guard = init(&opts).unwrap();
+        // Other tests use scoped subscribers: emit from a fresh thread, which sees the
+        // global one.
+        std::thread::spawn(|| {
+            tracing::info!(target: "sftpgo::service", answer = 42u64, "global logger works");
+            tracing::debug!(target: "sftpgo::service", "not verbose: dropped");
+            log::warn!(target: "russh::server", "bridged from log");
+            log::info!(target: "russh::server", "library info: dropped");
+        })
+        .join()
+        .unwrap();
+        assert!(init(&opts).is_err(), "a second init is refused");
+        drop(guard); // flushes the background writer
+        let text = std::fs::read_to_string(&path).unwrap();
+        let l: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &Value| v["sender"] == "sftpgo::service" || v["sender"] == "russh::server")
+            .collect();
+        assert_eq!(l.len(), 2, "{text}");
+        assert_eq!(l[0]["message"], "global logger works");
+        assert_eq!(l[0]["answer"], 42);
+        assert_eq!(l[1]["message"], "bridged from log");
+        assert_eq!(l[1]["level"], "warn");
     }
 
     #[test]

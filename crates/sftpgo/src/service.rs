@@ -25,6 +25,9 @@ pub struct Tuning {
     pub shutdown_grace: Duration,
     /// Replaces `sftpd.idle_timeout` (whose unit, minutes, is too coarse for tests).
     pub idle_timeout: Option<Duration>,
+    /// Replaces `httpd.bind_port`, where 0 would disable the API: `Some(0)` serves it on
+    /// an ephemeral port.
+    pub http_port: Option<u16>,
 }
 
 impl Default for Tuning {
@@ -33,6 +36,7 @@ impl Default for Tuning {
             rekey_bytes: None,
             shutdown_grace: Duration::from_secs(30),
             idle_timeout: None,
+            http_port: None,
         }
     }
 }
@@ -40,6 +44,8 @@ impl Default for Tuning {
 /// A started server.
 pub struct Running {
     pub ssh_addr: SocketAddr,
+    /// Where the REST API listens, when enabled.
+    pub http_addr: Option<SocketAddr>,
     pub core: Core,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -180,13 +186,46 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
     let tracker = TaskTracker::new();
     tokio::spawn(server.serve(listener, shutdown.clone(), tracker.clone()));
     tracing::info!(sender = "service", address = %ssh_addr, "SFTP server listening");
+    let http_addr = start_httpd(config, &core, tuning.http_port, &shutdown).await?;
     Ok(Running {
         ssh_addr,
+        http_addr,
         core,
         shutdown,
         tracker,
         grace: tuning.shutdown_grace,
     })
+}
+
+/// Starts the REST API unless its port is 0.
+async fn start_httpd(
+    config: &Config,
+    core: &Core,
+    port_override: Option<u16>,
+    shutdown: &CancellationToken,
+) -> Result<Option<SocketAddr>> {
+    let httpd = &config.httpd;
+    let port = match (port_override, httpd.bind_port) {
+        (Some(p), _) => p,
+        (None, 0) => return Ok(None),
+        (None, p) => p,
+    };
+    let listener = bind(&httpd.bind_address, port).await?;
+    let addr = listener.local_addr()?;
+    let version = sftpgo_httpd::VersionInfo {
+        version: crate::version::VERSION.to_string(),
+        build_date: crate::version::build_date().to_string(),
+        commit_hash: crate::version::commit().to_string(),
+    };
+    let router = sftpgo_httpd::router(core.clone(), version);
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = sftpgo_httpd::serve(listener, router, token).await {
+            tracing::error!(sender = "httpd", error = %e, "REST API server failed");
+        }
+    });
+    tracing::info!(sender = "service", address = %addr, "REST API listening");
+    Ok(Some(addr))
 }
 
 /// Deletes atomic-upload temp files a crash left in the users' home dirs.

@@ -43,12 +43,16 @@ fn symlinks_leaving_the_root_are_refused() {
     symlink("../outside", home.join("rel")).unwrap();
     symlink("../../../../../../../../etc", home.join("deep")).unwrap();
     symlink("../u10", home.join("sib")).unwrap();
+    symlink("../u10/secret", home.join("sibfile")).unwrap();
+    symlink("..", home.join("up")).unwrap();
     symlink(tmp.path().join("outside/secret"), home.join("absfile")).unwrap();
     for p in [
         "/abs/passwd",
         "/rel/secret",
         "/deep/passwd",
         "/sib/secret",
+        "/sibfile",
+        "/up/u10/secret",
         "/absfile",
     ] {
         let err = read(&root, p).unwrap_err();
@@ -60,9 +64,17 @@ fn symlinks_leaving_the_root_are_refused() {
             create: true,
             ..Default::default()
         };
-        assert!(root.open_file(&vp(p), &w).is_err(), "write {p}");
+        assert!(
+            is_escape(&root.open_file(&vp(p), &w).unwrap_err()),
+            "write {p}"
+        );
+        assert!(is_escape(&root.set_permissions(&vp(p), 0o777).unwrap_err()));
+        let t = SystemTime::UNIX_EPOCH;
+        assert!(is_escape(&root.set_times(&vp(p), t, t).unwrap_err()));
+        assert!(is_escape(&root.set_len(&vp(p), 0).unwrap_err()));
+        assert!(is_escape(&root.statvfs(&vp(p)).unwrap_err()));
     }
-    for p in ["/abs", "/rel", "/sib"] {
+    for p in ["/abs", "/rel", "/sib", "/up"] {
         assert!(is_escape(&root.read_dir(&vp(p)).unwrap_err()), "list {p}");
         assert!(
             is_escape(&root.read_link(&vp(p)).unwrap_err()),
@@ -75,6 +87,22 @@ fn symlinks_leaving_the_root_are_refused() {
         // lstat of the link itself is fine: it lives inside.
         assert!(root.lstat(&vp(p)).unwrap().is_symlink());
     }
+    // Final-name operations through an escaping parent are refused too.
+    assert!(is_escape(
+        &root.remove_file(&vp("/sib/secret")).unwrap_err()
+    ));
+    assert!(is_escape(
+        &root
+            .rename(&vp("/sib/secret"), &vp("/stolen"), true)
+            .unwrap_err()
+    ));
+    assert!(is_escape(
+        &root.hard_link(&vp("/sib/secret"), &vp("/h")).unwrap_err()
+    ));
+    assert!(is_escape(&root.lstat(&vp("/sib/secret")).unwrap_err()));
+    assert!(is_escape(&root.symlink(b"/x", &vp("/sib/l")).unwrap_err()));
+    // The links themselves can be removed: that touches only the home.
+    root.remove_file(&vp("/sibfile")).unwrap();
     assert_eq!(
         std::fs::read(tmp.path().join("u10/secret")).unwrap(),
         b"sibling"
@@ -103,16 +131,53 @@ fn symlinks_inside_the_root_work() {
         std::fs::read_link(home.join("d/l3")).unwrap().to_str(),
         Some("../x/y")
     );
-    // A relative target climbing out is clamped at the root, never stored as-is.
-    root.symlink(b"../../../../etc/passwd", &vp("/d/l4"))
-        .unwrap();
+    root.symlink(b"../f", &vp("/d/l4")).unwrap();
     assert_eq!(
         std::fs::read_link(home.join("d/l4")).unwrap().to_str(),
-        Some("../etc/passwd")
+        Some("../f")
+    );
+    root.symlink(b"f", &vp("/d/l5")).unwrap();
+    assert_eq!(root.read_link(&vp("/d/l5")).unwrap(), b"/d/f");
+    // A target climbing above the home is refused, never clamped or stored as-is.
+    for t in [
+        &b"../../etc/passwd"[..],
+        b"../..",
+        b"/../etc",
+        b"x/../../../y",
+    ] {
+        let err = root.symlink(t, &vp("/d/bad")).unwrap_err();
+        assert!(is_escape(&err), "{err}");
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+    }
+    assert!(root.symlink(b"", &vp("/d/bad")).is_err());
+    assert!(root.symlink(b"a\0b", &vp("/d/bad")).is_err());
+    assert!(!home.join("d/bad").exists() && home.join("d/bad").symlink_metadata().is_err());
+    // An existing link is not overwritten.
+    assert_eq!(
+        root.symlink(b"/d", &vp("/l")).unwrap_err().kind(),
+        io::ErrorKind::AlreadyExists
     );
     assert_eq!(read(&root, "/l").unwrap(), b"inside");
     assert!(root.stat(&vp("/l")).unwrap().is_file());
     assert!(root.lstat(&vp("/l")).unwrap().is_symlink());
+    // A relative link whose `..` stays inside, and a link to a directory.
+    assert_eq!(
+        read(&root, "/d/l4").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+    root.symlink(b"/d", &vp("/dl")).unwrap();
+    assert_eq!(read(&root, "/dl/l2").unwrap(), b"inside");
+    let mut names: Vec<Vec<u8>> = root
+        .read_dir(&vp("/dl"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, [&b"f"[..], b"l2", b"l3", b"l4", b"l5"]);
+    // A link written by someone else with an inside `..` path reads back virtual.
+    symlink("../d/./f", home.join("d/l6")).unwrap();
+    assert_eq!(root.read_link(&vp("/d/l6")).unwrap(), b"/d/f");
     assert_eq!(root.read_link(&vp("/l")).unwrap(), b"/d/f");
     assert_eq!(root.read_link(&vp("/d/l3")).unwrap(), b"/x/y");
 }
@@ -123,29 +188,77 @@ fn rename_remove_rmdir_link_and_attrs() {
     let home = tmp.path().join("u1");
     std::fs::write(home.join("a"), b"A").unwrap();
     std::fs::write(home.join("b"), b"B").unwrap();
-    assert!(root.rename(&vp("/a"), &vp("/b"), false).is_err());
+    assert_eq!(
+        root.rename(&vp("/a"), &vp("/b"), false).unwrap_err().kind(),
+        io::ErrorKind::AlreadyExists
+    );
     assert_eq!(std::fs::read(home.join("b")).unwrap(), b"B");
     root.rename(&vp("/a"), &vp("/b"), true).unwrap();
     assert_eq!(std::fs::read(home.join("b")).unwrap(), b"A");
     root.mkdir(&vp("/d"), 0o755).unwrap();
     root.hard_link(&vp("/b"), &vp("/d/h")).unwrap();
     assert_eq!(root.stat(&vp("/b")).unwrap().nlink, 2);
-    assert!(root.rmdir(&vp("/d")).is_err());
-    assert!(root.remove_file(&vp("/d")).is_err());
+    let err = root.rmdir(&vp("/d")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTEMPTY));
+    let err = root.remove_file(&vp("/d")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EISDIR));
+    assert!(home.join("d/h").exists());
     root.remove_file(&vp("/d/h")).unwrap();
     root.rmdir(&vp("/d")).unwrap();
     assert!(root.rmdir(&VirtualPath::root()).is_err());
     assert!(root.rename(&VirtualPath::root(), &vp("/x"), true).is_err());
+    assert!(root.rename(&vp("/b"), &VirtualPath::root(), true).is_err());
+    assert!(root.remove_file(&VirtualPath::root()).is_err());
+    assert_eq!(
+        root.remove_file(&vp("/nope")).unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+    assert_eq!(
+        root.stat(&vp("/nope/x")).unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
     root.set_len(&vp("/b"), 0).unwrap();
     assert_eq!(root.stat(&vp("/b")).unwrap().size, 0);
     root.set_permissions(&vp("/b"), 0o640).unwrap();
-    assert_eq!(root.stat(&vp("/b")).unwrap().mode & 0o777, 0o640);
+    assert_eq!(root.stat(&vp("/b")).unwrap().mode & 0o7777, 0o640);
+    // setuid/setgid/sticky are never applied for a client.
+    root.set_permissions(&vp("/b"), 0o6755).unwrap();
+    assert_eq!(root.stat(&vp("/b")).unwrap().mode & 0o7777, 0o755);
+    // chmod follows a symlink (beneath) and changes the target, not the link.
+    root.symlink(b"b", &vp("/lb")).unwrap();
+    root.set_permissions(&vp("/lb"), 0o600).unwrap();
+    assert_eq!(root.stat(&vp("/b")).unwrap().mode & 0o777, 0o600);
+    assert!(root.lstat(&vp("/lb")).unwrap().is_symlink());
+    // Works without any read/write access to the file (O_PATH handle); as root this
+    // only shows the syscall path, DAC is bypassed anyway.
+    root.set_permissions(&vp("/b"), 0o000).unwrap();
+    assert_eq!(root.stat(&vp("/b")).unwrap().mode & 0o777, 0);
+    root.set_permissions(&vp("/b"), 0o644).unwrap();
     let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
-    root.set_times(&vp("/b"), t, t).unwrap();
-    assert_eq!(root.stat(&vp("/b")).unwrap().mtime, 1_000_000_000);
-    root.chown(&vp("/b"), Some(1234), Some(1234)).unwrap();
-    assert_eq!(root.lstat(&vp("/b")).unwrap().uid, 1234);
-    assert!(root.statvfs(&VirtualPath::root()).unwrap().bsize > 0);
+    let a = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(900_000_000);
+    root.set_times(&vp("/lb"), a, t).unwrap();
+    let st = root.stat(&vp("/b")).unwrap();
+    assert_eq!((st.atime, st.mtime), (900_000_000, 1_000_000_000));
+    root.set_times(&VirtualPath::root(), t, t).unwrap();
+    assert_eq!(
+        root.stat(&VirtualPath::root()).unwrap().mtime,
+        1_000_000_000
+    );
+    if rustix::process::geteuid().is_root() {
+        // chown does not follow: the link changes, its target does not.
+        root.chown(&vp("/lb"), Some(4321), None).unwrap();
+        assert_eq!(root.lstat(&vp("/lb")).unwrap().uid, 4321);
+        assert_eq!(root.stat(&vp("/b")).unwrap().uid, 0);
+        root.chown(&vp("/b"), Some(1234), Some(1234)).unwrap();
+        let st = root.lstat(&vp("/b")).unwrap();
+        assert_eq!((st.uid, st.gid), (1234, 1234));
+    }
+    root.remove_file(&vp("/lb")).unwrap();
+    assert!(home.join("b").exists());
+    let vfs = root.statvfs(&VirtualPath::root()).unwrap();
+    assert!(vfs.bsize > 0 && vfs.blocks > 0 && vfs.namemax > 0);
+    let vfs_b = root.statvfs(&vp("/b")).unwrap();
+    assert_eq!((vfs.fsid, vfs.bsize), (vfs_b.fsid, vfs_b.bsize));
     let names: Vec<Vec<u8>> = root
         .read_dir(&VirtualPath::root())
         .unwrap()
@@ -177,55 +290,248 @@ fn directories_and_special_files_are_not_opened_as_files() {
 
 #[test]
 fn non_utf8_names() {
-    let (_tmp, root) = setup();
-    let name = VirtualPath::parse(b"/caf\xe9").unwrap();
+    let (tmp, root) = setup();
     let w = OpenOptions {
         write: true,
         create: true,
+        exclusive: true,
         ..Default::default()
     };
-    drop(root.open_file(&name, &w).unwrap());
-    let entries = root.read_dir(&VirtualPath::root()).unwrap();
-    assert_eq!(entries[0].name, b"caf\xe9");
-    assert!(root.stat(&name).unwrap().is_file());
+    // Two names that differ only in invalid UTF-8 bytes (both decode lossily to "caf\u{fffd}").
+    let names: [&[u8]; 3] = [b"caf\xe9", b"caf\xe8", b"d\xff\xfe"];
+    for (i, name) in names.iter().enumerate() {
+        let p = VirtualPath::root().join(name).unwrap();
+        let mut f = root.open_file(&p, &w).unwrap();
+        std::io::Write::write_all(&mut f, &[b'0' + i as u8]).unwrap();
+    }
+    let mut entries = root.read_dir(&VirtualPath::root()).unwrap();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let listed: Vec<&[u8]> = entries.iter().map(|e| e.name.as_slice()).collect();
+    let mut expected = names.to_vec();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert!(entries.iter().all(|e| e.stat.is_file() && e.stat.size == 1));
+    for (i, name) in names.iter().enumerate() {
+        let p = VirtualPath::root().join(name).unwrap();
+        assert!(root.stat(&p).unwrap().is_file());
+        let mut f = root
+            .open_file(
+                &p,
+                &OpenOptions {
+                    read: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut v).unwrap();
+        assert_eq!(v, [b'0' + i as u8]);
+        // Byte-exact on the host too.
+        use std::os::unix::ffi::OsStrExt;
+        let host = tmp
+            .path()
+            .join("u1")
+            .join(std::ffi::OsStr::from_bytes(name));
+        assert_eq!(root.host_path(&p), host);
+        assert!(host.is_file());
+    }
+    // Exclusive create of an existing name fails and leaves the content alone.
+    let p = VirtualPath::root().join(names[0]).unwrap();
+    assert_eq!(
+        root.open_file(&p, &w).unwrap_err().kind(),
+        io::ErrorKind::AlreadyExists
+    );
+    // A directory under a non-UTF-8 name, and a link to it.
+    let d = VirtualPath::parse(b"/dir\x80").unwrap();
+    root.mkdir(&d, 0o755).unwrap();
+    root.symlink(b"/dir\x80", &VirtualPath::parse(b"/l\x81").unwrap())
+        .unwrap();
+    assert_eq!(
+        root.read_link(&VirtualPath::parse(b"/l\x81").unwrap())
+            .unwrap(),
+        b"/dir\x80"
+    );
+    assert!(
+        root.stat(&VirtualPath::parse(b"/l\x81").unwrap())
+            .unwrap()
+            .is_dir()
+    );
 }
 
-/// A directory component is swapped between a real dir and a symlink to the outside
-/// while another thread opens through it: the outside content must never be read.
 #[test]
-fn swapped_symlink_race_never_escapes() {
+fn open_file_flags() {
     let (tmp, root) = setup();
     let home = tmp.path().join("u1");
-    std::fs::create_dir(home.join("real")).unwrap();
-    std::fs::write(home.join("real/secret"), b"inside").unwrap();
-    symlink(tmp.path().join("outside"), home.join("evil")).unwrap();
-    std::fs::rename(home.join("real"), home.join("d")).unwrap();
+    std::fs::write(home.join("f"), b"hello").unwrap();
+    std::fs::create_dir(home.join("dir")).unwrap();
+    // Truncate without write access is ignored (O_RDONLY|O_TRUNC would truncate).
+    let r = OpenOptions {
+        read: true,
+        truncate: true,
+        ..Default::default()
+    };
+    drop(root.open_file(&vp("/f"), &r).unwrap());
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"hello");
+    // Append writes at the end.
+    let a = OpenOptions {
+        append: true,
+        ..Default::default()
+    };
+    let mut f = root.open_file(&vp("/f"), &a).unwrap();
+    std::io::Write::write_all(&mut f, b"!").unwrap();
+    drop(f);
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"hello!");
+    // Write + truncate empties it.
+    let t = OpenOptions {
+        write: true,
+        truncate: true,
+        ..Default::default()
+    };
+    drop(root.open_file(&vp("/f"), &t).unwrap());
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"");
+    // Create mode: permission bits only, never setuid.
+    let c = OpenOptions {
+        write: true,
+        create: true,
+        mode: 0o4600,
+        ..Default::default()
+    };
+    drop(root.open_file(&vp("/new"), &c).unwrap());
+    assert_eq!(root.stat(&vp("/new")).unwrap().mode & 0o7777, 0o600);
+    // Never a directory for writing, nor a missing parent.
+    for (p, o) in [("/dir", &t), ("/dir", &c), ("/", &c)] {
+        assert_eq!(
+            root.open_file(&vp(p), o).unwrap_err().raw_os_error(),
+            Some(libc::EISDIR),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        root.open_file(&vp("/missing/x"), &c).unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+    // The handle is close-on-exec.
+    let f = root.open_file(&vp("/new"), &r).unwrap();
+    let fl = rustix::io::fcntl_getfd(&f).unwrap();
+    assert!(fl.contains(rustix::io::FdFlags::CLOEXEC));
+    // Creating through a dangling link to the outside is refused, nothing is created.
+    symlink(tmp.path().join("outside/new"), home.join("dangling")).unwrap();
+    symlink("../outside/new2", home.join("dangling2")).unwrap();
+    for p in ["/dangling", "/dangling2"] {
+        assert!(is_escape(&root.open_file(&vp(p), &c).unwrap_err()), "{p}");
+    }
+    assert!(!tmp.path().join("outside/new").exists());
+    assert!(!tmp.path().join("outside/new2").exists());
+}
+
+#[test]
+fn escape_errors_are_recognizable() {
+    // A raw EXDEV (e.g. a rename across a mount inside the home) is not an escape.
+    assert!(!is_escape(&io::Error::from_raw_os_error(libc::EXDEV)));
+    assert!(!is_escape(&io::Error::from(
+        io::ErrorKind::PermissionDenied
+    )));
+    let (tmp, root) = setup();
+    symlink("/", tmp.path().join("u1/slash")).unwrap();
+    let err = root.stat(&vp("/slash")).unwrap_err();
+    assert!(is_escape(&err));
+    assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+    assert_eq!(err.to_string(), "path escapes the home directory");
+}
+
+#[test]
+fn ensure_home_creates_parents_and_owner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("a/b/user");
+    let owner = rustix::process::geteuid().is_root().then_some((4242, 4343));
+    ensure_home(&home, 0o700, owner).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&home).unwrap();
+    assert!(m.is_dir());
+    assert_eq!(m.mode() & 0o077, 0, "no access for group/others");
+    if let Some((uid, gid)) = owner {
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+        // Only the home itself is chowned, not the parents.
+        assert_ne!(std::fs::metadata(tmp.path().join("a")).unwrap().uid(), uid);
+    }
+    // Idempotent; an existing home is left as it is.
+    std::fs::write(home.join("f"), b"x").unwrap();
+    ensure_home(&home, 0o755, None).unwrap();
+    assert_eq!(std::fs::read(home.join("f")).unwrap(), b"x");
+    assert!(Root::open(&home).is_ok());
+    // A file in the way is an error, not a silent success.
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    assert!(ensure_home(&file, 0o700, None).is_err());
+    assert!(Root::open(&file).is_err());
+}
+
+/// A directory component `d` is swapped between a real dir and a symlink to the outside
+/// (atomically with RENAME_EXCHANGE, so `d` always exists), and a final component `f`
+/// between a file and a symlink to an outside file, while this thread opens, stats and
+/// lists through them: the outside must never be reached.
+#[test]
+fn swapped_symlink_race_never_escapes() {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    let (tmp, root) = setup();
+    let home = tmp.path().join("u1");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(home.join("d")).unwrap();
+    std::fs::write(home.join("d/secret"), b"inside").unwrap();
+    std::fs::write(home.join("d/only-inside"), b"").unwrap();
+    std::fs::write(home.join("f"), b"inside").unwrap();
+    symlink(&outside, home.join("evil")).unwrap();
+    symlink(outside.join("secret"), home.join("evilf")).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let swapper = {
         let (home, stop) = (home.clone(), stop.clone());
         std::thread::spawn(move || {
+            let (d, evil) = (home.join("d"), home.join("evil"));
+            let (f, evilf) = (home.join("f"), home.join("evilf"));
+            let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let _ = std::fs::rename(home.join("d"), home.join("real"));
-                let _ = std::fs::rename(home.join("evil"), home.join("d"));
-                let _ = std::fs::rename(home.join("d"), home.join("evil"));
-                let _ = std::fs::rename(home.join("real"), home.join("d"));
+                renameat_with(CWD, &d, CWD, &evil, RenameFlags::EXCHANGE).unwrap();
+                renameat_with(CWD, &f, CWD, &evilf, RenameFlags::EXCHANGE).unwrap();
+                swaps += 1;
             }
+            swaps
         })
     };
-    let (mut ok, mut refused) = (0, 0);
+    let (mut ok, mut refused) = (0u32, 0u32);
+    let ro = OpenOptions {
+        read: true,
+        ..Default::default()
+    };
     for _ in 0..5000 {
-        match read(&root, "/d/secret") {
-            Ok(data) => {
-                assert_eq!(
-                    data, b"inside",
-                    "read through a swapped symlink escaped the root"
-                );
-                ok += 1;
+        for p in ["/d/secret", "/f"] {
+            match read(&root, p) {
+                Ok(data) => {
+                    assert_eq!(data, b"inside", "{p}: read escaped the root");
+                    ok += 1;
+                }
+                Err(e) => {
+                    // Only refusals (or a retry budget exhausted) — never a wrong file.
+                    assert!(
+                        is_escape(&e) || e.raw_os_error() == Some(libc::EAGAIN),
+                        "{p}: {e}"
+                    );
+                    refused += 1;
+                }
             }
-            Err(_) => refused += 1,
+        }
+        // A write open through the swapped component never touches the outside file.
+        if let Ok(f) = root.open_file(&vp("/d/secret"), &ro) {
+            assert_eq!(f.metadata().unwrap().len(), 6);
+        }
+        if let Ok(entries) = root.read_dir(&vp("/d")) {
+            assert!(entries.iter().any(|e| e.name == b"only-inside"));
         }
     }
     stop.store(true, Ordering::Relaxed);
-    swapper.join().unwrap();
-    assert!(ok + refused == 5000 && ok > 0, "ok={ok} refused={refused}");
+    let swaps = swapper.join().unwrap();
+    assert!(
+        swaps > 0 && ok > 0 && refused > 0,
+        "ok={ok} refused={refused} swaps={swaps}"
+    );
+    assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"outside");
 }

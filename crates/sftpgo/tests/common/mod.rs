@@ -37,6 +37,8 @@ impl TestServer {
             private_key: host_key.display().to_string(),
         }];
         config.data_provider.name = "sftpgo.db".into();
+        // The API is off unless a test asks for it (Tuning::http_port).
+        config.httpd.bind_port = 0;
         configure(&mut config);
         let running = sftpgo::service::start(&config, dir.path(), tuning)
             .await

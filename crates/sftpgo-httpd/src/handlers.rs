@@ -1,0 +1,247 @@
+//! One small function per endpoint.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sftpgo_provider::{ProviderError, SortOrder, User, UserQuery};
+
+use crate::error::ApiResponse;
+use crate::{AppState, VersionInfo};
+
+type ApiResult<T> = Result<T, ApiResponse>;
+
+/// Users as the API shows them: never the password or its hash.
+fn user_json(user: &User) -> Value {
+    serde_json::to_value(user.without_secrets()).unwrap_or(Value::Null)
+}
+
+fn parse_body(body: &Bytes) -> ApiResult<Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiResponse::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn user_from(value: Value) -> ApiResult<User> {
+    serde_json::from_value(value)
+        .map_err(|e| ApiResponse::bad_request(format!("invalid user: {e}")))
+}
+
+fn parse_id(id: &str) -> ApiResult<i64> {
+    id.parse()
+        .map_err(|_| ApiResponse::bad_request("Invalid userID"))
+}
+
+pub async fn version(State(s): State<AppState>) -> Json<VersionInfo> {
+    Json(s.version)
+}
+
+pub async fn list_users(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let number = |key: &str, default: u32| -> ApiResult<u32> {
+        match q.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u32>()
+                .map_err(|_| ApiResponse::bad_request(format!("Invalid {key}"))),
+        }
+    };
+    let limit = number("limit", 100)?;
+    if limit == 0 {
+        return Err(ApiResponse::bad_request("Invalid limit"));
+    }
+    let order = match q.get("order").map(String::as_str) {
+        None | Some("ASC") => SortOrder::Asc,
+        Some("DESC") => SortOrder::Desc,
+        Some(_) => return Err(ApiResponse::bad_request("Invalid order")),
+    };
+    let query = UserQuery {
+        // 0.9 clamps larger limits rather than refusing them.
+        limit: limit.min(sftpgo_provider::MAX_LIST_LIMIT),
+        offset: number("offset", 0)?,
+        order,
+        username: q.get("username").cloned().filter(|u| !u.is_empty()),
+    };
+    let users = s.core.provider().list_users(&query).await?;
+    Ok(Json(Value::Array(users.iter().map(user_json).collect())))
+}
+
+pub async fn add_user(State(s): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
+    let user = user_from(parse_body(&body)?)?;
+    let stored = s.core.provider().add_user(user).await?;
+    Ok(Json(user_json(&stored)))
+}
+
+pub async fn get_user(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let user = s.core.provider().user_by_id(parse_id(&id)?).await?;
+    Ok(Json(user_json(&user)))
+}
+
+/// PUT merges the body onto the stored user: omitted fields keep their values (omitting
+/// `password` keeps it), `"password": ""` clears it.
+pub async fn update_user(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<ApiResponse> {
+    let id = parse_id(&id)?;
+    let Value::Object(changes) = parse_body(&body)? else {
+        return Err(ApiResponse::bad_request("the body must be a JSON object"));
+    };
+    if let Some(body_id) = changes.get("id")
+        && body_id.as_i64() != Some(id)
+    {
+        return Err(ApiResponse::new(
+            StatusCode::BAD_REQUEST,
+            "",
+            "user ID in request body does not match user ID in path parameter",
+        ));
+    }
+    let stored = s.core.provider().user_by_id(id).await?;
+    let mut merged = serde_json::to_value(&stored).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut merged {
+        for (k, v) in changes {
+            let cleared = k == "password" && v.as_str() == Some("");
+            m.insert(k, if cleared { Value::Null } else { v });
+        }
+    }
+    let mut user = user_from(merged)?;
+    user.id = id;
+    s.core.provider().update_user(user).await?;
+    Ok(ApiResponse::ok("User updated"))
+}
+
+pub async fn delete_user(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiResponse> {
+    s.core.provider().delete_user(parse_id(&id)?).await?;
+    Ok(ApiResponse::ok("User deleted"))
+}
+
+pub async fn list_scans(State(s): State<AppState>) -> Json<Value> {
+    let scans = s.scans.lock().unwrap_or_else(|e| e.into_inner());
+    let mut list: Vec<Value> = scans
+        .iter()
+        .map(|(u, t)| json!({"username": u, "start_time": t}))
+        .collect();
+    list.sort_by(|a, b| a["username"].as_str().cmp(&b["username"].as_str()));
+    Json(Value::Array(list))
+}
+
+/// Starts a background quota scan of the user's home dir; the totals replace the stored
+/// used quota.
+pub async fn start_scan(
+    State(s): State<AppState>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, ApiResponse)> {
+    let body = parse_body(&body)?;
+    let Some(username) = body.get("username").and_then(Value::as_str) else {
+        return Err(ApiResponse::bad_request("username is required"));
+    };
+    let user = match s.core.provider().user_by_username(username).await {
+        Ok(u) => u,
+        Err(ProviderError::NotFound(e)) => {
+            return Err(ApiResponse::new(StatusCode::NOT_FOUND, e, ""));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    {
+        let mut scans = s.scans.lock().unwrap_or_else(|e| e.into_inner());
+        if scans.contains_key(&user.username) {
+            return Err(ApiResponse::new(
+                StatusCode::CONFLICT,
+                "",
+                "Another scan is already in progress",
+            ));
+        }
+        scans.insert(user.username.clone(), sftpgo_core::now_ms());
+    }
+    tokio::spawn(run_scan(s.clone(), user));
+    Ok((
+        StatusCode::CREATED,
+        ApiResponse::new(StatusCode::CREATED, "", "Scan started"),
+    ))
+}
+
+async fn run_scan(s: AppState, user: User) {
+    let home = PathBuf::from(&user.home_dir);
+    let result = tokio::task::spawn_blocking(move || sftpgo_core::quota::scan(&home)).await;
+    match result {
+        Ok(Ok((size, files))) => match s
+            .core
+            .provider()
+            .reset_quota(&user.username, size, files)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(sender = "httpd", username = %user.username, size, files, "quota scan done")
+            }
+            Err(e) => {
+                tracing::warn!(sender = "httpd", username = %user.username, error = %e, "cannot store quota scan")
+            }
+        },
+        Ok(Err(e)) => {
+            tracing::warn!(sender = "httpd", username = %user.username, error = %e, "quota scan failed")
+        }
+        Err(e) => {
+            tracing::warn!(sender = "httpd", username = %user.username, error = %e, "quota scan aborted")
+        }
+    }
+    s.scans
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&user.username);
+}
+
+pub async fn list_connections(State(s): State<AppState>) -> Json<Value> {
+    let list = s
+        .core
+        .registry()
+        .list()
+        .into_iter()
+        .map(|c| {
+            json!({
+                "username": c.username,
+                "connection_id": c.connection_id,
+                "client_version": c.client_version,
+                "remote_address": c.remote_address,
+                "connection_time": c.connection_time,
+                "last_activity": c.last_activity,
+                "protocol": c.protocol,
+                "active_transfers": c.active_transfers.iter().map(|t| json!({
+                    "operation_type": t.operation_type,
+                    "path": t.path,
+                    "start_time": t.start_time,
+                    "size": t.size,
+                    "last_activity": t.last_activity,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(Value::Array(list))
+}
+
+pub async fn close_connection(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiResponse> {
+    if s.core.registry().close(&id) {
+        Ok(ApiResponse::ok("Connection closed"))
+    } else {
+        Err(ApiResponse::new(StatusCode::NOT_FOUND, "", "Not Found"))
+    }
+}
+
+pub async fn not_found() -> ApiResponse {
+    ApiResponse::new(StatusCode::NOT_FOUND, "", "Not Found")
+}
+
+pub async fn method_not_allowed() -> ApiResponse {
+    ApiResponse::new(StatusCode::METHOD_NOT_ALLOWED, "", "Method not allowed")
+}

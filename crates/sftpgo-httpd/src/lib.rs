@@ -1,0 +1,154 @@
+//! The REST API, `/api/v1`, wire-compatible with SFTPGo 0.9 (with its defects fixed:
+//! duplicate usernames are 409, read-only providers 403 for every mutation).
+//!
+//! Handlers only translate HTTP to calls on the shared layer ([`sftpgo_core::Core`]) and
+//! back; the access log and error shape are applied once, for every route.
+
+mod error;
+mod handlers;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use sftpgo_core::Core;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiResponse;
+
+/// Version information reported by `GET /api/v1/version`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionInfo {
+    pub version: String,
+    pub build_date: String,
+    pub commit_hash: String,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    core: Core,
+    version: VersionInfo,
+    /// Quota scans running now: username → start time (ms).
+    scans: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+/// The API's routes over `core`.
+pub fn router(core: Core, version: VersionInfo) -> Router {
+    let state = AppState {
+        core,
+        version,
+        scans: Arc::default(),
+    };
+    Router::new()
+        .route("/api/v1/version", get(handlers::version))
+        .route(
+            "/api/v1/user",
+            get(handlers::list_users).post(handlers::add_user),
+        )
+        .route(
+            "/api/v1/user/{id}",
+            get(handlers::get_user)
+                .put(handlers::update_user)
+                .delete(handlers::delete_user),
+        )
+        .route(
+            "/api/v1/quota_scan",
+            get(handlers::list_scans).post(handlers::start_scan),
+        )
+        .route("/api/v1/connection", get(handlers::list_connections))
+        .route(
+            "/api/v1/connection/{id}",
+            axum::routing::delete(handlers::close_connection),
+        )
+        // The seed's original paths.
+        .route("/api/v1/sftp_connection", get(handlers::list_connections))
+        .route(
+            "/api/v1/sftp_connection/{id}",
+            axum::routing::delete(handlers::close_connection),
+        )
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+}
+
+/// One JSON access-log line per request (SFTPGo 0.9's fields), with a request id taken
+/// from `X-Request-Id` or made up, echoed in the response.
+async fn access_log(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+    let method = request.method().to_string();
+    let proto = format!("{:?}", request.version());
+    let host = request
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let uri = format!("http://{host}{}", request.uri());
+    let user_agent = request
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut response = next.run(request).await;
+    if let Ok(v) = request_id.parse() {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    let resp_size = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    tracing::info!(
+        sender = "httpd",
+        remote_addr = %remote,
+        proto = %proto,
+        method = %method,
+        user_agent = %user_agent,
+        uri = %uri,
+        resp_status = response.status().as_u16(),
+        resp_size,
+        elapsed_ms = start.elapsed().as_millis() as u64,
+        request_id = %request_id,
+        "request"
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests;
