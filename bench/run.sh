@@ -1,24 +1,65 @@
 #!/usr/bin/env bash
-# Side-by-side throughput of sftpgo (release build) and OpenSSH's sshd with internal-sftp,
-# on loopback, same data dir, same OpenSSH `sftp` client. Prints one line per figure:
+# Side-by-side benchmark of sftpgo (release build) and OpenSSH's sshd with internal-sftp,
+# on loopback, same data dir, OpenSSH `sftp` client (plus asyncssh via bench/sessions.py
+# for held sessions and time to first byte). Prints one line per figure:
 #   <figure> ours=<x> openssh=<y> ratio=<x/y>
+# then the Markdown tables (ratio is always ours/OpenSSH; see the "better" column).
 # Usage: bench/run.sh [size_mib] [repetitions]   (defaults: 1024 MiB, 3 repetitions)
-# Needs: openssh-server (sshd), python3. Run as root (sshd needs it).
+# Needs: openssh-server (sshd), python3 (asyncssh is pip-installed if missing). Run as root.
+# Environment knobs (defaults keep a run around 5 minutes on 2 cores, after the build):
+#   CIPHERS        single-stream ciphers       ("aes128-gcm@openssh.com chacha20-poly1305@openssh.com aes128-ctr")
+#   PAR_SESSIONS   parallel session counts     ("8 32"; each session moves PAR_MIB, aes128-gcm)
+#   PAR_MIB        MiB per parallel session    (32)
+#   SMALL_FILES    files in the put -r/ls -l/get -r tree (2000), SMALL_KIB size each (4)
+#   LOGINS         sequential connect+auth+ls+disconnect runs (200)
+#   IDLE_SESSIONS  concurrent idle authenticated SFTP sessions for the memory figure (1000)
+#   TTFB_RUNS      fresh-connection 1-byte downloads, median reported (20)
+#   SKIP_SINGLE=1  skip the single-stream table; BUILD=0 skips `cargo build`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB=${1:-1024}
 REPS=${2:-3}
 CIPHERS=${CIPHERS:-"aes128-gcm@openssh.com chacha20-poly1305@openssh.com aes128-ctr"}
+PAR_SESSIONS=${PAR_SESSIONS:-"8 32"}
+PAR_MIB=${PAR_MIB:-32}
+SMALL_FILES=${SMALL_FILES:-2000}
+SMALL_KIB=${SMALL_KIB:-4}
+LOGINS=${LOGINS:-200}
+IDLE_SESSIONS=${IDLE_SESSIONS:-1000}
+TTFB_RUNS=${TTFB_RUNS:-20}
+BENCH_DIR=$PWD/bench
 
 command -v /usr/sbin/sshd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
-cargo build --release --bin sftpgo -q
+python3 -c 'import asyncssh' 2>/dev/null || python3 -m pip install -q asyncssh
+[ "${BUILD:-1}" = 0 ] || cargo build --release --bin sftpgo -q
 BIN=$PWD/target/release/sftpgo
+ulimit -n "$(ulimit -Hn)"   # inherited by both servers and all clients
 
 WORK=$(mktemp -d /var/tmp/sftpgo-bench.XXXXXX)
-trap 'kill $OURS_PID $SSHD_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+[ -n "$WORK" ] && [ -d "$WORK" ] || exit 1
+OURS_PID=; SSHD_PID=; BG_PIDS=
+tree_pids() { # $1 and all its descendants
+  ps -e -o pid=,ppid= | awk -v r="$1" '{p[$1]=$2} END {for (x in p) {y=x; while (y!=r && (y in p) && y>1) y=p[y]; if (y==r) print x}}'
+}
+cleanup() {
+  set +e
+  touch "$WORK/stop"
+  for p in $BG_PIDS; do kill "$p" 2>/dev/null; done
+  local kids=; [ -n "$SSHD_PID" ] && kids=$(tree_pids "$SSHD_PID")
+  for p in $OURS_PID $kids; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+trap 'echo "run.sh: line $LINENO: $BASH_COMMAND failed (rc=$?)" >&2' ERR
 mkdir -p "$WORK/data" "$WORK/ours" "$WORK/sshd" /run/sshd
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/client"
 dd if=/dev/urandom of="$WORK/src.bin" bs=1M count="$SIZE_MIB" status=none
+dd if=/dev/urandom of="$WORK/par.bin" bs=1M count="$PAR_MIB" status=none
+mkdir "$WORK/small"
+for i in $(seq "$SMALL_FILES"); do head -c $((SMALL_KIB * 1024)) "$WORK/par.bin" > "$WORK/small/f$i"; done
+for d in ours openssh; do mkdir "$WORK/data/login_$d"; echo -n x > "$WORK/data/one_$d.bin"; done
 
 # Our server: SQLite user pointing at the shared data dir.
 python3 - "$WORK" <<'PY'
@@ -52,6 +93,8 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
+MaxStartups 2000:30:2000
+MaxSessions 10
 Subsystem sftp internal-sftp -d $WORK/data
 PidFile $WORK/sshd/pid
 CONF
@@ -62,27 +105,78 @@ sleep 1
 cpu_of() { # utime+stime+cutime+cstime in seconds
   awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15+$16+$17)/hz}' "/proc/$1/stat"
 }
-sftp_run() { # server cipher batch
-  local port user
-  if [ "$1" = ours ]; then port=$OURS_PORT; user=bench; else port=$SSHD_PORT; user=root; fi
-  sftp -q -b "$3" -P "$port" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+port_of() { if [ "$1" = ours ]; then echo $OURS_PORT; else echo $SSHD_PORT; fi; }
+user_of() { if [ "$1" = ours ]; then echo bench; else echo root; fi; }
+pid_of() { if [ "$1" = ours ]; then echo $OURS_PID; else echo $SSHD_PID; fi; }
+sftp_run() { # server cipher batch [stdout]
+  sftp -q -b "$3" -P "$(port_of "$1")" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
     -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Ciphers="$2" -o MACs=hmac-sha2-256-etm@openssh.com \
-    "$user@127.0.0.1" >/dev/null
+    "$(user_of "$1")@127.0.0.1" >"${4:-/dev/null}"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+now() { date +%s.%N; }
+FIGS="$WORK/figs.txt"; : > "$FIGS"
+fig() { # table name unit better ours openssh
+  local ratio; ratio=$(echo "$5 / $6" | bc -l)
+  printf '%s ours=%.4g openssh=%.4g ratio=%.2f\n' "$2" "$5" "$6" "$ratio"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$ratio" >> "$FIGS"
+}
+GCM=aes128-gcm@openssh.com
 
+# 4. Idle sessions: memory. Run first, on fresh servers, so allocator reuse of memory freed by
+# earlier tests does not hide per-session cost. Ours: PSS delta of the single process (RSS
+# delta on stderr). OpenSSH: PSS sum of the listener and all its descendants (it forks a
+# privileged monitor and an unprivileged child per connection).
+pss_kb() { for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '/^Pss:/ {s+=$2} END {print s+0}'; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+mem_kb() { # server -> "pss_kb rss_kb nprocs"
+  if [ "$1" = ours ]; then echo "$(pss_kb $OURS_PID) $(rss_kb $OURS_PID) 1"
+  else local ps; ps=$(tree_pids $SSHD_PID); echo "$(pss_kb $ps) - $(echo "$ps" | wc -l)"; fi
+}
+declare -A MEM
+echo "ls" > "$WORK/ls.batch"
+for server in ours openssh; do
+  sftp_run $server $GCM "$WORK/ls.batch"   # warm-up login
+  sleep 1; read -r p0 r0 n0 <<< "$(mem_kb $server)"
+  rm -f "$WORK/stop"
+  python3 "$BENCH_DIR/sessions.py" hold "$(port_of $server)" "$(user_of $server)" "$WORK/client" \
+    "$IDLE_SESSIONS" "$WORK/stop" > "$WORK/hold.out" 2> "$WORK/hold.err" &
+  hp=$!; BG_PIDS="$BG_PIDS $hp"; t0=$(now)
+  until grep -q ready "$WORK/hold.out" 2>/dev/null; do
+    kill -0 $hp 2>/dev/null || { echo "session holder died:" >&2; cat "$WORK/hold.err" >&2; exit 1; }; sleep 0.2
+  done
+  t1=$(now)
+  read -r _ ok bad < "$WORK/hold.out"
+  [ "$bad" = 0 ] || echo "WARNING: $server: $bad of $IDLE_SESSIONS sessions failed" >&2
+  sleep 2; read -r p1 r1 n1 <<< "$(mem_kb $server)"
+  MEM[$server.total]=$(echo "($p1 - $p0) / 1024" | bc -l)
+  MEM[$server.per]=$(echo "($p1 - $p0) / $ok" | bc -l)
+  MEM[$server.setup]=$(echo "$ok / ($t1 - $t0)" | bc -l)
+  [ $server = ours ] && MEM[ours.rss]=$(echo "($r1 - $r0) / 1024" | bc -l)
+  echo "# $server: $ok sessions held (failed $bad), PSS ${p0}->${p1} kB, processes $n0->$n1" >&2
+  touch "$WORK/stop"; wait $hp || { echo "session holder exited with $?:" >&2; cat "$WORK/hold.err" >&2; }; BG_PIDS=
+  sleep 1
+done
+fig other "memory for $IDLE_SESSIONS idle SFTP sessions, MiB (PSS delta)" MiB lower "${MEM[ours.total]}" "${MEM[openssh.total]}"
+fig other "memory per idle SFTP session, KiB (PSS delta)" KiB lower "${MEM[ours.per]}" "${MEM[openssh.per]}"
+fig other "setup rate of those sessions (asyncssh, 50 handshakes in flight), sessions/s" 1/s higher "${MEM[ours.setup]}" "${MEM[openssh.setup]}"
+printf '# ours RSS delta: %.1f MiB\n' "${MEM[ours.rss]}" >&2
+
+# Single stream: SIZE_MIB per transfer, REPS repetitions, median.
 RESULTS="$WORK/results.txt"; : > "$RESULTS"
-echo "put $WORK/src.bin /up.bin" > "$WORK/up.batch"
-echo "get /up.bin /dev/null" > "$WORK/down.batch"
+# Remote paths are relative: internal-sftp -d only sets the start directory (no chroot).
+echo "put $WORK/src.bin up.bin" > "$WORK/up.batch"
+echo "get up.bin /dev/null" > "$WORK/down.batch"
+[ "${SKIP_SINGLE:-0}" = 1 ] && CIPHERS=
 for cipher in $CIPHERS; do
   for dir in up down; do
     for server in ours openssh; do
-      pid=$OURS_PID; [ $server = openssh ] && pid=$SSHD_PID
+      pid=$(pid_of $server)
       rates=(); cpus=()
       for _ in $(seq "$REPS"); do
-        c0=$(cpu_of $pid); t0=$(date +%s.%N)
+        c0=$(cpu_of $pid); t0=$(now)
         sftp_run $server "$cipher" "$WORK/$dir.batch"
-        t1=$(date +%s.%N); c1=$(cpu_of $pid)
+        t1=$(now); c1=$(cpu_of $pid)
         rates+=("$(echo "$SIZE_MIB * 1.048576 / ($t1 - $t0)" | bc -l)")
         cpus+=("$(echo "($c1 - $c0) * 1024 / $SIZE_MIB" | bc -l)")
       done
@@ -90,9 +184,89 @@ for cipher in $CIPHERS; do
       lo=$(printf '%s\n' "${rates[@]}" | sort -g | head -1); hi=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
       echo "$cipher $dir $server $r $c $lo $hi" >> "$RESULTS"
     done
+    awk -v c="$cipher" -v d="$dir" '$1==c && $2==d {v[$3]=$4} END {printf "single %s %s MB/s ours=%.0f openssh=%.0f ratio=%.2f\n", c, d, v["ours"], v["openssh"], v["ours"]/v["openssh"]}' "$RESULTS"
   done
 done
-echo "| cipher | dir | ours MB/s (min-max) | OpenSSH MB/s (min-max) | ratio | ours CPU s/GiB | OpenSSH CPU s/GiB |"
-echo "|---|---|---|---|---|---|---|"
-awk '{k=$1" "$2; if ($3=="ours") {o[k]=$4; oc[k]=$5; ol[k]=$6; oh[k]=$7} else {s[k]=$4; sc[k]=$5; sl[k]=$6; sh[k]=$7; keys[++n]=k}}
-  END {for (i=1;i<=n;i++) {k=keys[i]; split(k,p," "); printf "| %s | %s | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2f | %.2f | %.2f |\n", p[1], p[2], o[k], ol[k], oh[k], s[k], sl[k], sh[k], o[k]/s[k], oc[k], sc[k]}}' "$RESULTS"
+[ -z "$CIPHERS" ] || [ -f "$WORK/data/up.bin" ] || { echo "up.bin not in $WORK/data" >&2; exit 1; }
+rm -f "$WORK/data/up.bin"
+
+# 1. Parallel sessions: N concurrent sftp processes each put their own PAR_MIB file (all
+# started together, wall clock until the last exits), then N concurrent gets of those files.
+declare -A PAR
+for n in $PAR_SESSIONS; do
+  for dir in up down; do
+    for server in ours openssh; do
+      for i in $(seq "$n"); do
+        if [ $dir = up ]; then echo "put $WORK/par.bin par_${server}_$i.bin"; else echo "get par_${server}_$i.bin /dev/null"; fi > "$WORK/par_$i.batch"
+      done
+      pids=(); t0=$(now)
+      for i in $(seq "$n"); do sftp_run $server $GCM "$WORK/par_$i.batch" & pids+=($!); done
+      BG_PIDS="${pids[*]}"
+      for p in "${pids[@]}"; do wait "$p"; done
+      t1=$(now); BG_PIDS=
+      PAR[$server]=$(echo "$n * $PAR_MIB * 1.048576 / ($t1 - $t0)" | bc -l)
+    done
+    fig par "$n sessions $dir, aggregate MB/s" MB/s higher "${PAR[ours]}" "${PAR[openssh]}"
+  done
+  [ "$(ls "$WORK"/data/par_*.bin | wc -l)" = $((2 * n)) ] || { echo "parallel files missing" >&2; exit 1; }
+  rm -f "$WORK"/data/par_*.bin
+done
+
+# 2. Many small files: one sftp batch each for put -r, ls -l, get -r.
+declare -A SM
+for server in ours openssh; do
+  echo "put -r $WORK/small small_$server" > "$WORK/sm_put.batch"
+  echo "ls -l small_$server" > "$WORK/sm_ls.batch"
+  echo "get -r small_$server $WORK/back_$server" > "$WORK/sm_get.batch"
+  for op in put ls get; do
+    t0=$(now); sftp_run $server $GCM "$WORK/sm_$op.batch" "$WORK/sm_$op.out"; t1=$(now)
+    SM[$server.$op]=$(echo "$t1 - $t0" | bc -l)
+  done
+  got=$(find "$WORK/back_$server" -type f | wc -l); listed=$(grep -c '[ /]f[0-9]*$' "$WORK/sm_ls.out" || true)
+  [ "$got" = "$SMALL_FILES" ] && [ "$listed" = "$SMALL_FILES" ] || echo "WARNING: $server small files: got $got, listed $listed" >&2
+  rm -rf "$WORK/back_$server" "$WORK/data/small_$server"
+done
+fig other "$SMALL_FILES x $SMALL_KIB KiB put -r, s" s lower "${SM[ours.put]}" "${SM[openssh.put]}"
+fig other "$SMALL_FILES x $SMALL_KIB KiB ls -l, s" s lower "${SM[ours.ls]}" "${SM[openssh.ls]}"
+fig other "$SMALL_FILES x $SMALL_KIB KiB get -r, s" s lower "${SM[ours.get]}" "${SM[openssh.get]}"
+
+# 3. Sequential logins: new sftp process, connect + public key auth + ls + disconnect.
+declare -A LG
+for server in ours openssh; do
+  echo "ls login_$server" > "$WORK/login.batch"
+  t0=$(now)
+  for _ in $(seq "$LOGINS"); do sftp_run $server $GCM "$WORK/login.batch"; done
+  t1=$(now)
+  LG[$server]=$(echo "$LOGINS / ($t1 - $t0)" | bc -l)
+done
+fig other "$LOGINS sequential sftp connect+auth+ls+disconnect, logins/s" 1/s higher "${LG[ours]}" "${LG[openssh]}"
+
+# 5. Time to first byte of a 1-byte file on a fresh connection, median of TTFB_RUNS:
+# asyncssh in-process (connect() until the byte is returned) and the OpenSSH sftp client
+# (whole process wall time: exec, connect, auth, get, disconnect).
+declare -A TT
+for server in ours openssh; do
+  read -r TT[$server.py] _ _ <<< "$(python3 "$BENCH_DIR/sessions.py" ttfb "$(port_of $server)" "$(user_of $server)" "$WORK/client" "$TTFB_RUNS" "one_$server.bin")"
+  echo "get one_$server.bin /dev/null" > "$WORK/one.batch"
+  ts=()
+  for _ in $(seq "$TTFB_RUNS"); do t0=$(now); sftp_run $server $GCM "$WORK/one.batch"; t1=$(now); ts+=("$(echo "($t1 - $t0) * 1000" | bc -l)"); done
+  TT[$server.cli]=$(printf '%s\n' "${ts[@]}" | median)
+done
+fig other "time to first byte, 1-byte get on a fresh connection (asyncssh), median ms" ms lower "${TT[ours.py]}" "${TT[openssh.py]}"
+fig other "1-byte get, whole sftp client process on a fresh connection, median ms" ms lower "${TT[ours.cli]}" "${TT[openssh.cli]}"
+
+echo
+if [ -s "$RESULTS" ]; then
+  echo "| cipher | dir | ours MB/s (min-max) | OpenSSH MB/s (min-max) | ratio | ours CPU s/GiB | OpenSSH CPU s/GiB |"
+  echo "|---|---|---|---|---|---|---|"
+  awk '{k=$1" "$2; if ($3=="ours") {o[k]=$4; oc[k]=$5; ol[k]=$6; oh[k]=$7} else {s[k]=$4; sc[k]=$5; sl[k]=$6; sh[k]=$7; keys[++n]=k}}
+    END {for (i=1;i<=n;i++) {k=keys[i]; split(k,p," "); printf "| %s | %s | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2f | %.2f | %.2f |\n", p[1], p[2], o[k], ol[k], oh[k], s[k], sl[k], sh[k], o[k]/s[k], oc[k], sc[k]}}' "$RESULTS"
+  echo
+fi
+echo "| parallel sessions ($PAR_MIB MiB each, aes128-gcm) | ours | OpenSSH | ratio |"
+echo "|---|---|---|---|"
+awk -F'\t' '$1=="par" {printf "| %s | %.0f | %.0f | %.2f |\n", $2, $5, $6, $7}' "$FIGS"
+echo
+echo "| figure | ours | OpenSSH | ratio ours/OpenSSH | better |"
+echo "|---|---|---|---|---|"
+awk -F'\t' '$1=="other" {printf "| %s | %.3g | %.3g | %.2f | %s |\n", $2, $5, $6, $7, $4}' "$FIGS"
