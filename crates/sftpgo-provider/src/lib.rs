@@ -4,10 +4,14 @@
 //! Rules about users (validation, hashing on store, `manage_users`) live in
 //! [`DataProvider`]; backends ([`Backend`]) only store and fetch.
 
+pub mod bolt;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
+pub mod mysql;
 pub mod password;
+pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 mod user;
 

@@ -99,8 +99,28 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
             )
         }
         "memory" => Arc::new(sftpgo_provider::memory::MemoryBackend::new()),
+        "postgresql" => Arc::new(
+            sftpgo_provider::postgres::PostgresBackend::connect(&server_settings(dp))
+                .await
+                .context("cannot open the postgresql data provider")?,
+        ),
+        "mysql" => Arc::new(
+            sftpgo_provider::mysql::MySqlBackend::connect(&server_settings(dp))
+                .await
+                .context("cannot open the mysql data provider")?,
+        ),
+        "bolt" => {
+            let path = resolve(config_dir, &dp.name);
+            Arc::new(
+                sftpgo_provider::bolt::BoltBackend::open(&path)
+                    .await
+                    .with_context(|| {
+                        format!("cannot open the bolt data provider {}", path.display())
+                    })?,
+            )
+        }
         other => bail!(
-            "data provider driver {other:?} is not available in this build (supported: sqlite, memory)"
+            "unknown data provider driver {other:?} (supported: sqlite, postgresql, mysql, bolt, memory)"
         ),
     };
     let track_quota = match dp.track_quota {
@@ -113,6 +133,22 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
         dp.manage_users != 0,
         track_quota,
     ))
+}
+
+/// The `data_provider` keys a database server backend needs; pool size and timeouts keep
+/// their defaults.
+fn server_settings(dp: &sftpgo_config::DataProviderConfig) -> sftpgo_provider::sql::ServerSettings {
+    sftpgo_provider::sql::ServerSettings {
+        host: dp.host.clone(),
+        port: dp.port,
+        name: dp.name.clone(),
+        username: dp.username.clone(),
+        password: dp.password.clone(),
+        sslmode: dp.sslmode,
+        connection_string: dp.connection_string.clone(),
+        users_table: dp.users_table.clone(),
+        ..Default::default()
+    }
 }
 
 fn resolve(config_dir: &Path, p: &str) -> PathBuf {
