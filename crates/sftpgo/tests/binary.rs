@@ -10,6 +10,31 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Kills the server if the test fails before stopping it, so no process outlives a test.
+struct KillOnDrop(Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn sftpgo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sftpgo"))
 }
@@ -140,6 +165,7 @@ async fn serves_an_sftpgo_09_database_and_logs_logins() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = KillOnDrop(child);
     let port = wait_for_port(&log, &mut child);
     // Default host keys were generated, private, in the config dir.
     for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
