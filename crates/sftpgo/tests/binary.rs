@@ -153,7 +153,7 @@ async fn serves_an_sftpgo_09_database_and_logs_logins() {
         .unwrap();
     }
     let log = dir.path().join("sftpgo.log");
-    let mut child = sftpgo()
+    let child = sftpgo()
         .args(["serve", "-c"])
         .arg(dir.path())
         .arg("-l")
