@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Start the SFTP server.
     Serve(ServeArgs),
+    /// Create or upgrade the data provider's schema, then exit (for deploy pipelines).
+    Initprovider(ServeArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -103,7 +105,21 @@ mod tests {
         v.extend_from_slice(args);
         match Cli::try_parse_from(v).unwrap().command {
             Some(Command::Serve(s)) => s,
-            None => panic!("no command"),
+            other => panic!("expected serve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn initprovider_takes_the_config_flags() {
+        match Cli::try_parse_from(["sftpgo", "initprovider", "-c", "/etc/sftpgo", "-f", "conf"])
+            .unwrap()
+            .command
+        {
+            Some(Command::Initprovider(a)) => {
+                assert_eq!(a.config_dir, PathBuf::from("/etc/sftpgo"));
+                assert_eq!(a.config_file, "conf");
+            }
+            other => panic!("expected initprovider, got {other:?}"),
         }
     }
 

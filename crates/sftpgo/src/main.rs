@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         println!("{}", sftpgo::version::version_line());
         return ExitCode::SUCCESS;
     }
-    let Some(Command::Serve(args)) = cli.command else {
+    let Some(command) = cli.command else {
         use clap::CommandFactory;
         let _ = Cli::command().print_help();
         return ExitCode::from(2);
@@ -24,7 +24,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(sftpgo::service::run(args)) {
+    let result = match command {
+        Command::Serve(args) => runtime.block_on(sftpgo::service::run(args)),
+        Command::Initprovider(args) => runtime.block_on(sftpgo::service::init_provider(args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");

@@ -186,6 +186,7 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
         );
     }
     let core = Core::new(provider, settings);
+    warn_if_quota_unenforceable(&core).await;
     tokio::spawn(remove_stale_uploads(core.clone()));
 
     let key_paths: Vec<PathBuf> = sftpd
@@ -231,6 +232,26 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
         tracker,
         grace: tuning.shutdown_grace,
     })
+}
+
+/// With `track_quota: 0` quota limits cannot be enforced: say so if some user has them.
+async fn warn_if_quota_unenforceable(core: &Core) {
+    if core.provider().track_quota() != TrackQuota::Off {
+        return;
+    }
+    let query = sftpgo_provider::UserQuery {
+        limit: 500,
+        ..Default::default()
+    };
+    if let Ok(users) = core.provider().list_users(&query).await
+        && let Some(u) = users.iter().find(|u| u.has_quota_limits())
+    {
+        tracing::warn!(
+            sender = "service",
+            username = %u.username,
+            "track_quota is 0: quota limits set on users (such as this one) are not enforced"
+        );
+    }
 }
 
 /// Starts the REST API unless its port is 0.
@@ -315,9 +336,8 @@ async fn bind(address: &str, port: u16) -> Result<TcpListener> {
         .with_context(|| format!("cannot listen on {address}:{port}"))
 }
 
-/// `sftpgo serve`: runs until SIGTERM or SIGINT.
-pub async fn run(args: ServeArgs) -> Result<()> {
-    let _log_guard = crate::logging::init(&args.log)?;
+/// Loads the configuration named by the CLI flags, logging where it came from.
+fn load_config(args: &ServeArgs) -> Result<Config> {
     let loaded = sftpgo_config::load(&args.config_dir, &args.config_file).map_err(|e| {
         tracing::error!(sender = "config", error = %e, "invalid configuration");
         anyhow::anyhow!(e)
@@ -331,7 +351,40 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "no configuration file found, using built-in defaults"
         ),
     }
-    let config = loaded.config;
+    Ok(loaded.config)
+}
+
+/// `sftpgo initprovider`: opens the configured provider, which creates or upgrades its
+/// schema, then exits.
+pub async fn init_provider(args: ServeArgs) -> Result<()> {
+    let _log_guard = crate::logging::init(&args.log)?;
+    let config = load_config(&args)?;
+    let provider = open_provider(&config, &args.config_dir)
+        .await
+        .inspect_err(|e| {
+            tracing::error!(
+                sender = "service",
+                error = format!("{e:#}"),
+                "cannot initialize the data provider"
+            );
+        })?;
+    provider
+        .ping()
+        .await
+        .context("the data provider does not answer")?;
+    tracing::info!(
+        sender = "service",
+        driver = provider.driver(),
+        "data provider initialized"
+    );
+    println!("Data provider initialized ({})", provider.driver());
+    Ok(())
+}
+
+/// `sftpgo serve`: runs until SIGTERM or SIGINT.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let _log_guard = crate::logging::init(&args.log)?;
+    let config = load_config(&args)?;
     let umask = u32::from_str_radix(&config.sftpd.umask, 8).unwrap_or(0o022);
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(umask));
     let running = start(&config, &args.config_dir, Tuning::default())
