@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -54,9 +54,8 @@ struct Inner {
     state: Arc<ConnectionState>,
     stats: Arc<TransferStats>,
     started: Instant,
-    /// Set when an I/O error happened: the transfer then ends as failed.
-    failed: AtomicBool,
-    /// The first error, for the transfer log.
+    /// The first error; set means the transfer ends as failed (an atomic upload is
+    /// discarded), and its text goes to the transfer log.
     failure: std::sync::OnceLock<String>,
     /// Set once the transfer has been closed and logged.
     finished: Mutex<bool>,
@@ -144,7 +143,6 @@ impl Transfer {
                 state,
                 stats,
                 started: Instant::now(),
-                failed: AtomicBool::new(false),
                 failure: std::sync::OnceLock::new(),
                 finished: Mutex::new(false),
                 atomic,
@@ -261,7 +259,6 @@ impl Transfer {
 
     /// Marks the transfer failed; the first cause goes to the transfer log.
     fn fail(&self, cause: String) {
-        self.inner.failed.store(true, Ordering::Relaxed);
         let _ = self.inner.failure.set(cause);
     }
 
@@ -367,7 +364,7 @@ impl Transfer {
             }
             *finished = true;
         }
-        let ok = completed && !self.inner.failed.load(Ordering::Relaxed);
+        let ok = completed && self.inner.failure.get().is_none();
         let atomic = self.inner.atomic.as_ref().map(|(root, upload)| {
             (
                 root.clone(),

@@ -89,7 +89,7 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
     let dp = &config.data_provider;
     let backend: Arc<dyn Backend> = match dp.driver.as_str() {
         "sqlite" => {
-            let path = resolve(config_dir, &dp.name);
+            let path = sftpgo_config::resolve_path(config_dir, &dp.name);
             Arc::new(
                 sftpgo_provider::sqlite::SqliteBackend::open(&path, &dp.users_table)
                     .await
@@ -110,7 +110,7 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
                 .context("cannot open the mysql data provider")?,
         ),
         "bolt" => {
-            let path = resolve(config_dir, &dp.name);
+            let path = sftpgo_config::resolve_path(config_dir, &dp.name);
             Arc::new(
                 sftpgo_provider::bolt::BoltBackend::open(&path)
                     .await
@@ -123,14 +123,14 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
             "unknown data provider driver {other:?} (supported: sqlite, postgresql, mysql, bolt, memory)"
         ),
     };
-    let track_quota = match dp.track_quota {
-        0 => TrackQuota::Off,
-        1 => TrackQuota::Always,
-        _ => TrackQuota::LimitedUsersOnly,
+    let track_quota = match config.track_quota() {
+        sftpgo_config::TrackQuota::Off => TrackQuota::Off,
+        sftpgo_config::TrackQuota::Always => TrackQuota::Always,
+        sftpgo_config::TrackQuota::LimitedUsersOnly => TrackQuota::LimitedUsersOnly,
     };
     Ok(DataProvider::new(
         backend,
-        dp.manage_users != 0,
+        config.manage_users(),
         track_quota,
     ))
 }
@@ -151,30 +151,16 @@ fn server_settings(dp: &sftpgo_config::DataProviderConfig) -> sftpgo_provider::s
     }
 }
 
-fn resolve(config_dir: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config_dir.join(p)
-    }
-}
-
 /// Starts the servers described by `config`.
 pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result<Running> {
     let provider = open_provider(config, config_dir).await?;
     let sftpd = &config.sftpd;
-    let umask = u32::from_str_radix(&sftpd.umask, 8)
-        .with_context(|| format!("invalid umask {:?}", sftpd.umask))?;
-    let idle_timeout = tuning
-        .idle_timeout
-        .or_else(|| (sftpd.idle_timeout > 0).then(|| Duration::from_secs(sftpd.idle_timeout * 60)));
+    let idle_timeout = tuning.idle_timeout.or_else(|| config.idle_timeout());
     let settings = Settings {
-        umask,
-        upload_mode: if sftpd.upload_mode == 1 {
-            UploadMode::Atomic
-        } else {
-            UploadMode::Standard
+        umask: config.umask_value(),
+        upload_mode: match config.upload_mode() {
+            sftpgo_config::UploadMode::Atomic => UploadMode::Atomic,
+            sftpgo_config::UploadMode::Standard => UploadMode::Standard,
         },
         idle_timeout,
         ..Settings::default()
@@ -189,29 +175,16 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
     warn_if_quota_unenforceable(&core).await;
     tokio::spawn(remove_stale_uploads(core.clone()));
 
-    let key_paths: Vec<PathBuf> = sftpd
-        .keys
-        .iter()
-        .map(|k| resolve(config_dir, &k.private_key))
-        .collect();
+    let key_paths = config.host_key_paths(config_dir);
     let dir = config_dir.to_path_buf();
     let host_keys =
         tokio::task::spawn_blocking(move || crate::hostkeys::load_or_generate(&dir, &key_paths))
             .await??;
 
-    let banner = if sftpd.banner.trim().is_empty() {
-        "SFTPGo"
-    } else {
-        sftpd.banner.as_str()
-    };
     let ssh_settings = SshSettings {
-        server_id: format!("SSH-2.0-{banner}"),
-        max_auth_tries: match sftpd.max_auth_tries {
-            0 => Some(6),
-            n if n < 0 => None,
-            n => Some(n as u32),
-        },
-        login_timeout: Duration::from_secs(sftpd.login_timeout.max(1)),
+        server_id: format!("SSH-2.0-{}", config.banner()),
+        max_auth_tries: config.effective_max_auth_tries(),
+        login_timeout: config.login_timeout().max(Duration::from_secs(1)),
         idle_timeout,
         rekey_bytes: tuning.rekey_bytes.unwrap_or(1 << 30),
         ..SshSettings::default()
@@ -385,7 +358,7 @@ pub async fn init_provider(args: ServeArgs) -> Result<()> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let _log_guard = crate::logging::init(&args.log)?;
     let config = load_config(&args)?;
-    let umask = u32::from_str_radix(&config.sftpd.umask, 8).unwrap_or(0o022);
+    let umask = config.umask_value();
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(umask));
     let running = start(&config, &args.config_dir, Tuning::default())
         .await
