@@ -17,7 +17,21 @@ pub struct Config {
     pub sftpd: SftpdConfig,
     pub data_provider: DataProviderConfig,
     pub httpd: HttpdConfig,
+    pub log: LogConfig,
 }
+
+/// Logging settings that can change without a restart (re-read on SIGHUP).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `trace`, `debug`, `info`, `warn` or `error`; empty = from the `--log-verbose` flag
+    /// (debug when set, info otherwise).
+    #[serde(deserialize_with = "lenient_string")]
+    pub level: String,
+}
+
+/// The levels `log.level` accepts.
+pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -61,14 +75,37 @@ impl Default for SftpdConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ActionsConfig {
     pub execute_on: Vec<String>,
+    /// Absolute path of an executable, run without a shell.
     #[serde(deserialize_with = "lenient_string")]
     pub command: String,
     #[serde(deserialize_with = "lenient_string")]
     pub http_notification_url: String,
+    /// Seconds a command may run before it is killed.
+    pub command_timeout: u64,
+    /// Seconds an HTTP notification may take.
+    pub http_timeout: u64,
+    /// Actions (commands plus notifications) running at once; the rest wait in a queue.
+    pub max_concurrency: u32,
+    /// Events that may wait in the queue; beyond that new events are dropped and logged.
+    pub queue_size: u32,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        Self {
+            execute_on: Vec::new(),
+            command: String::new(),
+            http_notification_url: String::new(),
+            command_timeout: 30,
+            http_timeout: 15,
+            max_concurrency: 8,
+            queue_size: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -417,6 +454,17 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
             );
         }
     }
+    validate_actions(&c.sftpd.actions).map_err(|(k, m)| (format!("sftpd.actions.{k}"), m))?;
+    if !c.log.level.is_empty() && !LOG_LEVELS.contains(&c.log.level.as_str()) {
+        return err(
+            "log.level",
+            format!(
+                "unknown level {:?}, expected one of {} (or empty)",
+                c.log.level,
+                LOG_LEVELS.join(", ")
+            ),
+        );
+    }
     if c.sftpd.login_timeout == 0 {
         return err(
             "sftpd.login_timeout",
@@ -467,6 +515,60 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
             "data_provider.users_table",
             format!("must be a plain SQL identifier, got {:?}", dp.users_table),
         );
+    }
+    Ok(())
+}
+
+/// `sftpd.actions`: the command must be an absolute path to an executable file (checked
+/// now, so a typo fails the start rather than every upload), the URL must be http(s).
+fn validate_actions(a: &ActionsConfig) -> Result<(), (String, String)> {
+    let err = |k: &str, m: String| Err((k.to_string(), m));
+    if !a.command.is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = Path::new(&a.command);
+        if !path.is_absolute() {
+            return err(
+                "command",
+                format!("must be an absolute path, got {:?}", a.command),
+            );
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+            Ok(_) => {
+                return err(
+                    "command",
+                    format!("{} is not an executable file", a.command),
+                );
+            }
+            Err(e) => return err("command", format!("{}: {e}", a.command)),
+        }
+    }
+    if !a.http_notification_url.is_empty() {
+        let lower = a.http_notification_url.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("http://")
+            .or_else(|| lower.strip_prefix("https://"));
+        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+            return err(
+                "http_notification_url",
+                format!(
+                    "must be an http:// or https:// URL with a host, got {:?}",
+                    a.http_notification_url
+                ),
+            );
+        }
+    }
+    if a.command_timeout == 0 {
+        return err("command_timeout", "must be at least 1 second, got 0".into());
+    }
+    if a.http_timeout == 0 {
+        return err("http_timeout", "must be at least 1 second, got 0".into());
+    }
+    if a.max_concurrency == 0 {
+        return err("max_concurrency", "must be at least 1, got 0".into());
+    }
+    if a.queue_size == 0 {
+        return err("queue_size", "must be at least 1, got 0".into());
     }
     Ok(())
 }
@@ -580,6 +682,11 @@ impl Config {
             .iter()
             .filter_map(|a| ActionEvent::parse(a))
             .collect()
+    }
+
+    /// The `log.level` filter, if set (validated at load).
+    pub fn log_level(&self) -> Option<&str> {
+        (!self.log.level.is_empty()).then_some(self.log.level.as_str())
     }
 
     /// `sftpd.idle_timeout` (minutes); `None` when 0 (disabled).

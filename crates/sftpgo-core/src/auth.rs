@@ -148,6 +148,7 @@ impl Core {
             Ok(user) => self.open_connection(user, remote, protocol).await,
             Err(e) => Err(e),
         };
+        self.metrics().login(method.as_str(), result.is_ok());
         match &result {
             Ok(guard) => tracing::info!(
                 sender = "auth",
@@ -198,6 +199,7 @@ impl Core {
             crate::connection::new_connection_id(),
             Arc::new(user),
             protocol,
+            self.observers().clone(),
         ));
         let quota = crate::quota::QuotaKeeper::new(self.provider().clone(), state.user.clone());
         let fs = crate::fs::UserFs::new(Arc::new(root), state.clone(), settings, quota);

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::AuthError;
 use crate::fs::UserFs;
-use crate::now_ms;
 use crate::transfer::TransferKind;
+use crate::{Observers, now_ms};
 
 /// The protocol a connection speaks. An SSH connection starts as `Ssh` and becomes
 /// `Sftp` (or `Scp`) when its channel picks a subsystem or command.
@@ -52,16 +52,24 @@ pub struct ConnectionState {
     protocol: Mutex<Protocol>,
     last_activity: AtomicI64,
     transfers: Mutex<Vec<Arc<TransferStats>>>,
+    /// Metrics and actions, which the connection's operations feed.
+    pub(crate) observers: Observers,
 }
 
 impl ConnectionState {
-    pub(crate) fn new(id: String, user: Arc<User>, protocol: Protocol) -> Self {
+    pub(crate) fn new(
+        id: String,
+        user: Arc<User>,
+        protocol: Protocol,
+        observers: Observers,
+    ) -> Self {
         Self {
             id,
             user,
             protocol: Mutex::new(protocol),
             last_activity: AtomicI64::new(now_ms()),
             transfers: Mutex::new(Vec::new()),
+            observers,
         }
     }
 
@@ -107,6 +115,11 @@ impl TransferStats {
 impl Connection {
     pub fn user(&self) -> &Arc<User> {
         &self.state.user
+    }
+
+    /// The server's metrics, for protocol adapters to count their requests.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.state.observers.metrics
     }
 
     pub fn username(&self) -> &str {
@@ -386,6 +399,7 @@ mod tests {
             new_connection_id(),
             user.clone(),
             Protocol::Sftp,
+            Observers::default(),
         ));
         let root = Arc::new(sftpgo_vfs::Root::open(home).unwrap());
         let provider = sftpgo_provider::DataProvider::new(

@@ -13,6 +13,7 @@ use sftpgo_provider::{Permission, User};
 use sftpgo_vfs::{DirEntry, FileStat, OpenOptions, PathError, Root, StatVfs, VirtualPath};
 
 use crate::Settings;
+use crate::actions::{ActionEvent, ActionKind};
 use crate::connection::ConnectionState;
 use crate::quota::QuotaKeeper;
 use crate::throttle::Throttle;
@@ -112,15 +113,6 @@ impl UserFs {
             .filter(FileStat::is_file)
     }
 
-    /// Size that disappears from the quota when `path` is unlinked: quota counts files
-    /// (inodes), so only the last link of a file frees it.
-    async fn freed_by_unlink(&self, path: &VirtualPath) -> Option<i64> {
-        self.regular_file(path)
-            .await
-            .filter(|st| st.nlink == 1)
-            .map(|st| st.size as i64)
-    }
-
     pub fn user(&self) -> &User {
         &self.state.user
     }
@@ -172,6 +164,28 @@ impl UserFs {
             protocol = self.state.protocol().as_str(),
             "command"
         );
+    }
+
+    /// Hands a successful operation to the actions (which ignore events not configured).
+    fn fire(
+        &self,
+        kind: ActionKind,
+        path: &VirtualPath,
+        target: Option<&VirtualPath>,
+        size: Option<u64>,
+    ) {
+        let actions = &self.state.observers.actions;
+        if !actions.wants(kind) {
+            return;
+        }
+        actions.fire(ActionEvent {
+            kind,
+            username: self.state.user.username.clone(),
+            path: self.root.host_path(path),
+            target: target.map(|t| self.root.host_path(t)),
+            virtual_path: path.display().to_string(),
+            size,
+        });
     }
 
     fn mode(&self, base: u32) -> u32 {
@@ -237,13 +251,15 @@ impl UserFs {
     /// Removes a file or symlink (directories need [`UserFs::rmdir`]).
     pub async fn remove(&self, path: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::Delete, "remove", path)?;
-        let freed = self.freed_by_unlink(path).await;
+        let file = self.regular_file(path).await;
         let p = path.clone();
         self.blocking(move |r| r.remove_file(&p)).await?;
-        if let Some(size) = freed {
-            self.quota.record(-size, -1).await;
+        // Quota counts files (inodes): only the last link of a file frees it.
+        if let Some(st) = file.as_ref().filter(|st| st.nlink == 1) {
+            self.quota.record(-(st.size as i64), -1).await;
         }
         self.log_command("Remove", path, None);
+        self.fire(ActionKind::Delete, path, None, file.map(|st| st.size));
         Ok(())
     }
 
@@ -271,12 +287,18 @@ impl UserFs {
             }
             _ => None,
         };
+        let size = if self.state.observers.actions.wants(ActionKind::Rename) {
+            self.regular_file(from).await.map(|st| st.size)
+        } else {
+            None
+        };
         let (f, t) = (from.clone(), to.clone());
         self.blocking(move |r| r.rename(&f, &t, replace)).await?;
         if let Some(size) = replaced {
             self.quota.record(-size, -1).await;
         }
         self.log_command("Rename", from, Some(to));
+        self.fire(ActionKind::Rename, from, Some(to), size);
         Ok(())
     }
 

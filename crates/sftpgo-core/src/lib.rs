@@ -5,9 +5,11 @@
 //! moves ([`transfer`]). Adapters translate their wire format to calls on these types and back;
 //! they never touch the data provider or the host filesystem directly.
 
+pub mod actions;
 pub mod auth;
 pub mod connection;
 pub mod fs;
+pub mod metrics;
 pub mod quota;
 pub mod throttle;
 pub mod transfer;
@@ -15,9 +17,11 @@ pub mod transfer;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use actions::{ActionEvent, ActionKind, ActionSettings, Actions};
 pub use auth::{AuthError, AuthMethod};
 pub use connection::{Connection, ConnectionGuard, ConnectionSnapshot, Protocol, Registry};
 pub use fs::{FsError, SetAttrs, UserFs};
+pub use metrics::Metrics;
 pub use transfer::{Transfer, TransferKind};
 
 use sftpgo_provider::DataProvider;
@@ -65,17 +69,63 @@ struct CoreInner {
     provider: DataProvider,
     registry: Registry,
     settings: Settings,
+    observers: Observers,
+}
+
+/// Where operations report: metrics always, actions when configured.
+#[derive(Clone, Default)]
+pub struct Observers {
+    pub metrics: Arc<Metrics>,
+    pub actions: Actions,
+}
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observers")
+    }
 }
 
 impl Core {
+    /// A core without actions and with fresh metrics.
     pub fn new(provider: DataProvider, settings: Settings) -> Self {
+        Self::with_observers(provider, settings, Observers::default())
+    }
+
+    /// A core reporting to `observers`; the provider's calls are timed into its metrics.
+    pub fn with_observers(
+        provider: DataProvider,
+        settings: Settings,
+        observers: Observers,
+    ) -> Self {
+        let metrics = observers.metrics.clone();
+        let provider = provider.with_observer(Arc::new(move |op, elapsed, ok| {
+            metrics.provider_query(op, elapsed, ok)
+        }));
         Self {
             inner: Arc::new(CoreInner {
                 provider,
                 registry: Registry::default(),
                 settings,
+                observers,
             }),
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.observers.metrics
+    }
+
+    pub fn actions(&self) -> &Actions {
+        &self.inner.observers.actions
+    }
+
+    pub(crate) fn observers(&self) -> &Observers {
+        &self.inner.observers
+    }
+
+    /// The Prometheus text exposition of [`Core::metrics`].
+    pub fn render_metrics(&self) -> String {
+        self.metrics().encode(self.registry().len())
     }
 
     pub fn provider(&self) -> &DataProvider {

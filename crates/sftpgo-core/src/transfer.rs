@@ -13,6 +13,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use sftpgo_vfs::{FileStat, Root, VirtualPath};
 
+use crate::actions::{ActionEvent, ActionKind};
 use crate::connection::{ConnectionState, TransferStats};
 use crate::fs::{AtomicUpload, FsError, SetAttrs, UploadAccounting};
 use crate::now_ms;
@@ -224,7 +225,7 @@ impl Transfer {
         match joined {
             Ok((buf, res)) => {
                 match &res {
-                    Ok(n) => self.inner.stats.add_bytes(*n as u64),
+                    Ok(n) => self.add_bytes(*n as u64),
                     Err(e) => self.fail(e.to_string()),
                 }
                 (buf, res)
@@ -251,10 +252,22 @@ impl Transfer {
         }
         let res = self.blocking(move |f| f.write_all_at(&data, offset)).await;
         match &res {
-            Ok(()) => self.inner.stats.add_bytes(len),
+            Ok(()) => self.add_bytes(len),
             Err(e) => self.fail(e.to_string()),
         }
         res
+    }
+
+    fn add_bytes(&self, n: u64) {
+        self.inner.stats.add_bytes(n);
+        self.inner.state.observers.metrics.bytes(self.inner.kind, n);
+    }
+
+    fn action_kind(&self) -> ActionKind {
+        match self.inner.kind {
+            TransferKind::Upload => ActionKind::Upload,
+            TransferKind::Download => ActionKind::Download,
+        }
     }
 
     /// Marks the transfer failed; the first cause goes to the transfer log.
@@ -373,7 +386,8 @@ impl Transfer {
                 upload.replace,
             )
         });
-        let counted = self.inner.accounting.is_some();
+        let wants_action = self.inner.state.observers.actions.wants(self.action_kind());
+        let counted = self.inner.accounting.is_some() || wants_action;
         // (final size, published): the file's size now, and whether it is at the target.
         let outcome = self
             .blocking(move |f| {
@@ -395,6 +409,7 @@ impl Transfer {
                 Ok((size, published))
             })
             .await;
+        let mut final_size = None;
         let result = match outcome {
             Ok((size, true)) => {
                 if let Some(acc) = &self.inner.accounting {
@@ -402,6 +417,7 @@ impl Transfer {
                         .record(size - acc.base_size, i64::from(acc.new_file))
                         .await;
                 }
+                final_size = Some(size.max(0) as u64);
                 Ok(())
             }
             Ok((_, false)) if !ok => Ok(()),
@@ -422,6 +438,35 @@ impl Transfer {
                 .unwrap_or_else(|| "failed".into()),
         };
         self.log(&status);
+        let succeeded = ok && result.is_ok();
+        let observers = &self.inner.state.observers;
+        observers
+            .metrics
+            .transfer_finished(self.inner.kind, succeeded);
+        if wants_action {
+            if succeeded {
+                let size = match self.inner.kind {
+                    TransferKind::Upload => final_size,
+                    TransferKind::Download => Some(self.bytes()),
+                };
+                observers.actions.fire(ActionEvent {
+                    kind: self.action_kind(),
+                    username: self.inner.state.user.username.clone(),
+                    path: self.inner.host_path.clone(),
+                    target: None,
+                    virtual_path: self.inner.path.display().to_string(),
+                    size,
+                });
+            } else {
+                tracing::info!(
+                    sender = "actions",
+                    action = self.action_kind().as_str(),
+                    username = %self.inner.state.user.username,
+                    file_path = %self.inner.host_path.display(),
+                    "transfer did not succeed, no action run"
+                );
+            }
+        }
         result
     }
 

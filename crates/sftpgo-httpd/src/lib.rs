@@ -6,6 +6,7 @@
 
 mod error;
 mod handlers;
+mod ops;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -73,6 +74,9 @@ pub fn router(core: Core, version: VersionInfo) -> Router {
             "/api/v1/sftp_connection/{id}",
             axum::routing::delete(handlers::close_connection),
         )
+        // Operations: Prometheus and load-balancer health checks.
+        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(ops::healthz))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn(access_log))

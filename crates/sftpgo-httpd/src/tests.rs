@@ -353,3 +353,44 @@ async fn connections_list_and_unknown_close() {
         );
     }
 }
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let (app, _) = app(true);
+    let (status, body) = call(&app, "GET", "/healthz", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], 200);
+    assert_eq!(
+        call(&app, "POST", "/api/v1/user", Some(alice())).await.0,
+        StatusCode::OK
+    );
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(text.contains("sftpgo_active_connections 0"), "{text}");
+    // The health check's ping and the insert were timed.
+    for op in ["ping", "insert_user"] {
+        let line = format!(
+            "sftpgo_provider_query_duration_seconds_count{{operation=\"{op}\",result=\"ok\"}} 1"
+        );
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    assert_eq!(
+        call(&app, "POST", "/metrics", None).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}

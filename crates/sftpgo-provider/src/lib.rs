@@ -107,7 +107,12 @@ pub struct DataProvider {
     backend: Arc<dyn Backend>,
     manage_users: bool,
     track_quota: TrackQuota,
+    observer: Option<QueryObserver>,
 }
+
+/// Told of every backend call: operation name, duration, and whether the backend answered
+/// (a missing user is an answer; a broken connection is not). Feeds the metrics.
+pub type QueryObserver = Arc<dyn Fn(&'static str, std::time::Duration, bool) + Send + Sync>;
 
 /// `data_provider.track_quota`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +136,30 @@ impl DataProvider {
             backend,
             manage_users,
             track_quota,
+            observer: None,
         }
+    }
+
+    /// The same provider, reporting each backend call to `observer`.
+    pub fn with_observer(mut self, observer: QueryObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Runs one backend call, timing it for the observer.
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(observer) = &self.observer else {
+            return call.await;
+        };
+        let started = std::time::Instant::now();
+        let result = call.await;
+        let answered = !matches!(result, Err(ProviderError::Backend(_)));
+        observer(operation, started.elapsed(), answered);
+        result
     }
 
     /// The backend's driver name.
@@ -154,18 +182,19 @@ impl DataProvider {
     }
 
     pub async fn user_by_username(&self, username: &str) -> Result<User> {
-        self.backend.user_by_username(username).await
+        self.timed("user_by_username", self.backend.user_by_username(username))
+            .await
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<User> {
-        self.backend.user_by_id(id).await
+        self.timed("user_by_id", self.backend.user_by_id(id)).await
     }
 
     /// A page of users; `limit` is clamped to `1..=500`.
     pub async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>> {
         let mut q = query.clone();
         q.limit = q.limit.clamp(1, MAX_LIST_LIMIT);
-        self.backend.list_users(&q).await
+        self.timed("list_users", self.backend.list_users(&q)).await
     }
 
     /// Validates `user`, hashes a plain-text password and stores it; returns the stored
@@ -173,7 +202,8 @@ impl DataProvider {
     pub async fn add_user(&self, user: User) -> Result<User> {
         self.ensure_manageable()?;
         let user = prepare_user(user).await?;
-        self.backend.insert_user(&user).await
+        self.timed("insert_user", self.backend.insert_user(&user))
+            .await
     }
 
     /// Validates `user`, hashes a plain-text password and updates the record with
@@ -182,12 +212,14 @@ impl DataProvider {
     pub async fn update_user(&self, user: User) -> Result<()> {
         self.ensure_manageable()?;
         let user = prepare_user(user).await?;
-        self.backend.update_user(&user).await
+        self.timed("update_user", self.backend.update_user(&user))
+            .await
     }
 
     pub async fn delete_user(&self, id: i64) -> Result<()> {
         self.ensure_manageable()?;
-        self.backend.delete_user(id).await
+        self.timed("delete_user", self.backend.delete_user(id))
+            .await
     }
 
     /// Verifies `candidate` against the user's stored password hash, on a blocking thread.
@@ -212,26 +244,31 @@ impl DataProvider {
         if !tracked {
             return Ok(());
         }
-        self.backend
-            .update_quota(
+        self.timed(
+            "update_quota",
+            self.backend.update_quota(
                 &user.username,
                 QuotaUpdate::Delta {
                     size: size_delta,
                     files: files_delta,
                 },
-            )
-            .await
+            ),
+        )
+        .await
     }
 
     /// Replaces the user's used quota (after a quota scan), whatever `track_quota` says.
     pub async fn reset_quota(&self, username: &str, size: i64, files: i64) -> Result<()> {
-        self.backend
-            .update_quota(username, QuotaUpdate::Reset { size, files })
-            .await
+        self.timed(
+            "reset_quota",
+            self.backend
+                .update_quota(username, QuotaUpdate::Reset { size, files }),
+        )
+        .await
     }
 
     pub async fn ping(&self) -> Result<()> {
-        self.backend.ping().await
+        self.timed("ping", self.backend.ping()).await
     }
 
     fn ensure_manageable(&self) -> Result<()> {

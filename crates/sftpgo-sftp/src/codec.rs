@@ -244,6 +244,43 @@ pub enum Request {
 }
 
 impl Request {
+    /// The request type as the protocol names it (`open`, `posix-rename@openssh.com`, ...),
+    /// for metrics; unknown extensions share one name so clients cannot mint label values.
+    pub fn name(&self) -> &'static str {
+        use Request::*;
+        match self {
+            Init { .. } => "init",
+            Open { .. } => "open",
+            Close { .. } => "close",
+            Read { .. } => "read",
+            Write { .. } => "write",
+            Lstat { .. } => "lstat",
+            Fstat { .. } => "fstat",
+            Setstat { .. } => "setstat",
+            Fsetstat { .. } => "fsetstat",
+            Opendir { .. } => "opendir",
+            Readdir { .. } => "readdir",
+            Remove { .. } => "remove",
+            Mkdir { .. } => "mkdir",
+            Rmdir { .. } => "rmdir",
+            Realpath { .. } => "realpath",
+            Stat { .. } => "stat",
+            Rename { .. } => "rename",
+            Readlink { .. } => "readlink",
+            Symlink { .. } => "symlink",
+            Extended { ext, .. } => match ext {
+                self::Extended::PosixRename { .. } => "posix-rename@openssh.com",
+                self::Extended::Statvfs { .. } => "statvfs@openssh.com",
+                self::Extended::Fstatvfs { .. } => "fstatvfs@openssh.com",
+                self::Extended::Hardlink { .. } => "hardlink@openssh.com",
+                self::Extended::Fsync { .. } => "fsync@openssh.com",
+                self::Extended::Limits => "limits@openssh.com",
+                self::Extended::ExpandPath { .. } => "expand-path@openssh.com",
+                self::Extended::Unknown { .. } => "unknown-extension",
+            },
+        }
+    }
+
     pub fn id(&self) -> Option<u32> {
         use Request::*;
         match self {

@@ -252,6 +252,7 @@ impl Session {
     /// Serves one request and encodes its reply.
     async fn handle(&self, request: Request) -> Bytes {
         let id = request.id().unwrap_or(0);
+        self.conn.metrics().sftp_request(request.name());
         match self.dispatch(id, request).await {
             Ok(buf) => buf.freeze(),
             Err(Status(code, msg)) => {

@@ -30,9 +30,27 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 pub use crate::cli::LogOptions;
 
-/// Keeps the background writer alive; dropping it flushes pending lines.
+type FilterHandle = tracing_subscriber::reload::Handle<Targets, tracing_subscriber::Registry>;
+
+/// Keeps the background writer alive (dropping it flushes pending lines) and lets the
+/// level change while running (SIGHUP).
 pub struct LogGuard {
     _worker: tracing_appender::non_blocking::WorkerGuard,
+    filter: FilterHandle,
+    verbose: bool,
+}
+
+impl LogGuard {
+    /// Applies `log.level` (`None`: back to what `--log-verbose` chose).
+    pub fn set_level(&self, level: Option<&str>) -> anyhow::Result<()> {
+        let targets = match level {
+            Some(l) => filter_for_level(l.parse().context("invalid log level")?),
+            None => filter(self.verbose),
+        };
+        self.filter
+            .reload(targets)
+            .context("cannot change the log level")
+    }
 }
 
 /// Installs the global subscriber described by `opts` (and the `log` → tracing bridge).
@@ -44,20 +62,32 @@ pub fn init(opts: &LogOptions) -> anyhow::Result<LogGuard> {
     } else {
         tracing_appender::non_blocking(RotatingFile::open(opts)?)
     };
+    let (filter_layer, handle) = tracing_subscriber::reload::Layer::new(filter(opts.verbose));
     tracing_subscriber::registry()
-        .with(json_layer(writer).with_filter(filter(opts.verbose)))
+        .with(json_layer(writer).with_filter(filter_layer))
         .try_init()
         .context("a logger is already installed")?;
-    Ok(LogGuard { _worker: worker })
+    Ok(LogGuard {
+        _worker: worker,
+        filter: handle,
+        verbose: opts.verbose,
+    })
 }
 
 /// Our crates (targets starting with `sftpgo`) at debug (verbose) or info; other crates
 /// (russh, sqlx, ...) one step quieter: info (verbose) or warn.
 pub fn filter(verbose: bool) -> Targets {
-    let (ours, theirs) = if verbose {
-        (Level::DEBUG, Level::INFO)
-    } else {
-        (Level::INFO, Level::WARN)
+    filter_for_level(if verbose { Level::DEBUG } else { Level::INFO })
+}
+
+/// Our crates at `ours`; other crates one step quieter (never quieter than warn unless we
+/// are).
+fn filter_for_level(ours: Level) -> Targets {
+    let theirs = match ours {
+        Level::TRACE => Level::DEBUG,
+        Level::DEBUG => Level::INFO,
+        Level::INFO | Level::WARN => Level::WARN,
+        Level::ERROR => Level::ERROR,
     };
     // `Targets` matches by string prefix, so "sftpgo" covers sftpgo_core, sftpgo_sftp, ...
     Targets::new()

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sftpgo_config::Config;
-use sftpgo_core::{Core, Settings, UploadMode};
+use sftpgo_core::{
+    ActionKind, ActionSettings, Actions, Core, Metrics, Observers, Settings, UploadMode,
+};
 use sftpgo_provider::{Backend, DataProvider, TrackQuota};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,12 +49,31 @@ pub struct Running {
     /// Where the REST API listens, when enabled.
     pub http_addr: Option<SocketAddr>,
     pub core: Core,
+    ssh: Arc<SshServer>,
+    /// The configuration the server started with, to tell what a reload cannot change.
+    config: Config,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
 }
 
 impl Running {
+    /// Applies what can change without a restart (SIGHUP): the host keys, re-read from
+    /// their files, for new connections. Open sessions are not touched. Returns the keys
+    /// whose change needs a restart.
+    pub async fn reload(&self, config: &Config, config_dir: &Path) -> Result<Vec<&'static str>> {
+        let key_paths = config.host_key_paths(config_dir);
+        let dir = config_dir.to_path_buf();
+        let host_keys = tokio::task::spawn_blocking(move || {
+            crate::hostkeys::load_or_generate(&dir, &key_paths)
+        })
+        .await??;
+        let count = host_keys.len();
+        self.ssh.set_host_keys(host_keys);
+        tracing::info!(sender = "service", host_keys = count, "host keys reloaded");
+        Ok(changes_needing_restart(&self.config, config))
+    }
+
     /// Stops accepting, lets running transfers finish (up to the grace period), then
     /// closes every connection.
     pub async fn shutdown(self) {
@@ -81,6 +102,8 @@ impl Running {
         {
             tracing::warn!(sender = "service", "some connections did not end in time");
         }
+        // Transfers are over: what they queued still runs, within the grace period.
+        self.core.actions().shutdown(self.grace).await;
     }
 }
 
@@ -171,7 +194,10 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
             "not running as root: users' uid/gid are ignored"
         );
     }
-    let core = Core::new(provider, settings);
+    let metrics = Arc::new(Metrics::new());
+    let actions = Actions::start(action_settings(config), metrics.clone())
+        .context("cannot start the actions")?;
+    let core = Core::with_observers(provider, settings, Observers { metrics, actions });
     warn_if_quota_unenforceable(&core).await;
     tokio::spawn(remove_stale_uploads(core.clone()));
 
@@ -194,17 +220,65 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
     let server = Arc::new(SshServer::new(core.clone(), host_keys, ssh_settings));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tokio::spawn(server.serve(listener, shutdown.clone(), tracker.clone()));
+    tokio::spawn(
+        server
+            .clone()
+            .serve(listener, shutdown.clone(), tracker.clone()),
+    );
     tracing::info!(sender = "service", address = %ssh_addr, "SFTP server listening");
     let http_addr = start_httpd(config, &core, tuning.http_port, &shutdown).await?;
     Ok(Running {
         ssh_addr,
         http_addr,
         core,
+        ssh: server,
+        config: config.clone(),
         shutdown,
         tracker,
         grace: tuning.shutdown_grace,
     })
+}
+
+/// The sections of `new` that differ from `old` and that only a restart applies (host
+/// keys and the log level are reloaded live).
+fn changes_needing_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut old_sftpd = old.sftpd.clone();
+    old_sftpd.keys = new.sftpd.keys.clone();
+    let mut changed = Vec::new();
+    if old_sftpd != new.sftpd {
+        changed.push("sftpd");
+    }
+    if old.data_provider != new.data_provider {
+        changed.push("data_provider");
+    }
+    if old.httpd != new.httpd {
+        changed.push("httpd");
+    }
+    changed
+}
+
+/// `sftpd.actions` for the shared layer (validated at load).
+fn action_settings(config: &Config) -> ActionSettings {
+    let a = &config.sftpd.actions;
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    ActionSettings {
+        execute_on: config
+            .action_events()
+            .into_iter()
+            .map(|e| match e {
+                sftpgo_config::ActionEvent::Download => ActionKind::Download,
+                sftpgo_config::ActionEvent::Upload => ActionKind::Upload,
+                sftpgo_config::ActionEvent::Delete => ActionKind::Delete,
+                sftpgo_config::ActionEvent::Rename => ActionKind::Rename,
+            })
+            .collect(),
+        command: non_empty(&a.command).map(PathBuf::from),
+        command_timeout: Duration::from_secs(a.command_timeout),
+        http_notification_url: non_empty(&a.http_notification_url),
+        http_timeout: Duration::from_secs(a.http_timeout),
+        max_concurrency: a.max_concurrency as usize,
+        queue_size: a.queue_size as usize,
+    }
 }
 
 /// With `track_quota: 0` quota limits cannot be enforced: say so if some user has them.
@@ -356,8 +430,9 @@ pub async fn init_provider(args: ServeArgs) -> Result<()> {
 
 /// `sftpgo serve`: runs until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<()> {
-    let _log_guard = crate::logging::init(&args.log)?;
+    let log_guard = crate::logging::init(&args.log)?;
     let config = load_config(&args)?;
+    log_guard.set_level(config.log_level())?;
     let umask = config.umask_value();
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(umask));
     let running = start(&config, &args.config_dir, Tuning::default())
@@ -365,20 +440,64 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .inspect_err(|e| {
             tracing::error!(sender = "service", error = format!("{e:#}"), "cannot start");
         })?;
-    wait_for_signal().await?;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&args, &running, &log_guard).await,
+        }
+    }
     tracing::info!(sender = "service", "shutting down");
     running.shutdown().await;
     tracing::info!(sender = "service", "stopped");
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGHUP: re-reads the configuration; applies the log level and host keys. A bad file is
+/// logged and changes nothing.
+async fn reload(args: &ServeArgs, running: &Running, log: &crate::logging::LogGuard) {
+    tracing::info!(sender = "service", "SIGHUP received, reloading");
+    let config = match load_config(args) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                sender = "service",
+                error = format!("{e:#}"),
+                "reload aborted: the configuration is invalid, nothing changed"
+            );
+            return;
+        }
+    };
+    if let Err(e) = log.set_level(config.log_level()) {
+        tracing::error!(
+            sender = "service",
+            error = format!("{e:#}"),
+            "cannot change the log level"
+        );
     }
-    Ok(())
+    match running.reload(&config, &args.config_dir).await {
+        Ok(needs_restart) if needs_restart.is_empty() => {
+            tracing::info!(
+                sender = "service",
+                log_level = config.log_level().unwrap_or("default"),
+                "configuration reloaded"
+            )
+        }
+        Ok(needs_restart) => tracing::warn!(
+            sender = "service",
+            sections = needs_restart.join(","),
+            "configuration reloaded; changes in these sections take effect after a restart"
+        ),
+        Err(e) => {
+            tracing::error!(
+                sender = "service",
+                error = format!("{e:#}"),
+                "cannot reload the host keys; the previous ones stay in use"
+            )
+        }
+    }
 }

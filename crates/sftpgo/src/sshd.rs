@@ -104,54 +104,72 @@ fn auth_methods() -> MethodSet {
     methods
 }
 
+fn russh_config(settings: &SshSettings, host_keys: Vec<PrivateKey>) -> russh::server::Config {
+    russh::server::Config {
+        server_id: russh::SshId::Standard(Cow::Owned(settings.server_id.clone())),
+        methods: auth_methods(),
+        // Failed attempts are slowed by the password hash itself; the client's first
+        // "none" probe must not cost a second.
+        auth_rejection_time: Duration::from_millis(100),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: host_keys,
+        limits: russh::Limits::new(
+            settings.rekey_bytes,
+            settings.rekey_bytes,
+            Duration::from_secs(3600),
+        ),
+        window_size: 16 * 1024 * 1024,
+        maximum_packet_size: 65536,
+        channel_buffer_size: 1024,
+        event_buffer_size: 256,
+        preferred: Preferred {
+            kex: Cow::Borrowed(KEX),
+            key: Cow::Borrowed(KEY_ALGORITHMS),
+            cipher: Cow::Borrowed(CIPHERS),
+            mac: Cow::Borrowed(MACS),
+            ..Preferred::DEFAULT
+        },
+        max_auth_attempts: settings
+            .max_auth_tries
+            .map(|n| n as usize)
+            .unwrap_or(usize::MAX),
+        // Idle handling is ours (seconds granularity, activity = SFTP requests).
+        inactivity_timeout: None,
+        keepalive_interval: None,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
 /// Shared by every connection of the server.
 pub struct SshServer {
     core: Core,
-    config: Arc<russh::server::Config>,
+    /// Swapped whole on reload (new host keys); each connection keeps the one it began with.
+    config: std::sync::RwLock<Arc<russh::server::Config>>,
     settings: SshSettings,
 }
 
 impl SshServer {
     pub fn new(core: Core, host_keys: Vec<PrivateKey>, settings: SshSettings) -> Self {
-        let config = russh::server::Config {
-            server_id: russh::SshId::Standard(Cow::Owned(settings.server_id.clone())),
-            methods: auth_methods(),
-            // Failed attempts are slowed by the password hash itself; the client's first
-            // "none" probe must not cost a second.
-            auth_rejection_time: Duration::from_millis(100),
-            auth_rejection_time_initial: Some(Duration::ZERO),
-            keys: host_keys,
-            limits: russh::Limits::new(
-                settings.rekey_bytes,
-                settings.rekey_bytes,
-                Duration::from_secs(3600),
-            ),
-            window_size: 16 * 1024 * 1024,
-            maximum_packet_size: 65536,
-            channel_buffer_size: 1024,
-            event_buffer_size: 256,
-            preferred: Preferred {
-                kex: Cow::Borrowed(KEX),
-                key: Cow::Borrowed(KEY_ALGORITHMS),
-                cipher: Cow::Borrowed(CIPHERS),
-                mac: Cow::Borrowed(MACS),
-                ..Preferred::DEFAULT
-            },
-            max_auth_attempts: settings
-                .max_auth_tries
-                .map(|n| n as usize)
-                .unwrap_or(usize::MAX),
-            // Idle handling is ours (seconds granularity, activity = SFTP requests).
-            inactivity_timeout: None,
-            keepalive_interval: None,
-            nodelay: true,
-            ..Default::default()
-        };
+        let config = russh_config(&settings, host_keys);
         Self {
             core,
-            config: Arc::new(config),
+            config: std::sync::RwLock::new(Arc::new(config)),
             settings,
         }
+    }
+
+    fn current_config(&self) -> Arc<russh::server::Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// New connections use `host_keys` from now on; open ones are not disturbed.
+    pub fn set_host_keys(&self, host_keys: Vec<PrivateKey>) {
+        let next = Arc::new(russh_config(&self.settings, host_keys));
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
     /// Accepts connections until `shutdown` fires. Connection tasks are tracked by `tracker`.
@@ -184,6 +202,7 @@ impl SshServer {
             tracing::debug!(sender = "sftpd", error = %e, "set_nodelay failed");
         }
         tracing::debug!(sender = "sftpd", remote_addr = %peer, "connection accepted");
+        self.core.metrics().connection_accepted();
         let (conn_tx, conn_rx) = oneshot::channel();
         let handler = SshHandler {
             server: self.clone(),
@@ -195,7 +214,7 @@ impl SshServer {
         let login_timeout = self.settings.login_timeout;
         let session = tokio::time::timeout(
             login_timeout,
-            russh::server::run_stream(self.config.clone(), stream, handler),
+            russh::server::run_stream(self.current_config(), stream, handler),
         )
         .await;
         let mut session = match session {
@@ -421,6 +440,7 @@ impl russh::server::Handler for SshHandler {
         };
         session.channel_success(channel_id)?;
         conn.set_protocol(Protocol::Sftp);
+        conn.metrics().protocol_session(Protocol::Sftp.as_str());
         tokio::spawn(run_sftp(conn, channel, self.server.settings.sftp));
         Ok(())
     }
