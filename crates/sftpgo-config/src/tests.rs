@@ -438,3 +438,71 @@ fn json_and_toml_errors_name_their_file() {
         }
     }
 }
+
+#[test]
+fn actions_and_log_level_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("hook.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let plain = dir.path().join("plain.txt");
+    std::fs::write(&plain, "").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ok = format!(
+        "sftpd:\n  actions:\n    execute_on: [upload]\n    command: {}\n    http_notification_url: \"https://hooks.example/x?a=1\"\n    command_timeout: 5\nlog:\n  level: debug\n",
+        script.display()
+    );
+    std::fs::write(dir.path().join("sftpgo.yaml"), &ok).unwrap();
+    let c = load_with_env(dir.path(), "sftpgo", no_env())
+        .unwrap()
+        .config;
+    assert_eq!(c.sftpd.actions.command_timeout, 5);
+    assert_eq!(c.sftpd.actions.max_concurrency, 8);
+    assert_eq!(c.log_level(), Some("debug"));
+    for (text, key, what) in [
+        (
+            "sftpd:\n  actions:\n    command: hook.sh\n".to_string(),
+            "sftpd.actions.command",
+            "absolute",
+        ),
+        (
+            "sftpd:\n  actions:\n    command: /nonexistent/hook\n".to_string(),
+            "sftpd.actions.command",
+            "/nonexistent/hook",
+        ),
+        (
+            format!("sftpd:\n  actions:\n    command: {}\n", plain.display()),
+            "sftpd.actions.command",
+            "not an executable",
+        ),
+        (
+            "sftpd:\n  actions:\n    http_notification_url: ftp://x/\n".to_string(),
+            "sftpd.actions.http_notification_url",
+            "http",
+        ),
+        (
+            "sftpd:\n  actions:\n    max_concurrency: 0\n".to_string(),
+            "sftpd.actions.max_concurrency",
+            "at least 1",
+        ),
+        (
+            "sftpd:\n  actions:\n    command_timeout: 0\n".to_string(),
+            "sftpd.actions.command_timeout",
+            "at least 1",
+        ),
+        (
+            "log:\n  level: loud\n".to_string(),
+            "log.level",
+            "unknown level",
+        ),
+    ] {
+        let msg = error_of(&text, no_env());
+        assert!(
+            msg.contains(key) && msg.contains(what),
+            "{text:?} gave {msg}"
+        );
+    }
+    let msg = error_of("{}\n", env(&[("SFTPGO_LOG__LEVEL", "verbose")]));
+    assert!(msg.contains("SFTPGO_LOG__LEVEL"), "{msg}");
+}

@@ -276,3 +276,166 @@ fn unwritable_config_dir_for_host_keys_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Waits for a JSON log line with this message, returning how many lines the log had.
+fn wait_for_log(log: &Path, message: &str, skip: usize) -> usize {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.iter().skip(skip).any(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["message"] == message)
+        }) {
+            return lines.len();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "no {message:?} in the log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn keyscan(port: u16) -> String {
+    let out = Command::new("ssh-keyscan")
+        .args(["-p", &port.to_string(), "-t", "ed25519", "127.0.0.1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text
+        .lines()
+        .find(|l| l.contains("ssh-ed25519"))
+        .unwrap_or_else(|| panic!("no host key from ssh-keyscan: {text}"));
+    line.split_whitespace().nth(2).unwrap().to_string()
+}
+
+fn public_blob(key: &TestKey) -> String {
+    key.public.split_whitespace().nth(1).unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_host_keys_and_log_level_without_dropping_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let host_key = keygen_at(&dir.path().join("hostkey"), "ed25519");
+    let config = dir.path().join("sftpgo.yaml");
+    let write_config = |level: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "sftpd:\n  bind_port: 0\n  bind_address: 127.0.0.1\n  keys:\n    - private_key: hostkey\n\
+                 httpd:\n  bind_port: 0\nlog:\n  level: {level}\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_config("info");
+    let log = dir.path().join("sftpgo.log");
+    let child = sftpgo()
+        .args(["serve", "-c"])
+        .arg(dir.path())
+        .arg("-l")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let port = wait_for_port(&log, &mut child);
+    assert_eq!(keyscan(port), public_blob(&host_key));
+
+    // A user (added to the SQLite database the server uses) with an open session.
+    let work = tempfile::tempdir().unwrap();
+    let client_key = keygen(work.path(), "ed25519");
+    let home = dir.path().join("home");
+    {
+        let backend =
+            sftpgo_provider::sqlite::SqliteBackend::open(&dir.path().join("sftpgo.db"), "users")
+                .await
+                .unwrap();
+        let provider = sftpgo_provider::DataProvider::new(
+            std::sync::Arc::new(backend),
+            true,
+            sftpgo_provider::TrackQuota::Always,
+        );
+        provider
+            .add_user(sftpgo_provider::User {
+                username: "alice".into(),
+                public_keys: vec![client_key.public.clone()],
+                home_dir: home.display().to_string(),
+                permissions: all_perms(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    std::fs::write(work.path().join("f1"), b"one").unwrap();
+    std::fs::write(work.path().join("f2"), b"two").unwrap();
+    let mut sftp = Command::new("sftp")
+        .current_dir(work.path())
+        .args(["-b", "-", "-P", &port.to_string()])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i"])
+        .arg(&client_key.path)
+        .arg("alice@127.0.0.1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = sftp.stdin.take().unwrap();
+    use std::io::Write;
+    writeln!(stdin, "put f1").unwrap();
+    stdin.flush().unwrap();
+    let start = Instant::now();
+    while std::fs::read(home.join("f1")).ok().as_deref() != Some(b"one".as_slice()) {
+        assert!(start.elapsed() < Duration::from_secs(30), "first upload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // New host key and log level, then SIGHUP.
+    let new_key = keygen_at(&work.path().join("newkey"), "ed25519");
+    std::fs::copy(&new_key.path, dir.path().join("hostkey")).unwrap();
+    write_config("debug");
+    let seen = std::fs::read_to_string(&log).unwrap().lines().count();
+    send_signal(child.id(), libc::SIGHUP);
+    let seen = wait_for_log(&log, "configuration reloaded", seen);
+    assert_eq!(keyscan(port), public_blob(&new_key));
+    // Debug lines now reach the log (the key scan's connection is logged at debug).
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .skip(seen)
+            .any(|l| l.contains("\"level\":\"debug\"")),
+        "no debug line after the reload:\n{text}"
+    );
+
+    // The session opened before the reload still works.
+    writeln!(stdin, "put f2").unwrap();
+    writeln!(stdin, "bye").unwrap();
+    drop(stdin);
+    let out = sftp.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "session across the reload: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(home.join("f2")).unwrap(), b"two");
+
+    // A broken file on SIGHUP changes nothing and the server keeps serving.
+    std::fs::write(&config, "sftpd: [not, a, map\n").unwrap();
+    let seen = std::fs::read_to_string(&log).unwrap().lines().count();
+    send_signal(child.id(), libc::SIGHUP);
+    wait_for_log(
+        &log,
+        "reload aborted: the configuration is invalid, nothing changed",
+        seen,
+    );
+    assert_eq!(keyscan(port), public_blob(&new_key));
+    assert!(child.try_wait().unwrap().is_none(), "server still running");
+    send_signal(child.id(), libc::SIGTERM);
+}
