@@ -4,11 +4,14 @@
 //! Handlers only translate HTTP to calls on the shared layer ([`sftpgo_core::Core`]) and
 //! back; the access log and error shape are applied once, for every route.
 
+mod auth;
 mod error;
 mod handlers;
+mod listener;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -21,7 +24,30 @@ use sftpgo_core::Core;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::BasicAuth;
 pub use error::ApiResponse;
+pub use listener::{ApiListener, ClientInfo, tls_config};
+pub use rustls;
+
+/// Errors setting up the API (bad auth file, certificate or key).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpdError {
+    #[error("cannot read the auth_user_file {path}: {source}")]
+    AuthFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the auth_user_file {path} has no usable user:bcrypt-hash entry")]
+    NoAuthEntries { path: PathBuf },
+    #[error("TLS: {path}: {message}")]
+    Tls { path: PathBuf, message: String },
+}
+
+/// Whether the API at `addr` should be flagged at start: reachable from other hosts (not
+/// loopback) and without authentication.
+pub fn exposed_without_auth(addr: &SocketAddr, auth_enabled: bool) -> bool {
+    !auth_enabled && !addr.ip().is_loopback()
+}
 
 /// Version information reported by `GET /api/v1/version`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -39,14 +65,19 @@ pub(crate) struct AppState {
     scans: Arc<Mutex<HashMap<String, i64>>>,
 }
 
-/// The API's routes over `core`.
+/// The API's routes over `core`, without authentication.
 pub fn router(core: Core, version: VersionInfo) -> Router {
+    router_with_auth(core, version, None)
+}
+
+/// The API's routes over `core`; with `auth`, every request needs Basic credentials.
+pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<BasicAuth>>) -> Router {
     let state = AppState {
         core,
         version,
         scans: Arc::default(),
     };
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/version", get(handlers::version))
         .route(
             "/api/v1/user",
@@ -74,20 +105,26 @@ pub fn router(core: Core, version: VersionInfo) -> Router {
             axum::routing::delete(handlers::close_connection),
         )
         .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .method_not_allowed_fallback(handlers::method_not_allowed);
+    let routes = match auth {
+        Some(auth) => routes.layer(middleware::from_fn_with_state(auth, auth::require_auth)),
+        None => routes,
+    };
+    routes
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` fires.
+/// Serves the API on `listener` (HTTPS when `tls` is given) until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        ApiListener::new(listener, tls)?,
+        router.into_make_service_with_connect_info::<ClientInfo>(),
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await
@@ -97,11 +134,16 @@ pub async fn serve(
 /// from `X-Request-Id` or made up, echoed in the response.
 async fn access_log(request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let remote = request
+    let client = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
+        .get::<ConnectInfo<ClientInfo>>()
+        .map(|c| c.0);
+    let remote = client.map(|c| c.addr.to_string()).unwrap_or_default();
+    let scheme = if client.is_some_and(|c| c.tls) {
+        "https"
+    } else {
+        "http"
+    };
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -117,7 +159,7 @@ async fn access_log(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let uri = format!("http://{host}{}", request.uri());
+    let uri = format!("{scheme}://{host}{}", request.uri());
     let user_agent = request
         .headers()
         .get("user-agent")

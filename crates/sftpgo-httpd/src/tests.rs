@@ -353,3 +353,131 @@ async fn connections_list_and_unknown_close() {
         );
     }
 }
+
+fn htpasswd_line(user: &str, password: &str, version: bcrypt::Version) -> String {
+    let hash = bcrypt::hash_with_result(password, 4)
+        .unwrap()
+        .format_for_version(version);
+    format!("{user}:{hash}")
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+async fn get_with(app: &Router, uri: &str, auth: Option<&str>) -> axum::response::Response {
+    let mut req = Request::builder().method("GET").uri(uri);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    app.clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+#[test]
+fn htpasswd_keeps_only_bcrypt_entries() {
+    let text = format!(
+        "# comment\n\n{}\n{}\n{}\nmd5user:$apr1$abc$def\nplain:secret\nnocolon\n:$2y$04$empty-user\n",
+        htpasswd_line("a", "pa", bcrypt::Version::TwoY),
+        htpasswd_line("b", "pb", bcrypt::Version::TwoA),
+        htpasswd_line("c", "pc", bcrypt::Version::TwoB),
+    );
+    let auth = BasicAuth::parse(&text, "test");
+    assert_eq!(auth.len(), 3);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "plain:secret\n").unwrap();
+    let e = BasicAuth::load(&empty).unwrap_err();
+    assert!(matches!(e, HttpdError::NoAuthEntries { .. }), "{e}");
+    let e = BasicAuth::load(&dir.path().join("missing")).unwrap_err();
+    assert!(
+        e.to_string().starts_with("cannot read the auth_user_file"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_guards_every_route() {
+    let (_, core) = app(true);
+    let text = format!(
+        "{}\n{}\n",
+        htpasswd_line("admin", "s3cret", bcrypt::Version::TwoY),
+        htpasswd_line("ops", "other", bcrypt::Version::TwoB)
+    );
+    let auth = Arc::new(BasicAuth::parse(&text, "test"));
+    let version = VersionInfo {
+        version: "1".into(),
+        build_date: String::new(),
+        commit_hash: String::new(),
+    };
+    let app = router_with_auth(core, version, Some(auth.clone()));
+    for uri in ["/api/v1/version", "/api/v1/user", "/api/v1/nope"] {
+        for given in [
+            None,
+            Some(basic("admin", "wrong")),
+            Some(basic("ghost", "s3cret")),
+            Some("Bearer abc".to_string()),
+            Some("Basic !!!".to_string()),
+        ] {
+            let resp = get_with(&app, uri, given.as_deref()).await;
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{uri} {given:?}");
+            assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"sftpgo\"");
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["status"], 401, "{v}");
+            assert_eq!(v["error"], "");
+        }
+    }
+    let resp = get_with(&app, "/api/v1/version", Some(&basic("admin", "s3cret"))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Cached now; a wrong password for the same user still fails.
+    let resp = get_with(&app, "/api/v1/user", Some(&basic("admin", "s3cret"))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = get_with(&app, "/api/v1/user", Some(&basic("admin", "s3cret!"))).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = get_with(&app, "/api/v1/user", Some(&basic("ops", "other"))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(auth.verify("ops", "other").await);
+    assert!(!auth.verify("ops", "").await);
+}
+
+#[test]
+fn only_a_non_loopback_api_without_auth_is_flagged() {
+    let addr = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+    assert!(exposed_without_auth(&addr("0.0.0.0:8080"), false));
+    assert!(exposed_without_auth(&addr("[::]:8080"), false));
+    assert!(exposed_without_auth(&addr("192.0.2.7:8080"), false));
+    assert!(!exposed_without_auth(&addr("0.0.0.0:8080"), true));
+    assert!(!exposed_without_auth(&addr("127.0.0.1:8080"), false));
+    assert!(!exposed_without_auth(&addr("[::1]:8080"), false));
+}
+
+#[test]
+fn tls_config_reports_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("c.pem");
+    let key = dir.path().join("k.pem");
+    let e = tls_config(&cert, &key).unwrap_err();
+    assert!(e.to_string().contains("c.pem"), "{e}");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let e = tls_config(&cert, &key).unwrap_err();
+    assert!(e.to_string().contains("c.pem"), "{e}");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    let e = tls_config(&cert, &key).unwrap_err();
+    assert!(e.to_string().contains("k.pem"), "{e}");
+    // A key that is not the certificate's.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&key, other.signing_key.serialize_pem()).unwrap();
+    let e = tls_config(&cert, &key).unwrap_err();
+    assert!(e.to_string().contains("do not work together"), "{e}");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    tls_config(&cert, &key).unwrap();
+}

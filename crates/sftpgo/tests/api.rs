@@ -139,3 +139,153 @@ async fn api_manages_users_and_sees_and_kills_live_transfers() {
     );
     srv.stop().await;
 }
+
+/// curl with extra arguments; returns (exit code, HTTP status, response headers, body).
+async fn curl_raw(args: &[&str]) -> (i32, u16, String, String) {
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "--max-time",
+            "20",
+        ])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (rest, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+    (
+        out.status.code().unwrap_or(-1),
+        code.trim().parse().unwrap_or(0),
+        headers.to_ascii_lowercase(),
+        body.to_string(),
+    )
+}
+
+fn htpasswd(dir: &std::path::Path, user: &str, password: &str) -> std::path::PathBuf {
+    let hash = bcrypt::hash_with_result(password, 4)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let path = dir.join("htpasswd");
+    std::fs::write(&path, format!("{user}:{hash}\n")).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_protects_every_endpoint() {
+    let extra = tempfile::tempdir().unwrap();
+    let file = htpasswd(extra.path(), "admin", "pa ss");
+    let tuning = Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let srv = TestServer::start_with(
+        |c| c.httpd.auth_user_file = file.display().to_string(),
+        tuning,
+    )
+    .await;
+    let base = format!(
+        "http://{}/api/v1",
+        srv.running.as_ref().unwrap().http_addr.unwrap()
+    );
+    for path in ["version", "user", "connection", "quota_scan"] {
+        let url = format!("{base}/{path}");
+        let (_, code, headers, body) = curl_raw(&[&url]).await;
+        assert_eq!(code, 401, "{path}");
+        assert!(
+            headers.contains("www-authenticate: basic realm=\"sftpgo\""),
+            "{headers}"
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], 401);
+        let (_, code, _, _) = curl_raw(&["-u", "admin:wrong", &url]).await;
+        assert_eq!(code, 401, "{path}");
+        let (_, code, _, _) = curl_raw(&["-u", "admin:pa ss", &url]).await;
+        assert_eq!(code, 200, "{path}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_generated_certificate() {
+    let extra = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = extra.path().join("api.crt");
+    let key = extra.path().join("api.key");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let tuning = Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let srv = TestServer::start_with(
+        |cfg| {
+            cfg.httpd.certificate_file = c;
+            cfg.httpd.certificate_key_file = k;
+        },
+        tuning,
+    )
+    .await;
+    let addr = srv.running.as_ref().unwrap().http_addr.unwrap();
+    let url = format!("https://{addr}/api/v1/version");
+    let ca = cert.display().to_string();
+    let (exit, code, _, body) = curl_raw(&["--cacert", &ca, &url]).await;
+    assert_eq!((exit, code), (0, 200), "{body}");
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["version"].is_string());
+    // Unknown CA: refused by the client (curl exit 60).
+    let (exit, _, _, _) = curl_raw(&[&url]).await;
+    assert_eq!(exit, 60);
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let (exit, code, _, _) = curl_raw(&[&format!("http://{addr}/api/v1/version")]).await;
+    assert!(exit != 0 && code == 0, "exit {exit} code {code}");
+    // The TLS port still serves after the bad client.
+    let (exit, code, _, _) = curl_raw(&["--cacert", &ca, &url]).await;
+    assert_eq!((exit, code), (0, 200));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn bad_auth_file_or_certificate_stops_the_start() {
+    let extra = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tuning = || Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let mut config = sftpgo_config::Config::default();
+    config.sftpd.bind_port = 0;
+    config.sftpd.bind_address = "127.0.0.1".into();
+    config.httpd.auth_user_file = "missing.htpasswd".into();
+    let err = sftpgo::service::start(&config, dir.path(), tuning())
+        .await
+        .err()
+        .expect("start fails");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("httpd.auth_user_file") && msg.contains("missing.htpasswd"),
+        "{msg}"
+    );
+    config.httpd.auth_user_file = String::new();
+    let bad = extra.path().join("bad.pem");
+    std::fs::write(&bad, "garbage").unwrap();
+    config.httpd.certificate_file = bad.display().to_string();
+    config.httpd.certificate_key_file = bad.display().to_string();
+    let err = sftpgo::service::start(&config, dir.path(), tuning())
+        .await
+        .err()
+        .expect("start fails");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("certificate") && msg.contains("bad.pem"),
+        "{msg}"
+    );
+}
