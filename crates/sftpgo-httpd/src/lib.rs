@@ -19,7 +19,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{MethodRouter, delete, get};
 use sftpgo_core::Core;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,43 @@ pub(crate) struct AppState {
     scans: Arc<Mutex<HashMap<String, i64>>>,
 }
 
+/// The OpenAPI 3 document of the API, served at `GET /api/v1/openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+/// Every route of the API; the router is built from this table only, so a test can check
+/// it against the OpenAPI document.
+fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/api/v1/version", get(handlers::version)),
+        ("/api/v1/openapi.yaml", get(handlers::openapi)),
+        (
+            "/api/v1/user",
+            get(handlers::list_users).post(handlers::add_user),
+        ),
+        (
+            "/api/v1/user/{id}",
+            get(handlers::get_user)
+                .put(handlers::update_user)
+                .delete(handlers::delete_user),
+        ),
+        (
+            "/api/v1/quota_scan",
+            get(handlers::list_scans).post(handlers::start_scan),
+        ),
+        ("/api/v1/connection", get(handlers::list_connections)),
+        (
+            "/api/v1/connection/{id}",
+            delete(handlers::close_connection),
+        ),
+        // The seed's original paths.
+        ("/api/v1/sftp_connection", get(handlers::list_connections)),
+        (
+            "/api/v1/sftp_connection/{id}",
+            delete(handlers::close_connection),
+        ),
+    ]
+}
+
 /// The API's routes over `core`, without authentication.
 pub fn router(core: Core, version: VersionInfo) -> Router {
     router_with_auth(core, version, None)
@@ -77,33 +114,9 @@ pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<Basic
         version,
         scans: Arc::default(),
     };
-    let routes = Router::new()
-        .route("/api/v1/version", get(handlers::version))
-        .route(
-            "/api/v1/user",
-            get(handlers::list_users).post(handlers::add_user),
-        )
-        .route(
-            "/api/v1/user/{id}",
-            get(handlers::get_user)
-                .put(handlers::update_user)
-                .delete(handlers::delete_user),
-        )
-        .route(
-            "/api/v1/quota_scan",
-            get(handlers::list_scans).post(handlers::start_scan),
-        )
-        .route("/api/v1/connection", get(handlers::list_connections))
-        .route(
-            "/api/v1/connection/{id}",
-            axum::routing::delete(handlers::close_connection),
-        )
-        // The seed's original paths.
-        .route("/api/v1/sftp_connection", get(handlers::list_connections))
-        .route(
-            "/api/v1/sftp_connection/{id}",
-            axum::routing::delete(handlers::close_connection),
-        )
+    let routes = routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed);
     let routes = match auth {
@@ -170,11 +183,13 @@ async fn access_log(request: Request, next: Next) -> Response {
     if let Ok(v) = request_id.parse() {
         response.headers_mut().insert("x-request-id", v);
     }
+    // Content-Length is only set later by hyper; every body of this API has a known size.
     let resp_size = response
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact())
         .unwrap_or(0);
     tracing::info!(
         sender = "httpd",

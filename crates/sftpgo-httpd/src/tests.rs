@@ -260,7 +260,15 @@ async fn listing_with_paging_ordering_and_filters() {
         names(&call(&app, "GET", "/api/v1/user?limit=1000", None).await.1).len(),
         3
     );
-    for bad in ["limit=x", "limit=-1", "offset=-2", "order=up"] {
+    for bad in [
+        "limit=x",
+        "limit=-1",
+        "limit=0",
+        "offset=-2",
+        "order=up",
+        "usernme=c",
+        "=x",
+    ] {
         assert_eq!(
             call(&app, "GET", &format!("/api/v1/user?{bad}"), None)
                 .await
@@ -480,4 +488,147 @@ fn tls_config_reports_bad_files() {
     assert!(e.to_string().contains("do not work together"), "{e}");
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
     tls_config(&cert, &key).unwrap();
+}
+
+/// The OpenAPI document, parsed.
+fn openapi_doc() -> Value {
+    serde_yaml::from_str(OPENAPI_YAML).expect("openapi.yaml parses")
+}
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+#[tokio::test]
+async fn openapi_document_matches_the_router() {
+    let doc = openapi_doc();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    let paths = doc["paths"].as_object().unwrap();
+    // The same set of paths...
+    let mut documented: Vec<String> = paths.keys().map(|p| format!("/api/v1{p}")).collect();
+    let mut routed: Vec<String> = routes().iter().map(|(p, _)| p.to_string()).collect();
+    documented.sort();
+    routed.sort();
+    assert_eq!(documented, routed);
+    // ...and on each, exactly the documented methods are served (the others are 405).
+    let (app, _) = app(true);
+    for (path, item) in paths {
+        let uri = format!("/api/v1{}", path.replace("{id}", "1"));
+        for method in METHODS {
+            let op = &item[method.to_lowercase().as_str()];
+            let (status, body) = raw(&app, method, &uri, "{}").await;
+            if op.is_object() {
+                assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+                // Every answer is a documented status.
+                let code = status.as_u16().to_string();
+                assert!(
+                    op["responses"].get(&code).is_some(),
+                    "{method} {uri}: {code} not documented ({body})"
+                );
+            } else {
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+            }
+        }
+    }
+    // Every $ref resolves.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let pointer = r.strip_prefix('#').expect("local ref");
+        assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+    }
+}
+
+#[tokio::test]
+async fn openapi_schemas_agree_with_the_types() {
+    let doc = openapi_doc();
+    let schemas = &doc["components"]["schemas"];
+    // The eight permissions, exactly as the provider names them.
+    let perms: Vec<Value> = schemas["Permission"]["enum"].as_array().unwrap().clone();
+    let expected: Vec<Value> = [
+        sftpgo_provider::Permission::Any,
+        sftpgo_provider::Permission::List,
+        sftpgo_provider::Permission::Download,
+        sftpgo_provider::Permission::Upload,
+        sftpgo_provider::Permission::Delete,
+        sftpgo_provider::Permission::Rename,
+        sftpgo_provider::Permission::CreateDirs,
+        sftpgo_provider::Permission::CreateSymlinks,
+    ]
+    .iter()
+    .map(|p| serde_json::to_value(p).unwrap())
+    .collect();
+    assert_eq!(perms, expected);
+    // A user as the API returns it has exactly the documented fields.
+    let (app, _) = app(true);
+    let (_, created) = call(&app, "POST", "/api/v1/user", Some(alice())).await;
+    let mut fields: Vec<&String> = created.as_object().unwrap().keys().collect();
+    let mut documented: Vec<&String> = schemas["User"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    fields.sort();
+    documented.sort();
+    assert_eq!(fields, documented);
+    let required: Vec<&str> = schemas["User"]["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(required.len(), fields.len());
+    // ApiResponse and VersionInfo.
+    let (_, v) = call(&app, "GET", "/api/v1/version", None).await;
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys.len(),
+        schemas["VersionInfo"]["required"].as_array().unwrap().len()
+    );
+    let (_, v) = call(&app, "GET", "/api/v1/nope", None).await;
+    assert_eq!(
+        v.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["error", "message", "status"]
+    );
+    // The document is served as YAML, unchanged.
+    let resp = get_with(&app, "/api/v1/openapi.yaml", None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/yaml");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], OPENAPI_YAML.as_bytes());
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow_and_bad_paths_400() {
+    let (app, _) = app(true);
+    let req = Request::builder()
+        .method("PATCH")
+        .uri("/api/v1/user")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = resp.headers()["allow"].to_str().unwrap().to_string();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    // A path segment that is not UTF-8.
+    let (s, v) = call(&app, "DELETE", "/api/v1/connection/%FF", None).await;
+    assert_eq!(
+        (s, v["status"].as_u64()),
+        (StatusCode::BAD_REQUEST, Some(400))
+    );
+    let (s, _) = call(&app, "GET", "/api/v1/user/%FF", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }

@@ -195,7 +195,13 @@ async fn basic_auth_protects_every_endpoint() {
         "http://{}/api/v1",
         srv.running.as_ref().unwrap().http_addr.unwrap()
     );
-    for path in ["version", "user", "connection", "quota_scan"] {
+    for path in [
+        "version",
+        "user",
+        "connection",
+        "quota_scan",
+        "openapi.yaml",
+    ] {
         let url = format!("{base}/{path}");
         let (_, code, headers, body) = curl_raw(&[&url]).await;
         assert_eq!(code, 401, "{path}");
