@@ -163,6 +163,17 @@ pub struct HttpdConfig {
     pub bind_port: u16,
     #[serde(deserialize_with = "lenient_string")]
     pub bind_address: String,
+    /// htpasswd file (bcrypt entries) enabling HTTP Basic auth on every endpoint, relative
+    /// to the config dir; empty = no authentication.
+    #[serde(deserialize_with = "lenient_string")]
+    pub auth_user_file: String,
+    /// PEM certificate (chain) for HTTPS, relative to the config dir; HTTPS needs both
+    /// this and `certificate_key_file`, empty = plain HTTP.
+    #[serde(deserialize_with = "lenient_string")]
+    pub certificate_file: String,
+    /// PEM private key for `certificate_file`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub certificate_key_file: String,
 }
 
 impl Default for HttpdConfig {
@@ -170,6 +181,9 @@ impl Default for HttpdConfig {
         Self {
             bind_port: 8080,
             bind_address: "127.0.0.1".into(),
+            auth_user_file: String::new(),
+            certificate_file: String::new(),
+            certificate_key_file: String::new(),
         }
     }
 }
@@ -516,6 +530,26 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
             format!("must be a plain SQL identifier, got {:?}", dp.users_table),
         );
     }
+    let h = &c.httpd;
+    match (
+        h.certificate_file.is_empty(),
+        h.certificate_key_file.is_empty(),
+    ) {
+        // The error names the key that is set, so it points at where it was set.
+        (false, true) => {
+            return err(
+                "httpd.certificate_file",
+                "is set but httpd.certificate_key_file is empty: HTTPS needs both".into(),
+            );
+        }
+        (true, false) => {
+            return err(
+                "httpd.certificate_key_file",
+                "is set but httpd.certificate_file is empty: HTTPS needs both".into(),
+            );
+        }
+        _ => {}
+    }
     Ok(())
 }
 
@@ -712,6 +746,24 @@ impl Config {
             n if n < 0 => None,
             n => Some(n as u32),
         }
+    }
+
+    /// `httpd.auth_user_file` resolved against `config_dir`; `None` when empty (no auth).
+    pub fn httpd_auth_user_file(&self, config_dir: &Path) -> Option<PathBuf> {
+        let f = &self.httpd.auth_user_file;
+        (!f.is_empty()).then(|| resolve_path(config_dir, f))
+    }
+
+    /// `httpd.certificate_file` and `httpd.certificate_key_file` resolved against
+    /// `config_dir`; `None` (plain HTTP) unless both are set (validated at load).
+    pub fn httpd_tls_files(&self, config_dir: &Path) -> Option<(PathBuf, PathBuf)> {
+        let h = &self.httpd;
+        (!h.certificate_file.is_empty() && !h.certificate_key_file.is_empty()).then(|| {
+            (
+                resolve_path(config_dir, &h.certificate_file),
+                resolve_path(config_dir, &h.certificate_key_file),
+            )
+        })
     }
 
     /// The SSH banner; blank means the default.

@@ -506,3 +506,57 @@ fn actions_and_log_level_are_checked_at_load() {
     let msg = error_of("{}\n", env(&[("SFTPGO_LOG__LEVEL", "verbose")]));
     assert!(msg.contains("SFTPGO_LOG__LEVEL"), "{msg}");
 }
+
+#[test]
+fn httpd_auth_and_tls_keys_from_file_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = load_with_env(
+        dir.path(),
+        "sftpgo",
+        env(&[
+            ("SFTPGO_HTTPD__AUTH_USER_FILE", "htpasswd"),
+            ("SFTPGO_HTTPD__CERTIFICATE_FILE", "/etc/ssl/api.crt"),
+            ("SFTPGO_HTTPD__CERTIFICATE_KEY_FILE", "api.key"),
+        ]),
+    )
+    .unwrap();
+    let c = &l.config;
+    assert_eq!(c.httpd.auth_user_file, "htpasswd");
+    assert_eq!(
+        c.httpd_auth_user_file(Path::new("/cfg")),
+        Some(PathBuf::from("/cfg/htpasswd"))
+    );
+    assert_eq!(
+        c.httpd_tls_files(Path::new("/cfg")),
+        Some((
+            PathBuf::from("/etc/ssl/api.crt"),
+            PathBuf::from("/cfg/api.key")
+        ))
+    );
+    let d = Config::default();
+    assert_eq!(d.httpd_auth_user_file(Path::new("/cfg")), None);
+    assert_eq!(d.httpd_tls_files(Path::new("/cfg")), None);
+    let c = error_free("httpd:\n  auth_user_file: users.htpasswd\n");
+    assert_eq!(c.httpd.auth_user_file, "users.htpasswd");
+}
+
+#[test]
+fn a_certificate_without_its_key_is_refused() {
+    let msg = error_of("httpd:\n  certificate_file: api.crt\n", no_env());
+    assert!(
+        msg.contains(
+            "sftpgo.yaml: httpd.certificate_file: is set but httpd.certificate_key_file is empty"
+        ),
+        "{msg}"
+    );
+    let msg = error_of(
+        "{}\n",
+        env(&[("SFTPGO_HTTPD__CERTIFICATE_KEY_FILE", "api.key")]),
+    );
+    assert!(
+        msg.starts_with(
+            "environment (SFTPGO_HTTPD__CERTIFICATE_KEY_FILE): httpd.certificate_key_file: is set but"
+        ),
+        "{msg}"
+    );
+}

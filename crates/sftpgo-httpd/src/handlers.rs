@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use sftpgo_provider::{ProviderError, SortOrder, User, UserQuery};
 
@@ -39,10 +41,33 @@ pub async fn version(State(s): State<AppState>) -> Json<VersionInfo> {
     Json(s.version)
 }
 
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/yaml")],
+        crate::OPENAPI_YAML,
+    )
+}
+
+/// A path segment that is not valid UTF-8 (or otherwise unusable) → 400 in the API shape.
+fn path_param(p: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiResponse::bad_request(e.body_text()))
+}
+
 pub async fn list_users(
     State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiResponse::bad_request(e.body_text()))?;
+    // A misspelt filter must not silently list everyone.
+    if let Some(k) = q
+        .keys()
+        .find(|k| !["limit", "offset", "order", "username"].contains(&k.as_str()))
+    {
+        return Err(ApiResponse::bad_request(format!(
+            "unknown query parameter {k:?} (expected limit, offset, order, username)"
+        )));
+    }
     let number = |key: &str, default: u32| -> ApiResult<u32> {
         match q.get(key) {
             None => Ok(default),
@@ -77,8 +102,15 @@ pub async fn add_user(State(s): State<AppState>, body: Bytes) -> ApiResult<Json<
     Ok(Json(user_json(&stored)))
 }
 
-pub async fn get_user(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let user = s.core.provider().user_by_id(parse_id(&id)?).await?;
+pub async fn get_user(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let user = s
+        .core
+        .provider()
+        .user_by_id(parse_id(&path_param(id)?)?)
+        .await?;
     Ok(Json(user_json(&user)))
 }
 
@@ -86,10 +118,10 @@ pub async fn get_user(State(s): State<AppState>, Path(id): Path<String>) -> ApiR
 /// `password` keeps it), `"password": ""` clears it.
 pub async fn update_user(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> ApiResult<ApiResponse> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&path_param(id)?)?;
     let Value::Object(changes) = parse_body(&body)? else {
         return Err(ApiResponse::bad_request("the body must be a JSON object"));
     };
@@ -118,9 +150,12 @@ pub async fn update_user(
 
 pub async fn delete_user(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<ApiResponse> {
-    s.core.provider().delete_user(parse_id(&id)?).await?;
+    s.core
+        .provider()
+        .delete_user(parse_id(&path_param(id)?)?)
+        .await?;
     Ok(ApiResponse::ok("User deleted"))
 }
 
@@ -229,9 +264,9 @@ pub async fn list_connections(State(s): State<AppState>) -> Json<Value> {
 
 pub async fn close_connection(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<ApiResponse> {
-    if s.core.registry().close(&id) {
+    if s.core.registry().close(&path_param(id)?) {
         Ok(ApiResponse::ok("Connection closed"))
     } else {
         Err(ApiResponse::new(StatusCode::NOT_FOUND, "", "Not Found"))

@@ -4,12 +4,15 @@
 //! Handlers only translate HTTP to calls on the shared layer ([`sftpgo_core::Core`]) and
 //! back; the access log and error shape are applied once, for every route.
 
+mod auth;
 mod error;
 mod handlers;
+mod listener;
 mod ops;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,12 +20,35 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{MethodRouter, delete, get};
 use sftpgo_core::Core;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::BasicAuth;
 pub use error::ApiResponse;
+pub use listener::{ApiListener, ClientInfo, tls_config};
+pub use rustls;
+
+/// Errors setting up the API (bad auth file, certificate or key).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpdError {
+    #[error("cannot read the auth_user_file {path}: {source}")]
+    AuthFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the auth_user_file {path} has no usable user:bcrypt-hash entry")]
+    NoAuthEntries { path: PathBuf },
+    #[error("TLS: {path}: {message}")]
+    Tls { path: PathBuf, message: String },
+}
+
+/// Whether the API at `addr` should be flagged at start: reachable from other hosts (not
+/// loopback) and without authentication.
+pub fn exposed_without_auth(addr: &SocketAddr, auth_enabled: bool) -> bool {
+    !auth_enabled && !addr.ip().is_loopback()
+}
 
 /// Version information reported by `GET /api/v1/version`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -40,58 +66,83 @@ pub(crate) struct AppState {
     scans: Arc<Mutex<HashMap<String, i64>>>,
 }
 
-/// The API's routes over `core`.
+/// The OpenAPI 3 document of the API, served at `GET /api/v1/openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+/// Every route of the API; the router is built from this table only, so a test can check
+/// it against the OpenAPI document.
+fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/api/v1/version", get(handlers::version)),
+        ("/api/v1/openapi.yaml", get(handlers::openapi)),
+        (
+            "/api/v1/user",
+            get(handlers::list_users).post(handlers::add_user),
+        ),
+        (
+            "/api/v1/user/{id}",
+            get(handlers::get_user)
+                .put(handlers::update_user)
+                .delete(handlers::delete_user),
+        ),
+        (
+            "/api/v1/quota_scan",
+            get(handlers::list_scans).post(handlers::start_scan),
+        ),
+        ("/api/v1/connection", get(handlers::list_connections)),
+        (
+            "/api/v1/connection/{id}",
+            delete(handlers::close_connection),
+        ),
+        // The seed's original paths.
+        ("/api/v1/sftp_connection", get(handlers::list_connections)),
+        (
+            "/api/v1/sftp_connection/{id}",
+            delete(handlers::close_connection),
+        ),
+    ]
+}
+
+/// The API's routes over `core`, without authentication.
 pub fn router(core: Core, version: VersionInfo) -> Router {
+    router_with_auth(core, version, None)
+}
+
+/// The API's routes over `core`; with `auth`, every request needs Basic credentials.
+pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<BasicAuth>>) -> Router {
     let state = AppState {
         core,
         version,
         scans: Arc::default(),
     };
-    Router::new()
-        .route("/api/v1/version", get(handlers::version))
-        .route(
-            "/api/v1/user",
-            get(handlers::list_users).post(handlers::add_user),
-        )
-        .route(
-            "/api/v1/user/{id}",
-            get(handlers::get_user)
-                .put(handlers::update_user)
-                .delete(handlers::delete_user),
-        )
-        .route(
-            "/api/v1/quota_scan",
-            get(handlers::list_scans).post(handlers::start_scan),
-        )
-        .route("/api/v1/connection", get(handlers::list_connections))
-        .route(
-            "/api/v1/connection/{id}",
-            axum::routing::delete(handlers::close_connection),
-        )
-        // The seed's original paths.
-        .route("/api/v1/sftp_connection", get(handlers::list_connections))
-        .route(
-            "/api/v1/sftp_connection/{id}",
-            axum::routing::delete(handlers::close_connection),
-        )
-        // Operations: Prometheus and load-balancer health checks.
+    let routes = routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
+        // Prometheus scrapes with the same credentials as API clients.
         .route("/metrics", get(ops::metrics))
-        .route("/healthz", get(ops::healthz))
         .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .method_not_allowed_fallback(handlers::method_not_allowed);
+    let routes = match auth {
+        Some(auth) => routes.layer(middleware::from_fn_with_state(auth, auth::require_auth)),
+        None => routes,
+    };
+    // Load balancers' health checks carry no credentials and learn nothing secret.
+    routes
+        .route("/healthz", get(ops::healthz))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` fires.
+/// Serves the API on `listener` (HTTPS when `tls` is given) until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        ApiListener::new(listener, tls)?,
+        router.into_make_service_with_connect_info::<ClientInfo>(),
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await
@@ -101,11 +152,16 @@ pub async fn serve(
 /// from `X-Request-Id` or made up, echoed in the response.
 async fn access_log(request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let remote = request
+    let client = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
+        .get::<ConnectInfo<ClientInfo>>()
+        .map(|c| c.0);
+    let remote = client.map(|c| c.addr.to_string()).unwrap_or_default();
+    let scheme = if client.is_some_and(|c| c.tls) {
+        "https"
+    } else {
+        "http"
+    };
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -121,7 +177,7 @@ async fn access_log(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let uri = format!("http://{host}{}", request.uri());
+    let uri = format!("{scheme}://{host}{}", request.uri());
     let user_agent = request
         .headers()
         .get("user-agent")
@@ -132,11 +188,13 @@ async fn access_log(request: Request, next: Next) -> Response {
     if let Ok(v) = request_id.parse() {
         response.headers_mut().insert("x-request-id", v);
     }
+    // Content-Length is only set later by hyper; every body of this API has a known size.
     let resp_size = response
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact())
         .unwrap_or(0);
     tracing::info!(
         sender = "httpd",

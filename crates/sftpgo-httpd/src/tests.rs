@@ -260,7 +260,15 @@ async fn listing_with_paging_ordering_and_filters() {
         names(&call(&app, "GET", "/api/v1/user?limit=1000", None).await.1).len(),
         3
     );
-    for bad in ["limit=x", "limit=-1", "offset=-2", "order=up"] {
+    for bad in [
+        "limit=x",
+        "limit=-1",
+        "limit=0",
+        "offset=-2",
+        "order=up",
+        "usernme=c",
+        "=x",
+    ] {
         assert_eq!(
             call(&app, "GET", &format!("/api/v1/user?{bad}"), None)
                 .await
@@ -393,4 +401,287 @@ async fn health_and_metrics() {
         call(&app, "POST", "/metrics", None).await.0,
         StatusCode::METHOD_NOT_ALLOWED
     );
+}
+
+fn htpasswd_line(user: &str, password: &str, version: bcrypt::Version) -> String {
+    let hash = bcrypt::hash_with_result(password, 4)
+        .unwrap()
+        .format_for_version(version);
+    format!("{user}:{hash}")
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+async fn get_with(app: &Router, uri: &str, auth: Option<&str>) -> axum::response::Response {
+    let mut req = Request::builder().method("GET").uri(uri);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    app.clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+#[test]
+fn htpasswd_keeps_only_bcrypt_entries() {
+    let text = format!(
+        "# comment\n\n{}\n{}\n{}\nmd5user:$apr1$abc$def\nplain:secret\nnocolon\n:$2y$04$empty-user\n",
+        htpasswd_line("a", "pa", bcrypt::Version::TwoY),
+        htpasswd_line("b", "pb", bcrypt::Version::TwoA),
+        htpasswd_line("c", "pc", bcrypt::Version::TwoB),
+    );
+    let auth = BasicAuth::parse(&text, "test");
+    assert_eq!(auth.len(), 3);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "plain:secret\n").unwrap();
+    let e = BasicAuth::load(&empty).unwrap_err();
+    assert!(matches!(e, HttpdError::NoAuthEntries { .. }), "{e}");
+    let e = BasicAuth::load(&dir.path().join("missing")).unwrap_err();
+    assert!(
+        e.to_string().starts_with("cannot read the auth_user_file"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_guards_every_route() {
+    let (_, core) = app(true);
+    let text = format!(
+        "{}\n{}\n",
+        htpasswd_line("admin", "s3cret", bcrypt::Version::TwoY),
+        htpasswd_line("ops", "other", bcrypt::Version::TwoB)
+    );
+    let auth = Arc::new(BasicAuth::parse(&text, "test"));
+    let version = VersionInfo {
+        version: "1".into(),
+        build_date: String::new(),
+        commit_hash: String::new(),
+    };
+    let app = router_with_auth(core, version, Some(auth.clone()));
+    for uri in [
+        "/api/v1/version",
+        "/api/v1/user",
+        "/api/v1/nope",
+        "/metrics",
+    ] {
+        for given in [
+            None,
+            Some(basic("admin", "wrong")),
+            Some(basic("ghost", "s3cret")),
+            Some("Bearer abc".to_string()),
+            Some("Basic !!!".to_string()),
+        ] {
+            let resp = get_with(&app, uri, given.as_deref()).await;
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{uri} {given:?}");
+            assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"sftpgo\"");
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["status"], 401, "{v}");
+            assert_eq!(v["error"], "");
+        }
+    }
+    let resp = get_with(&app, "/api/v1/version", Some(&basic("admin", "s3cret"))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Cached now; a wrong password for the same user still fails.
+    let resp = get_with(&app, "/api/v1/user", Some(&basic("admin", "s3cret"))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = get_with(&app, "/api/v1/user", Some(&basic("admin", "s3cret!"))).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = get_with(&app, "/api/v1/user", Some(&basic("ops", "other"))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(auth.verify("ops", "other").await);
+    assert!(!auth.verify("ops", "").await);
+    let resp = get_with(&app, "/metrics", Some(&basic("ops", "other"))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Load balancers' health checks need no credentials.
+    assert_eq!(
+        get_with(&app, "/healthz", None).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn only_a_non_loopback_api_without_auth_is_flagged() {
+    let addr = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+    assert!(exposed_without_auth(&addr("0.0.0.0:8080"), false));
+    assert!(exposed_without_auth(&addr("[::]:8080"), false));
+    assert!(exposed_without_auth(&addr("192.0.2.7:8080"), false));
+    assert!(!exposed_without_auth(&addr("0.0.0.0:8080"), true));
+    assert!(!exposed_without_auth(&addr("127.0.0.1:8080"), false));
+    assert!(!exposed_without_auth(&addr("[::1]:8080"), false));
+}
+
+#[test]
+fn tls_config_reports_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("c.pem");
+    let key = dir.path().join("k.pem");
+    let e = tls_config(&cert, &key).unwrap_err();
+    assert!(e.to_string().contains("c.pem"), "{e}");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let e = tls_config(&cert, &key).unwrap_err();
+    assert!(e.to_string().contains("c.pem"), "{e}");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    let e = tls_config(&cert, &key).unwrap_err();
+    assert!(e.to_string().contains("k.pem"), "{e}");
+    // A key that is not the certificate's.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&key, other.signing_key.serialize_pem()).unwrap();
+    let e = tls_config(&cert, &key).unwrap_err();
+    assert!(e.to_string().contains("do not work together"), "{e}");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    tls_config(&cert, &key).unwrap();
+}
+
+/// The OpenAPI document, parsed.
+fn openapi_doc() -> Value {
+    serde_yaml::from_str(OPENAPI_YAML).expect("openapi.yaml parses")
+}
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+#[tokio::test]
+async fn openapi_document_matches_the_router() {
+    let doc = openapi_doc();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    let paths = doc["paths"].as_object().unwrap();
+    // The same set of paths...
+    let mut documented: Vec<String> = paths.keys().map(|p| format!("/api/v1{p}")).collect();
+    let mut routed: Vec<String> = routes().iter().map(|(p, _)| p.to_string()).collect();
+    documented.sort();
+    routed.sort();
+    assert_eq!(documented, routed);
+    // ...and on each, exactly the documented methods are served (the others are 405).
+    let (app, _) = app(true);
+    for (path, item) in paths {
+        let uri = format!("/api/v1{}", path.replace("{id}", "1"));
+        for method in METHODS {
+            let op = &item[method.to_lowercase().as_str()];
+            let (status, body) = raw(&app, method, &uri, "{}").await;
+            if op.is_object() {
+                assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+                // Every answer is a documented status.
+                let code = status.as_u16().to_string();
+                assert!(
+                    op["responses"].get(&code).is_some(),
+                    "{method} {uri}: {code} not documented ({body})"
+                );
+            } else {
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+            }
+        }
+    }
+    // Every $ref resolves.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let pointer = r.strip_prefix('#').expect("local ref");
+        assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+    }
+}
+
+#[tokio::test]
+async fn openapi_schemas_agree_with_the_types() {
+    let doc = openapi_doc();
+    let schemas = &doc["components"]["schemas"];
+    // The eight permissions, exactly as the provider names them.
+    let perms: Vec<Value> = schemas["Permission"]["enum"].as_array().unwrap().clone();
+    let expected: Vec<Value> = [
+        sftpgo_provider::Permission::Any,
+        sftpgo_provider::Permission::List,
+        sftpgo_provider::Permission::Download,
+        sftpgo_provider::Permission::Upload,
+        sftpgo_provider::Permission::Delete,
+        sftpgo_provider::Permission::Rename,
+        sftpgo_provider::Permission::CreateDirs,
+        sftpgo_provider::Permission::CreateSymlinks,
+    ]
+    .iter()
+    .map(|p| serde_json::to_value(p).unwrap())
+    .collect();
+    assert_eq!(perms, expected);
+    // A user as the API returns it has exactly the documented fields.
+    let (app, _) = app(true);
+    let (_, created) = call(&app, "POST", "/api/v1/user", Some(alice())).await;
+    let mut fields: Vec<&String> = created.as_object().unwrap().keys().collect();
+    let mut documented: Vec<&String> = schemas["User"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    fields.sort();
+    documented.sort();
+    assert_eq!(fields, documented);
+    let required: Vec<&str> = schemas["User"]["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(required.len(), fields.len());
+    // ApiResponse and VersionInfo.
+    let (_, v) = call(&app, "GET", "/api/v1/version", None).await;
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys.len(),
+        schemas["VersionInfo"]["required"].as_array().unwrap().len()
+    );
+    let (_, v) = call(&app, "GET", "/api/v1/nope", None).await;
+    assert_eq!(
+        v.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["error", "message", "status"]
+    );
+    // The document is served as YAML, unchanged.
+    let resp = get_with(&app, "/api/v1/openapi.yaml", None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/yaml");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], OPENAPI_YAML.as_bytes());
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow_and_bad_paths_400() {
+    let (app, _) = app(true);
+    let req = Request::builder()
+        .method("PATCH")
+        .uri("/api/v1/user")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = resp.headers()["allow"].to_str().unwrap().to_string();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    // A path segment that is not UTF-8.
+    let (s, v) = call(&app, "DELETE", "/api/v1/connection/%FF", None).await;
+    assert_eq!(
+        (s, v["status"].as_u64()),
+        (StatusCode::BAD_REQUEST, Some(400))
+    );
+    let (s, _) = call(&app, "GET", "/api/v1/user/%FF", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }

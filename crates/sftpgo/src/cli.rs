@@ -19,12 +19,16 @@ pub struct Cli {
     pub version: bool,
 }
 
+// Parsed once per process: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the SFTP server.
     Serve(ServeArgs),
     /// Create or upgrade the data provider's schema, then exit (for deploy pipelines).
     Initprovider(ServeArgs),
+    /// Client of a running server's REST API (users, connections, quota scans).
+    Api(crate::api_client::ApiArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -214,6 +218,64 @@ mod tests {
         let s = serve(&["-l", "-"]);
         let opts: &crate::logging::LogOptions = &s.log;
         assert_eq!(opts.file_path, "-");
+    }
+
+    #[test]
+    fn api_subcommands_parse() {
+        use crate::api_client::{ApiCommand, UsersCommand};
+        let cli = Cli::try_parse_from([
+            "sftpgo",
+            "api",
+            "--url",
+            "https://h:1",
+            "--user",
+            "admin",
+            "--password",
+            "apipw",
+            "users",
+            "add",
+            "alice",
+            "--password",
+            "pw",
+            "--public-key",
+            "k1",
+            "--public-key",
+            "k2",
+            "--permissions",
+            "*",
+            "--quota-size",
+            "1GB",
+            "--json",
+        ])
+        .unwrap();
+        let Some(Command::Api(a)) = cli.command else {
+            panic!("expected api");
+        };
+        assert_eq!(a.url, "https://h:1");
+        assert_eq!(
+            (a.user.as_deref(), a.password.as_deref()),
+            (Some("admin"), Some("apipw"))
+        );
+        assert!(a.json);
+        match a.command {
+            ApiCommand::Users {
+                command: UsersCommand::Add { username, fields },
+            } => {
+                assert_eq!(username, "alice");
+                assert_eq!(fields.password.as_deref(), Some("pw"));
+                assert_eq!(fields.public_keys, ["k1", "k2"]);
+                assert_eq!(fields.quota_size, Some(1_000_000_000));
+                assert_eq!(fields.permissions.as_deref(), Some("*"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["sftpgo", "api", "users", "add", "a", "--quota-size", "1XB"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["sftpgo", "api", "users", "get", "x"]).is_err());
+        assert!(Cli::try_parse_from(["sftpgo", "api", "quota-scan", "start", "bob"]).is_ok());
+        assert!(Cli::try_parse_from(["sftpgo", "api", "connections", "close", "ab12"]).is_ok());
     }
 
     #[test]

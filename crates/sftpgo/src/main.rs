@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Serve(args) => runtime.block_on(sftpgo::service::run(args)),
         Command::Initprovider(args) => runtime.block_on(sftpgo::service::init_provider(args)),
+        Command::Api(args) => runtime.block_on(sftpgo::api_client::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -176,6 +176,7 @@ fn server_settings(dp: &sftpgo_config::DataProviderConfig) -> sftpgo_provider::s
 
 /// Starts the servers described by `config`.
 pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result<Running> {
+    let http_setup = httpd_setup(config, config_dir, tuning.http_port).await?;
     let provider = open_provider(config, config_dir).await?;
     let sftpd = &config.sftpd;
     let idle_timeout = tuning.idle_timeout.or_else(|| config.idle_timeout());
@@ -226,7 +227,14 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
             .serve(listener, shutdown.clone(), tracker.clone()),
     );
     tracing::info!(sender = "service", address = %ssh_addr, "SFTP server listening");
-    let http_addr = start_httpd(config, &core, tuning.http_port, &shutdown).await?;
+    let http_addr = match http_setup {
+        Some(setup) => Some(
+            start_httpd(config, setup, &core, &shutdown)
+                .await
+                .inspect_err(|_| shutdown.cancel())?,
+        ),
+        None => None,
+    };
     Ok(Running {
         ssh_addr,
         http_addr,
@@ -301,35 +309,85 @@ async fn warn_if_quota_unenforceable(core: &Core) {
     }
 }
 
-/// Starts the REST API unless its port is 0.
-async fn start_httpd(
+/// What the REST API needs besides the core, loaded before anything listens so a bad
+/// auth file, certificate or key stops the start.
+struct HttpdSetup {
+    port: u16,
+    auth: Option<Arc<sftpgo_httpd::BasicAuth>>,
+    tls: Option<Arc<sftpgo_httpd::rustls::ServerConfig>>,
+}
+
+/// Loads the API's auth file and TLS files; `None` when the API is disabled (port 0).
+async fn httpd_setup(
     config: &Config,
-    core: &Core,
+    config_dir: &Path,
     port_override: Option<u16>,
-    shutdown: &CancellationToken,
-) -> Result<Option<SocketAddr>> {
-    let httpd = &config.httpd;
-    let port = match (port_override, httpd.bind_port) {
+) -> Result<Option<HttpdSetup>> {
+    let port = match (port_override, config.httpd.bind_port) {
         (Some(p), _) => p,
         (None, 0) => return Ok(None),
         (None, p) => p,
     };
+    let auth = match config.httpd_auth_user_file(config_dir) {
+        Some(path) => {
+            let auth = tokio::task::spawn_blocking(move || sftpgo_httpd::BasicAuth::load(&path))
+                .await?
+                .context("invalid httpd.auth_user_file")?;
+            tracing::info!(
+                sender = "service",
+                users = auth.len(),
+                "REST API requires HTTP Basic auth"
+            );
+            Some(Arc::new(auth))
+        }
+        None => None,
+    };
+    let tls = match config.httpd_tls_files(config_dir) {
+        Some((cert, key)) => Some(
+            tokio::task::spawn_blocking(move || sftpgo_httpd::tls_config(&cert, &key))
+                .await?
+                .context("invalid httpd.certificate_file / httpd.certificate_key_file")?,
+        ),
+        None => None,
+    };
+    Ok(Some(HttpdSetup { port, auth, tls }))
+}
+
+/// Starts the REST API: Basic auth when `httpd.auth_user_file` is set, HTTPS when the
+/// certificate and key are.
+async fn start_httpd(
+    config: &Config,
+    setup: HttpdSetup,
+    core: &Core,
+    shutdown: &CancellationToken,
+) -> Result<SocketAddr> {
+    let httpd = &config.httpd;
+    let HttpdSetup { port, auth, tls } = setup;
     let listener = bind(&httpd.bind_address, port).await?;
     let addr = listener.local_addr()?;
+    if sftpgo_httpd::exposed_without_auth(&addr, auth.is_some()) {
+        tracing::warn!(
+            sender = "service",
+            address = %addr,
+            "the REST API listens on a non-loopback address without authentication: \
+             anyone who can reach it can manage users; set httpd.auth_user_file or bind it to 127.0.0.1"
+        );
+    }
     let version = sftpgo_httpd::VersionInfo {
         version: crate::version::VERSION.to_string(),
         build_date: crate::version::build_date().to_string(),
         commit_hash: crate::version::commit().to_string(),
     };
-    let router = sftpgo_httpd::router(core.clone(), version);
+    let router = sftpgo_httpd::router_with_auth(core.clone(), version, auth);
     let token = shutdown.clone();
+    let https = tls.is_some();
     tokio::spawn(async move {
-        if let Err(e) = sftpgo_httpd::serve(listener, router, token).await {
+        if let Err(e) = sftpgo_httpd::serve(listener, tls, router, token).await {
             tracing::error!(sender = "httpd", error = %e, "REST API server failed");
         }
     });
-    tracing::info!(sender = "service", address = %addr, "REST API listening");
-    Ok(Some(addr))
+    tracing::info!(sender = "service", address = %addr, https, "REST API listening");
+    Ok(addr)
 }
 
 /// Deletes atomic-upload temp files a crash left in the users' home dirs.

@@ -139,3 +139,474 @@ async fn api_manages_users_and_sees_and_kills_live_transfers() {
     );
     srv.stop().await;
 }
+
+/// curl with extra arguments; returns (exit code, HTTP status, response headers, body).
+async fn curl_raw(args: &[&str]) -> (i32, u16, String, String) {
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "--max-time",
+            "20",
+        ])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (rest, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+    (
+        out.status.code().unwrap_or(-1),
+        code.trim().parse().unwrap_or(0),
+        headers.to_ascii_lowercase(),
+        body.to_string(),
+    )
+}
+
+fn htpasswd(dir: &std::path::Path, user: &str, password: &str) -> std::path::PathBuf {
+    let hash = bcrypt::hash_with_result(password, 4)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let path = dir.join("htpasswd");
+    std::fs::write(&path, format!("{user}:{hash}\n")).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_protects_every_endpoint() {
+    let extra = tempfile::tempdir().unwrap();
+    let file = htpasswd(extra.path(), "admin", "pa ss");
+    let tuning = Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let srv = TestServer::start_with(
+        |c| c.httpd.auth_user_file = file.display().to_string(),
+        tuning,
+    )
+    .await;
+    let base = format!(
+        "http://{}/api/v1",
+        srv.running.as_ref().unwrap().http_addr.unwrap()
+    );
+    for path in [
+        "version",
+        "user",
+        "connection",
+        "quota_scan",
+        "openapi.yaml",
+    ] {
+        let url = format!("{base}/{path}");
+        let (_, code, headers, body) = curl_raw(&[&url]).await;
+        assert_eq!(code, 401, "{path}");
+        assert!(
+            headers.contains("www-authenticate: basic realm=\"sftpgo\""),
+            "{headers}"
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], 401);
+        let (_, code, _, _) = curl_raw(&["-u", "admin:wrong", &url]).await;
+        assert_eq!(code, 401, "{path}");
+        let (_, code, _, _) = curl_raw(&["-u", "admin:pa ss", &url]).await;
+        assert_eq!(code, 200, "{path}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_generated_certificate() {
+    let extra = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = extra.path().join("api.crt");
+    let key = extra.path().join("api.key");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let tuning = Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let srv = TestServer::start_with(
+        |cfg| {
+            cfg.httpd.certificate_file = c;
+            cfg.httpd.certificate_key_file = k;
+        },
+        tuning,
+    )
+    .await;
+    let addr = srv.running.as_ref().unwrap().http_addr.unwrap();
+    let url = format!("https://{addr}/api/v1/version");
+    let ca = cert.display().to_string();
+    let (exit, code, _, body) = curl_raw(&["--cacert", &ca, &url]).await;
+    assert_eq!((exit, code), (0, 200), "{body}");
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["version"].is_string());
+    // Unknown CA: refused by the client (curl exit 60).
+    let (exit, _, _, _) = curl_raw(&[&url]).await;
+    assert_eq!(exit, 60);
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let (exit, code, _, _) = curl_raw(&[&format!("http://{addr}/api/v1/version")]).await;
+    assert!(exit != 0 && code == 0, "exit {exit} code {code}");
+    // The TLS port still serves after the bad client.
+    let (exit, code, _, _) = curl_raw(&["--cacert", &ca, &url]).await;
+    assert_eq!((exit, code), (0, 200));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn bad_auth_file_or_certificate_stops_the_start() {
+    let extra = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tuning = || Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let mut config = sftpgo_config::Config::default();
+    config.sftpd.bind_port = 0;
+    config.sftpd.bind_address = "127.0.0.1".into();
+    config.httpd.auth_user_file = "missing.htpasswd".into();
+    let err = sftpgo::service::start(&config, dir.path(), tuning())
+        .await
+        .err()
+        .expect("start fails");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("httpd.auth_user_file") && msg.contains("missing.htpasswd"),
+        "{msg}"
+    );
+    config.httpd.auth_user_file = String::new();
+    let bad = extra.path().join("bad.pem");
+    std::fs::write(&bad, "garbage").unwrap();
+    config.httpd.certificate_file = bad.display().to_string();
+    config.httpd.certificate_key_file = bad.display().to_string();
+    let err = sftpgo::service::start(&config, dir.path(), tuning())
+        .await
+        .err()
+        .expect("start fails");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("certificate") && msg.contains("bad.pem"),
+        "{msg}"
+    );
+}
+
+/// Runs `sftpgo api <args>`; returns (exit code, stdout, stderr).
+async fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sftpgo"))
+        .arg("api")
+        .args(args)
+        .env_remove("SFTPGO_API_URL")
+        .env_remove("SFTPGO_API_USER")
+        .env_remove("SFTPGO_API_PASSWORD")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_of(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_client_end_to_end() {
+    let tuning = Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let srv = TestServer::start_with(|_| {}, tuning).await;
+    let url = format!(
+        "http://{}",
+        srv.running.as_ref().unwrap().http_addr.unwrap()
+    );
+    let key = keygen(srv.dir.path(), "ed25519");
+    let home = srv.home("carol").display().to_string();
+    let u = url.as_str();
+
+    let (code, out, err) = cli(&["--url", u, "version"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("sftpgo "), "{out}");
+    let (code, out, _) = cli(&["--url", u, "--json", "version"]).await;
+    assert_eq!(code, 0);
+    assert!(json_of(&out)["version"].is_string());
+
+    // add, with sizes in units, a key and a permission list.
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "--json",
+        "users",
+        "add",
+        "carol",
+        "--password",
+        "pw1",
+        "--public-key",
+        &key.public,
+        "--home-dir",
+        &home,
+        "--permissions",
+        "list,download,upload",
+        "--quota-size",
+        "1GB",
+        "--quota-files",
+        "100",
+        "--max-sessions",
+        "2",
+        "--upload-bandwidth",
+        "500",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let created = json_of(&out);
+    let id = created["id"].as_i64().unwrap().to_string();
+    assert_eq!(created["quota_size"], 1_000_000_000);
+    assert_eq!(
+        created["permissions"],
+        json!(["list", "download", "upload"])
+    );
+    assert_eq!(created["public_keys"][0], key.public);
+    assert!(created.get("password").is_none());
+    // The password works over SFTP.
+    let c = SftpClient::connect(srv.addr, "carol", Credential::Password("pw1")).await;
+    assert!(c.is_ok());
+    drop(c);
+
+    // Duplicate: the API's message, exit 1.
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "users",
+        "add",
+        "carol",
+        "--password",
+        "x",
+        "--home-dir",
+        &home,
+        "--permissions",
+        "*",
+    ])
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("409") && err.contains("already exists"),
+        "{err}"
+    );
+
+    // list (table and JSON), get.
+    let (code, out, _) = cli(&["--url", u, "users", "list"]).await;
+    assert_eq!(code, 0);
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("ID  USERNAME"), "{out}");
+    assert!(lines.next().unwrap().contains("carol"), "{out}");
+    let (_, out, _) = cli(&[
+        "--url",
+        u,
+        "--json",
+        "users",
+        "list",
+        "--username",
+        "carol",
+        "--limit",
+        "5",
+    ])
+    .await;
+    assert_eq!(json_of(&out).as_array().unwrap().len(), 1);
+    let (_, out, _) = cli(&["--url", u, "users", "list", "--username", "nobody"]).await;
+    assert_eq!(out, "No users.\n");
+    let (code, out, _) = cli(&["--url", u, "users", "get", &id]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("username") && out.contains("carol") && out.contains("953.7 MiB"),
+        "{out}"
+    );
+
+    // update sends only what is given.
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "users",
+        "update",
+        &id,
+        "--quota-files",
+        "7",
+        "--permissions",
+        "*",
+    ])
+    .await;
+    assert_eq!((code, out.as_str()), (0, "User updated\n"), "{err}");
+    let (_, out, _) = cli(&["--url", u, "--json", "users", "get", &id]).await;
+    let after = json_of(&out);
+    assert_eq!(
+        (after["quota_files"].as_i64(), after["quota_size"].as_i64()),
+        (Some(7), Some(1_000_000_000))
+    );
+    assert_eq!(after["permissions"], json!(["*"]));
+    assert_eq!(after["public_keys"][0], key.public);
+    let c = SftpClient::connect(srv.addr, "carol", Credential::Password("pw1")).await;
+    assert!(c.is_ok(), "password kept");
+    drop(c);
+    // Validation errors show the field.
+    let (code, _, err) = cli(&["--url", u, "users", "update", &id, "--home-dir", "relative"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("400") && err.contains("home_dir"), "{err}");
+    let (code, _, err) = cli(&["--url", u, "users", "update", &id]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing to update"), "{err}");
+
+    // connections and quota scans.
+    let (code, out, _) = cli(&["--url", u, "connections", "list"]).await;
+    assert_eq!((code, out.as_str()), (0, "No connections.\n"));
+    let (code, out, _) = cli(&["--url", u, "--json", "connections", "list"]).await;
+    assert_eq!((code, json_of(&out)), (0, json!([])));
+    let (code, _, err) = cli(&["--url", u, "connections", "close", "abc/def"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+    let (code, out, err) = cli(&["--url", u, "quota-scan", "start", "carol"]).await;
+    assert_eq!((code, out.as_str()), (0, "Scan started\n"), "{err}");
+    let (code, out, _) = cli(&["--url", u, "--json", "quota-scan", "list"]).await;
+    assert_eq!(code, 0);
+    assert!(json_of(&out).is_array());
+    let (code, _, err) = cli(&["--url", u, "quota-scan", "start", "ghost"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+
+    // delete.
+    let (code, out, _) = cli(&["--url", u, "users", "delete", &id]).await;
+    assert_eq!((code, out.as_str()), (0, "User deleted\n"));
+    let (code, _, err) = cli(&["--url", u, "users", "get", &id]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+    srv.stop().await;
+
+    // A server that is gone: a clear message, exit 1.
+    let (code, _, err) = cli(&["--url", u, "version"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot reach the API at"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_client_with_basic_auth_and_tls() {
+    let extra = tempfile::tempdir().unwrap();
+    let file = htpasswd(extra.path(), "admin", "s3cret");
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = extra.path().join("api.crt");
+    let key = extra.path().join("api.key");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let tuning = Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let (f, c, k) = (
+        file.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    let srv = TestServer::start_with(
+        |cfg| {
+            cfg.httpd.auth_user_file = f;
+            cfg.httpd.certificate_file = c;
+            cfg.httpd.certificate_key_file = k;
+        },
+        tuning,
+    )
+    .await;
+    let url = format!(
+        "https://{}",
+        srv.running.as_ref().unwrap().http_addr.unwrap()
+    );
+    let u = url.as_str();
+    let ca = cert.display().to_string();
+    // With the CA file and credentials.
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "--ca-file",
+        &ca,
+        "--user",
+        "admin",
+        "--password",
+        "s3cret",
+        "--json",
+        "users",
+        "list",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out), json!([]));
+    // Credentials from the environment, certificate not verified.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sftpgo"))
+        .args(["api", "--insecure", "version"])
+        .env("SFTPGO_API_URL", u)
+        .env("SFTPGO_API_USER", "admin")
+        .env("SFTPGO_API_PASSWORD", "s3cret")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Wrong password: 401 and its message.
+    let (code, _, err) = cli(&[
+        "--url",
+        u,
+        "--insecure",
+        "--user",
+        "admin",
+        "--password",
+        "nope",
+        "version",
+    ])
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("401") && err.contains("Invalid credentials"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["--url", u, "--insecure", "version"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("401"), "{err}");
+    // Unknown CA: refused, with the cause.
+    let (code, _, err) = cli(&[
+        "--url",
+        u,
+        "--user",
+        "admin",
+        "--password",
+        "s3cret",
+        "version",
+    ])
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot reach the API") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // Plain HTTP to the TLS port fails.
+    let plain = url.replace("https://", "http://");
+    let (code, _, err) = cli(&[
+        "--url",
+        &plain,
+        "--user",
+        "admin",
+        "--password",
+        "s3cret",
+        "version",
+    ])
+    .await;
+    assert_eq!(code, 1, "{err}");
+    srv.stop().await;
+}

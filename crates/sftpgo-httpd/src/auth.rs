@@ -1,0 +1,202 @@
+//! HTTP Basic auth against an htpasswd file of bcrypt entries (`httpd.auth_user_file`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiResponse;
+use crate::{ClientInfo, HttpdError};
+
+/// How long a verified username/password pair is trusted without running bcrypt again.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Upper bound on cached pairs (one per user; a full cache is simply cleared).
+const CACHE_MAX: usize = 1024;
+
+/// The users of an htpasswd file and a short-lived cache of successful checks.
+pub struct BasicAuth {
+    /// username → bcrypt hash.
+    users: HashMap<String, String>,
+    /// Random per process, so cached digests are useless outside it.
+    salt: [u8; 16],
+    /// username → (digest of salt + password, when it was verified).
+    cache: Mutex<HashMap<String, ([u8; 32], Instant)>>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BasicAuth {
+    /// Reads an htpasswd file. Lines that are not `user:$2a$|$2b$|$2y$...` bcrypt entries
+    /// are skipped with a warning; a file without any usable entry is an error (it would
+    /// lock everyone out).
+    pub fn load(path: &Path) -> Result<Self, HttpdError> {
+        let text = std::fs::read_to_string(path).map_err(|source| HttpdError::AuthFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let auth = Self::parse(&text, &path.display().to_string());
+        if auth.users.is_empty() {
+            return Err(HttpdError::NoAuthEntries {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(auth)
+    }
+
+    /// Parses htpasswd text; `source` names it in warnings.
+    pub fn parse(text: &str, source: &str) -> Self {
+        let mut users = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_once(':') {
+                Some((user, hash))
+                    if !user.is_empty()
+                        && ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p)) =>
+                {
+                    users.insert(user.to_string(), hash.to_string());
+                }
+                _ => tracing::warn!(
+                    sender = "httpd",
+                    file = %source,
+                    line = n + 1,
+                    "ignoring an auth_user_file entry that is not user:bcrypt-hash ($2a$, $2b$ or $2y$)"
+                ),
+            }
+        }
+        Self {
+            users,
+            salt: rand::random(),
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The number of usable entries.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether there is no usable entry.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    fn digest(&self, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Checks a username/password pair; bcrypt runs on the blocking pool.
+    pub async fn verify(self: &Arc<Self>, username: &str, password: &str) -> bool {
+        let Some(hash) = self.users.get(username).cloned() else {
+            return false;
+        };
+        let digest = self.digest(password);
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((d, at)) = cache.get(username)
+                && *d == digest
+                && at.elapsed() < CACHE_TTL
+            {
+                return true;
+            }
+        }
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false);
+        if ok {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(username.to_string(), (digest, Instant::now()));
+        }
+        ok
+    }
+}
+
+/// `Authorization: Basic base64(user:password)` → (user, password).
+fn credentials(request: &Request) -> Option<(String, String)> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// Middleware: every request needs valid credentials; otherwise 401 with
+/// `WWW-Authenticate: Basic realm="sftpgo"`, logged with the client address.
+pub(crate) async fn require_auth(
+    State(auth): State<Arc<BasicAuth>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = credentials(&request);
+    if let Some((user, password)) = &given
+        && auth.verify(user, password).await
+    {
+        return next.run(request).await;
+    }
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<ClientInfo>>()
+        .map(|c| c.0.addr)
+        .or_else(|| {
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0)
+        });
+    let username = given.as_ref().map(|(u, _)| u.as_str()).unwrap_or("");
+    tracing::warn!(
+        sender = "httpd",
+        remote_addr = %remote.map(|a| a.to_string()).unwrap_or_default(),
+        client_ip = %remote.map(|a| a.ip().to_string()).unwrap_or_default(),
+        username = %username,
+        method = %request.method(),
+        uri = %request.uri(),
+        "API authentication failed"
+    );
+    let message = if given.is_some() {
+        "Invalid credentials"
+    } else {
+        "Authentication required"
+    };
+    let mut response = ApiResponse::new(StatusCode::UNAUTHORIZED, "", message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"sftpgo\""),
+    );
+    response
+}

@@ -1,0 +1,782 @@
+//! `sftpgo api ...`: a client of the REST API (reqwest + rustls). Tables for people,
+//! `--json` for scripts; an API error prints its message and exits 1.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+/// `sftpgo api`: options shared by every command, then the command.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Base URL of the server (the part before /api/v1).
+    #[arg(
+        long,
+        env = "SFTPGO_API_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// User for HTTP Basic auth (httpd.auth_user_file). Give it before the command.
+    #[arg(long, id = "api_user", env = "SFTPGO_API_USER")]
+    pub user: Option<String>,
+    /// Password for HTTP Basic auth; prefer the environment variable. Give it before the
+    /// command (`users add --password` is the new user's password).
+    #[arg(
+        long = "password",
+        id = "api_password",
+        env = "SFTPGO_API_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// Do not verify the server's TLS certificate.
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// PEM file of a CA to trust for the server's certificate (besides the system's).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: ApiCommand,
+}
+
+// Parsed once per process: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// The server's version.
+    Version,
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Live SSH connections.
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
+    /// Quota scans.
+    QuotaScan {
+        #[command(subcommand)]
+        command: QuotaScanCommand,
+    },
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users ordered by username.
+    List {
+        /// Page size (1-500).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        offset: Option<u32>,
+        /// ASC or DESC.
+        #[arg(long, value_parser = ["ASC", "DESC", "asc", "desc"])]
+        order: Option<String>,
+        /// Only this username.
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// Show one user.
+    Get { id: i64 },
+    /// Add a user.
+    Add {
+        username: String,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    /// Change a user: only the options given are sent, the others keep their values.
+    Update {
+        id: i64,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    /// Delete a user (the home directory is kept).
+    Delete { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// List live connections and their transfers.
+    List,
+    /// Close a connection (its transfers are aborted).
+    Close { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotaScanCommand {
+    /// List running quota scans.
+    List,
+    /// Start a quota scan of a user's home directory.
+    Start { username: String },
+}
+
+/// The user options of `users add` and `users update`.
+#[derive(Debug, Default, Args)]
+pub struct UserFields {
+    /// Password (stored argon2id-hashed), or a hash in a supported format; "" clears it
+    /// on update.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// An authorized_keys line; repeat for several keys (replaces the stored keys).
+    #[arg(long = "public-key", value_name = "KEY")]
+    pub public_keys: Vec<String>,
+    /// Absolute path of the home directory.
+    #[arg(long)]
+    pub home_dir: Option<String>,
+    /// Comma-separated list of list, download, upload, delete, rename, create_dirs,
+    /// create_symlinks, or '*' for all.
+    #[arg(long)]
+    pub permissions: Option<String>,
+    #[arg(long)]
+    pub uid: Option<i64>,
+    #[arg(long)]
+    pub gid: Option<i64>,
+    /// Concurrent sessions; 0 = unlimited.
+    #[arg(long)]
+    pub max_sessions: Option<i64>,
+    /// Bytes, or with a unit: 500MB, 1GB (powers of 1000), 512MiB, 2GiB (powers of 1024);
+    /// 0 = unlimited.
+    #[arg(long, value_parser = parse_size)]
+    pub quota_size: Option<i64>,
+    /// Files; 0 = unlimited.
+    #[arg(long)]
+    pub quota_files: Option<i64>,
+    /// KB/s (1 KB = 1000 bytes); 0 = unlimited.
+    #[arg(long)]
+    pub upload_bandwidth: Option<i64>,
+    /// KB/s (1 KB = 1000 bytes); 0 = unlimited.
+    #[arg(long)]
+    pub download_bandwidth: Option<i64>,
+}
+
+impl UserFields {
+    /// The JSON fields of the options given.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(p) = &self.password {
+            m.insert("password".into(), json!(p));
+        }
+        if !self.public_keys.is_empty() {
+            m.insert("public_keys".into(), json!(self.public_keys));
+        }
+        if let Some(h) = &self.home_dir {
+            m.insert("home_dir".into(), json!(h));
+        }
+        if let Some(p) = &self.permissions {
+            let list: Vec<&str> = p
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            m.insert("permissions".into(), json!(list));
+        }
+        let numbers = [
+            ("uid", self.uid),
+            ("gid", self.gid),
+            ("max_sessions", self.max_sessions),
+            ("quota_size", self.quota_size),
+            ("quota_files", self.quota_files),
+            ("upload_bandwidth", self.upload_bandwidth),
+            ("download_bandwidth", self.download_bandwidth),
+        ];
+        for (k, v) in numbers {
+            if let Some(v) = v {
+                m.insert(k.into(), json!(v));
+            }
+        }
+        m
+    }
+}
+
+/// Parses a size: plain bytes, or a number (decimals allowed) with K/KB/M/MB/G/GB/T/TB
+/// (powers of 1000) or KiB/MiB/GiB/TiB (powers of 1024), case-insensitive.
+pub fn parse_size(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let multiplier: u64 = match unit.as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(format!("unknown size unit {unit:?} in {s:?}")),
+    };
+    let bad = || format!("invalid size {s:?} (examples: 1048576, 500MB, 1GB, 512MiB)");
+    if num.is_empty() {
+        return Err(bad());
+    }
+    let bytes = if let Ok(n) = num.parse::<u64>() {
+        n.checked_mul(multiplier).ok_or_else(bad)?
+    } else {
+        let f: f64 = num.parse().map_err(|_| bad())?;
+        let v = (f * multiplier as f64).round();
+        if !v.is_finite() || v > i64::MAX as f64 {
+            return Err(bad());
+        }
+        v as u64
+    };
+    i64::try_from(bytes).map_err(|_| bad())
+}
+
+/// Runs one `sftpgo api` command, printing its result.
+pub async fn run(args: ApiArgs) -> Result<()> {
+    let client = Client::new(&args)?;
+    let out = execute(&client, &args).await?;
+    print!("{out}");
+    Ok(())
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    auth: Option<(String, Option<String>)>,
+}
+
+impl Client {
+    fn new(args: &ApiArgs) -> Result<Self> {
+        let base = args.url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!(
+                "--url must start with http:// or https://, got {:?}",
+                args.url
+            );
+        }
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(format!("sftpgo-cli/{}", crate::version::VERSION));
+        if let Some(ca) = &args.ca_file {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("no PEM certificate in {}", ca.display()))?;
+            if certs.is_empty() {
+                bail!("no PEM certificate in {}", ca.display());
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if args.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().context("cannot set up the HTTP client")?;
+        let auth = match (&args.user, &args.password) {
+            (Some(u), p) => Some((u.clone(), p.clone())),
+            (None, Some(_)) => bail!("--password needs --user (or SFTPGO_API_USER)"),
+            (None, None) => None,
+        };
+        Ok(Self { http, base, auth })
+    }
+
+    /// Sends a request to `/api/v1{path}`; returns the JSON of a 2xx answer, or an error
+    /// carrying the API's message.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url).query(query);
+        if let Some((u, p)) = &self.auth {
+            req = req.basic_auth(u, p.as_ref());
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach the API at {}: {}", self.base, error_chain(&e)))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| anyhow!("reading the answer of {method} {url}: {}", error_chain(&e)))?;
+        let value: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if status.is_success() {
+            return value.ok_or_else(|| anyhow!("{method} {url}: the answer is not JSON"));
+        }
+        let detail = value
+            .as_ref()
+            .map(|v| {
+                let text = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                match (text("message"), text("error")) {
+                    (m, e) if !m.is_empty() && !e.is_empty() => format!("{m}: {e}"),
+                    (m, e) if m.is_empty() => e,
+                    (m, _) => m,
+                }
+            })
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+        bail!("{} {}", status.as_u16(), detail)
+    }
+}
+
+/// "error: cause: cause" from a reqwest error's source chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.contains(&text) {
+            let _ = write!(s, ": {text}");
+        }
+        source = cause.source();
+    }
+    s
+}
+
+async fn execute(client: &Client, args: &ApiArgs) -> Result<String> {
+    use reqwest::Method;
+    let (value, render): (Value, fn(&Value) -> String) = match &args.command {
+        ApiCommand::Version => (
+            client.call(Method::GET, "/version", &[], None).await?,
+            render_version,
+        ),
+        ApiCommand::Users { command } => match command {
+            UsersCommand::List {
+                limit,
+                offset,
+                order,
+                username,
+            } => {
+                let mut q = Vec::new();
+                if let Some(l) = limit {
+                    q.push(("limit", l.to_string()));
+                }
+                if let Some(o) = offset {
+                    q.push(("offset", o.to_string()));
+                }
+                if let Some(o) = order {
+                    q.push(("order", o.to_ascii_uppercase()));
+                }
+                if let Some(u) = username {
+                    q.push(("username", u.clone()));
+                }
+                (
+                    client.call(Method::GET, "/user", &q, None).await?,
+                    render_users,
+                )
+            }
+            UsersCommand::Get { id } => (
+                client
+                    .call(Method::GET, &format!("/user/{id}"), &[], None)
+                    .await?,
+                render_user,
+            ),
+            UsersCommand::Add { username, fields } => {
+                let mut body = fields.to_json();
+                body.insert("username".into(), json!(username));
+                (
+                    client
+                        .call(Method::POST, "/user", &[], Some(Value::Object(body)))
+                        .await?,
+                    render_user,
+                )
+            }
+            UsersCommand::Update { id, fields } => {
+                let body = fields.to_json();
+                if body.is_empty() {
+                    bail!("nothing to update: give at least one option (see --help)");
+                }
+                (
+                    client
+                        .call(
+                            Method::PUT,
+                            &format!("/user/{id}"),
+                            &[],
+                            Some(Value::Object(body)),
+                        )
+                        .await?,
+                    render_message,
+                )
+            }
+            UsersCommand::Delete { id } => (
+                client
+                    .call(Method::DELETE, &format!("/user/{id}"), &[], None)
+                    .await?,
+                render_message,
+            ),
+        },
+        ApiCommand::Connections { command } => match command {
+            ConnectionsCommand::List => (
+                client.call(Method::GET, "/connection", &[], None).await?,
+                render_connections,
+            ),
+            ConnectionsCommand::Close { id } => {
+                let id = percent_encode(id);
+                (
+                    client
+                        .call(Method::DELETE, &format!("/connection/{id}"), &[], None)
+                        .await?,
+                    render_message,
+                )
+            }
+        },
+        ApiCommand::QuotaScan { command } => match command {
+            QuotaScanCommand::List => (
+                client.call(Method::GET, "/quota_scan", &[], None).await?,
+                render_scans,
+            ),
+            QuotaScanCommand::Start { username } => (
+                client
+                    .call(
+                        Method::POST,
+                        "/quota_scan",
+                        &[],
+                        Some(json!({ "username": username })),
+                    )
+                    .await?,
+                render_message,
+            ),
+        },
+    };
+    if args.json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&value)?));
+    }
+    Ok(render(&value))
+}
+
+/// Escapes a path segment (connection ids are hex, but any text must stay one segment).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+/// Milliseconds since the epoch as UTC time; 0 = "-".
+fn time(ms: i64) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Bytes in binary units.
+fn size(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v.abs() >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `used/limit` with 0 shown as unlimited.
+fn usage(used: String, limit: i64, limit_text: String) -> String {
+    if limit == 0 {
+        format!("{used}/unlimited")
+    } else {
+        format!("{used}/{limit_text}")
+    }
+}
+
+/// A plain text table, columns padded to their widest cell.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                l.push_str("  ");
+            }
+            let _ = write!(l, "{cell:<w$}");
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut headers.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+fn render_version(v: &Value) -> String {
+    let mut s = format!("sftpgo {}", text(&v["version"]));
+    let (commit, date) = (text(&v["commit_hash"]), text(&v["build_date"]));
+    if !commit.is_empty() || !date.is_empty() {
+        let _ = write!(s, " (commit {commit}, built {date})");
+    }
+    s.push('\n');
+    s
+}
+
+fn permissions(v: &Value) -> String {
+    v.as_array()
+        .map(|a| a.iter().map(text).collect::<Vec<_>>().join(","))
+        .unwrap_or_default()
+}
+
+fn render_users(v: &Value) -> String {
+    let users = v.as_array().cloned().unwrap_or_default();
+    if users.is_empty() {
+        return "No users.\n".into();
+    }
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                text(&u["id"]),
+                text(&u["username"]),
+                text(&u["home_dir"]),
+                permissions(&u["permissions"]),
+                usage(
+                    size(int(&u["used_quota_size"])),
+                    int(&u["quota_size"]),
+                    size(int(&u["quota_size"])),
+                ),
+                usage(
+                    text(&u["used_quota_files"]),
+                    int(&u["quota_files"]),
+                    text(&u["quota_files"]),
+                ),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "USERNAME",
+            "HOME DIR",
+            "PERMISSIONS",
+            "QUOTA SIZE",
+            "QUOTA FILES",
+        ],
+        &rows,
+    )
+}
+
+fn render_user(u: &Value) -> String {
+    let limit = |k: &str, unit: &str| match int(&u[k]) {
+        0 => "unlimited".to_string(),
+        n => format!("{n}{unit}"),
+    };
+    let keys = u["public_keys"]
+        .as_array()
+        .map(|a| a.iter().map(text).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut rows = vec![
+        ("id", text(&u["id"])),
+        ("username", text(&u["username"])),
+        ("home_dir", text(&u["home_dir"])),
+        ("permissions", permissions(&u["permissions"])),
+        ("uid/gid", format!("{}/{}", int(&u["uid"]), int(&u["gid"]))),
+        ("max_sessions", limit("max_sessions", "")),
+        (
+            "quota_size",
+            usage(
+                size(int(&u["used_quota_size"])),
+                int(&u["quota_size"]),
+                size(int(&u["quota_size"])),
+            ),
+        ),
+        (
+            "quota_files",
+            usage(
+                text(&u["used_quota_files"]),
+                int(&u["quota_files"]),
+                text(&u["quota_files"]),
+            ),
+        ),
+        ("last_quota_update", time(int(&u["last_quota_update"]))),
+        ("upload_bandwidth", limit("upload_bandwidth", " KB/s")),
+        ("download_bandwidth", limit("download_bandwidth", " KB/s")),
+    ];
+    if keys.is_empty() {
+        rows.push(("public_keys", "-".into()));
+    }
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    for (k, v) in rows {
+        let _ = writeln!(s, "{k:<width$}  {v}");
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let label = if i == 0 { "public_keys" } else { "" };
+        let _ = writeln!(s, "{label:<width$}  {key}");
+    }
+    s
+}
+
+fn render_message(v: &Value) -> String {
+    format!("{}\n", text(&v["message"]))
+}
+
+fn render_connections(v: &Value) -> String {
+    let conns = v.as_array().cloned().unwrap_or_default();
+    if conns.is_empty() {
+        return "No connections.\n".into();
+    }
+    let rows: Vec<Vec<String>> = conns
+        .iter()
+        .map(|c| {
+            let transfers = c["active_transfers"]
+                .as_array()
+                .map(|ts| {
+                    ts.iter()
+                        .map(|t| {
+                            format!(
+                                "{} {} ({})",
+                                text(&t["operation_type"]),
+                                text(&t["path"]),
+                                size(int(&t["size"]))
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            vec![
+                text(&c["connection_id"]),
+                text(&c["username"]),
+                text(&c["remote_address"]),
+                text(&c["protocol"]),
+                text(&c["client_version"]),
+                time(int(&c["connection_time"])),
+                time(int(&c["last_activity"])),
+                if transfers.is_empty() {
+                    "-".into()
+                } else {
+                    transfers
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "USERNAME",
+            "REMOTE ADDRESS",
+            "PROTOCOL",
+            "CLIENT",
+            "CONNECTED (UTC)",
+            "LAST ACTIVITY",
+            "TRANSFERS",
+        ],
+        &rows,
+    )
+}
+
+fn render_scans(v: &Value) -> String {
+    let scans = v.as_array().cloned().unwrap_or_default();
+    if scans.is_empty() {
+        return "No quota scans running.\n".into();
+    }
+    let rows: Vec<Vec<String>> = scans
+        .iter()
+        .map(|s| vec![text(&s["username"]), time(int(&s["start_time"]))])
+        .collect();
+    table(&["USERNAME", "STARTED (UTC)"], &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("1gb"), Ok(1_000_000_000));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert_eq!(parse_size("10k"), Ok(10_000));
+        assert_eq!(parse_size("0"), Ok(0));
+        for bad in ["", "GB", "1XB", "-1", "1.2.3MB", "99999999999TiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_given_fields_are_sent() {
+        let f = UserFields {
+            quota_size: Some(5),
+            permissions: Some("list, download".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Value::Object(f.to_json()),
+            json!({"quota_size": 5, "permissions": ["list", "download"]})
+        );
+        let f = UserFields {
+            permissions: Some("*".into()),
+            public_keys: vec!["k1".into(), "k2".into()],
+            password: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Value::Object(f.to_json()),
+            json!({"permissions": ["*"], "public_keys": ["k1", "k2"], "password": ""})
+        );
+        assert!(UserFields::default().to_json().is_empty());
+    }
+
+    #[test]
+    fn tables_align_and_handle_empty_lists() {
+        let t = table(
+            &["A", "LONGER"],
+            &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
+        );
+        assert_eq!(t, "A    LONGER\nxyz  1\nq\n");
+        assert_eq!(render_users(&json!([])), "No users.\n");
+        assert_eq!(render_connections(&json!([])), "No connections.\n");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(12), "12 B");
+        assert_eq!(time(0), "-");
+        assert_eq!(time(86_400_000), "1970-01-02 00:00:00");
+        assert_eq!(percent_encode("ab/c d"), "ab%2Fc%20d");
+    }
+}
