@@ -134,6 +134,10 @@ pub async fn update_user(
             "user ID in request body does not match user ID in path parameter",
         ));
     }
+    // A read-only provider refuses every update, whether or not the user exists.
+    if !s.core.provider().manage_users() {
+        return Err(ApiResponse::from(sftpgo_provider::ProviderError::ReadOnly));
+    }
     let stored = s.core.provider().user_by_id(id).await?;
     let mut merged = serde_json::to_value(&stored).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut merged {

@@ -290,7 +290,7 @@ async fn read_only_provider_refuses_mutations_with_403() {
     );
     assert_eq!(
         call(&app, "PUT", "/api/v1/user/1", Some(json!({}))).await.0,
-        StatusCode::NOT_FOUND
+        StatusCode::FORBIDDEN
     );
     assert_eq!(
         call(&app, "DELETE", "/api/v1/user/1", None).await.0,
