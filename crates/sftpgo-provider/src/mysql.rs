@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlRow, MySqlSslMode};
 use sqlx::{ConnectOptions, Row};
 
 use crate::sql::{ServerSettings, Statements, decode_user_row, json_keys, json_permissions};
@@ -172,24 +172,50 @@ fn parse_go_dsn(s: &str) -> std::result::Result<MySqlConnectOptions, String> {
     Ok(o)
 }
 
+/// MySQL's error number for an unknown system variable.
+const ER_UNKNOWN_SYSTEM_VARIABLE: &str = "1193";
+
+/// Limits the run time of the session's statements: MariaDB's `max_statement_time`
+/// (seconds, every statement), or on MySQL, which lacks it, `max_execution_time`
+/// (milliseconds, SELECT statements only). `None` sets no limit.
+async fn set_statement_timeout(
+    conn: &mut sqlx::MySqlConnection,
+    timeout: Option<Duration>,
+) -> std::result::Result<(), sqlx::Error> {
+    let Some(t) = timeout else {
+        return Ok(());
+    };
+    let mariadb = format!("SET SESSION max_statement_time = {}", t.as_secs_f64());
+    match sqlx::query(&mariadb).execute(&mut *conn).await {
+        Err(sqlx::Error::Database(e))
+            if e.code().as_deref() == Some(ER_UNKNOWN_SYSTEM_VARIABLE) =>
+        {
+            let mysql = format!("SET SESSION max_execution_time = {}", t.as_millis());
+            sqlx::query(&mysql).execute(&mut *conn).await.map(|_| ())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
 impl MySqlBackend {
     /// Connects to the database described by `settings` and creates the users table when
     /// missing. An unreachable server is an error naming the driver, host and port.
     pub async fn connect(settings: &MySqlSettings) -> Result<Self> {
         crate::sql::check_table_name(&settings.users_table)?;
         let options = connect_options(settings)?;
+        let statement_timeout = settings.pool.statement_timeout;
         let target = format!(
             "{}:{}/{}",
             options.get_host(),
             options.get_port(),
             options.get_database().unwrap_or_default()
         );
-        let pool = MySqlPoolOptions::new()
-            .max_connections(settings.pool_size.max(1))
-            .min_connections(0)
-            .acquire_timeout(settings.connect_timeout)
-            .max_lifetime(Duration::from_secs(1800))
-            .idle_timeout(Duration::from_secs(600))
+        let pool = settings
+            .pool
+            .server_pool_options::<sqlx::MySql>()
+            .after_connect(move |conn, _| {
+                Box::pin(async move { set_statement_timeout(conn, statement_timeout).await })
+            })
             .connect_with(options)
             .await
             .map_err(|e| {
@@ -553,7 +579,10 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 1,
             name: "x".into(),
-            connect_timeout: Duration::from_secs(2),
+            pool: crate::sql::PoolSettings {
+                connect_timeout: Duration::from_secs(2),
+                ..Default::default()
+            },
             ..MySqlSettings::default()
         };
         match MySqlBackend::connect(&s).await {
@@ -593,6 +622,46 @@ mod tests {
             Err(ProviderError::Backend(msg)) => assert!(msg.contains("layout"), "{msg}"),
             other => panic!("expected Backend error, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn pool_settings_reach_the_pool_and_the_session() {
+        let db = testdb::mysql().await;
+        let s = MySqlSettings {
+            pool: crate::sql::PoolSettings {
+                pool_size: 3,
+                connect_timeout: Duration::from_secs(4),
+                statement_timeout: Some(Duration::from_secs(2)),
+            },
+            ..db.settings.clone()
+        };
+        let b = MySqlBackend::connect(&s).await.unwrap();
+        assert_eq!(b.pool().options().get_max_connections(), 3);
+        assert_eq!(
+            b.pool().options().get_acquire_timeout(),
+            Duration::from_secs(4)
+        );
+        // MariaDB (the server here) takes max_statement_time, in seconds.
+        let limit: f64 = sqlx::query_scalar("SELECT @@SESSION.max_statement_time")
+            .fetch_one(b.pool())
+            .await
+            .unwrap();
+        assert_eq!(limit, 2.0);
+        b.close().await;
+        let unlimited = MySqlSettings {
+            pool: crate::sql::PoolSettings {
+                statement_timeout: None,
+                ..Default::default()
+            },
+            ..db.settings.clone()
+        };
+        let b = MySqlBackend::connect(&unlimited).await.unwrap();
+        let limit: f64 = sqlx::query_scalar("SELECT @@SESSION.max_statement_time")
+            .fetch_one(b.pool())
+            .await
+            .unwrap();
+        assert_eq!(limit, 0.0);
+        b.close().await;
     }
 
     #[test]

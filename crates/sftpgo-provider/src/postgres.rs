@@ -7,11 +7,10 @@
 //! Listing orders usernames by byte order (`COLLATE "C"`), like the SQLite backend.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgRow, PgSslMode};
 
 use crate::sql::{ServerSettings, Statements, decode_user_row, json_keys, json_permissions};
 use crate::sqlite::{SCHEMA_VERSION, SCHEMA_VERSION_TABLE};
@@ -84,7 +83,12 @@ pub fn connect_options(settings: &PgSettings) -> Result<PgConnectOptions> {
                 .map_err(|m| invalid(format!("invalid connection_string: {m}")))?
         }
     };
-    let timeout_ms = settings.statement_timeout.as_millis().to_string();
+    // 0 disables PostgreSQL's limit.
+    let timeout_ms = settings
+        .pool
+        .statement_timeout
+        .map_or(0, |t| t.as_millis())
+        .to_string();
     Ok(options
         .options([("statement_timeout", timeout_ms.as_str())])
         .application_name("sftpgo")
@@ -200,12 +204,9 @@ impl PostgresBackend {
             options.get_port(),
             options.get_database().unwrap_or_default()
         );
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.pool_size.max(1))
-            .min_connections(0)
-            .acquire_timeout(settings.connect_timeout)
-            .max_lifetime(Duration::from_secs(1800))
-            .idle_timeout(Duration::from_secs(600))
+        let pool = settings
+            .pool
+            .server_pool_options::<sqlx::Postgres>()
             .connect_with(options)
             .await
             .map_err(|e| {
@@ -452,6 +453,7 @@ mod tests {
     use crate::{DataProvider, Permission, TrackQuota};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     /// SFTPGo 0.9's `sql/postgresql` schema.
     const SFTPGO_09_SQL: &str = r#"CREATE TABLE "users" ("id" serial NOT NULL PRIMARY KEY, "username" varchar(255) NOT NULL UNIQUE, "password" varchar(255) NULL, "public_keys" text NULL, "home_dir" varchar(255) NOT NULL, "uid" integer NOT NULL, "gid" integer NOT NULL, "max_sessions" integer NOT NULL, "quota_size" bigint NOT NULL, "quota_files" integer NOT NULL, "permissions" text NOT NULL, "used_quota_size" bigint NOT NULL, "used_quota_files" integer NOT NULL, "last_quota_update" bigint NOT NULL, "upload_bandwidth" integer NOT NULL, "download_bandwidth" integer NOT NULL);"#;
@@ -558,7 +560,10 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 1,
             name: "x".into(),
-            connect_timeout: Duration::from_secs(2),
+            pool: crate::sql::PoolSettings {
+                connect_timeout: Duration::from_secs(2),
+                ..Default::default()
+            },
             ..PgSettings::default()
         };
         match PostgresBackend::connect(&s).await {
@@ -598,6 +603,55 @@ mod tests {
             Err(ProviderError::Backend(msg)) => assert!(msg.contains("layout"), "{msg}"),
             other => panic!("expected Backend error, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn pool_settings_reach_the_pool_and_the_session() {
+        let db = testdb::postgres().await;
+        let s = PgSettings {
+            pool: crate::sql::PoolSettings {
+                pool_size: 3,
+                connect_timeout: Duration::from_secs(4),
+                statement_timeout: Some(Duration::from_secs(2)),
+            },
+            ..db.settings.clone()
+        };
+        let b = PostgresBackend::connect(&s).await.unwrap();
+        assert_eq!(b.pool().options().get_max_connections(), 3);
+        assert_eq!(
+            b.pool().options().get_acquire_timeout(),
+            Duration::from_secs(4)
+        );
+        let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(b.pool())
+            .await
+            .unwrap();
+        assert_eq!(shown, "2s");
+        // A statement running longer is cancelled by the server.
+        let err = sqlx::query("SELECT pg_sleep(5)")
+            .execute(b.pool())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("statement timeout"), "{err}");
+        b.close().await;
+        let unlimited = PgSettings {
+            pool: crate::sql::PoolSettings {
+                statement_timeout: None,
+                ..Default::default()
+            },
+            ..db.settings.clone()
+        };
+        let b = PostgresBackend::connect(&unlimited).await.unwrap();
+        let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(b.pool())
+            .await
+            .unwrap();
+        assert_eq!(shown, "0");
+        assert_eq!(
+            b.pool().options().get_max_connections(),
+            crate::sql::default_pool_size()
+        );
+        b.close().await;
     }
 
     #[test]

@@ -21,12 +21,55 @@ pub struct ServerSettings {
     pub connection_string: String,
     /// Users table name (letters, digits and underscores).
     pub users_table: String,
-    /// Largest number of pooled connections.
+    /// Pool size and timeouts.
+    pub pool: PoolSettings,
+}
+
+/// Pool size and timeouts of an SQL backend (`data_provider.pool_size`, `connect_timeout`,
+/// `statement_timeout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Largest number of pooled connections; 0 = the driver's default.
     pub pool_size: u32,
-    /// Longest wait for a new connection or a free pooled one.
+    /// Longest wait for a new connection or a free pooled one (SQLite: also the busy
+    /// timeout, how long a statement waits for a locked database).
     pub connect_timeout: Duration,
-    /// Longest a statement may run (PostgreSQL `statement_timeout`; not applied on MySQL).
-    pub statement_timeout: Duration,
+    /// Longest a statement may run (`None`: no limit): PostgreSQL `statement_timeout`,
+    /// MariaDB `max_statement_time`, MySQL `max_execution_time` (SELECTs only).
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            pool_size: 0,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl PoolSettings {
+    /// `pool_size`, or `driver_default` when it is 0.
+    pub fn max_connections(&self, driver_default: u32) -> u32 {
+        if self.pool_size == 0 {
+            driver_default
+        } else {
+            self.pool_size
+        }
+    }
+
+    /// Pool options of a database server backend: no idle minimum (a pool that lost its
+    /// server holds nothing and reconnects on demand), connections recycled after 30
+    /// minutes or 10 idle ones.
+    pub fn server_pool_options<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
+        sqlx::pool::PoolOptions::new()
+            .max_connections(self.max_connections(default_pool_size()))
+            .min_connections(0)
+            .acquire_timeout(self.connect_timeout)
+            .max_lifetime(Duration::from_secs(1800))
+            .idle_timeout(Duration::from_secs(600))
+    }
 }
 
 impl Default for ServerSettings {
@@ -40,9 +83,7 @@ impl Default for ServerSettings {
             sslmode: 0,
             connection_string: String::new(),
             users_table: "users".into(),
-            pool_size: default_pool_size(),
-            connect_timeout: Duration::from_secs(10),
-            statement_timeout: Duration::from_secs(30),
+            pool: PoolSettings::default(),
         }
     }
 }
@@ -250,6 +291,28 @@ macro_rules! decode_user_row {
     }};
 }
 pub(crate) use decode_user_row;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_settings_map_to_server_pool_options() {
+        let p = PoolSettings {
+            pool_size: 9,
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: None,
+        };
+        let o = p.server_pool_options::<sqlx::Postgres>();
+        assert_eq!(o.get_max_connections(), 9);
+        assert_eq!(o.get_min_connections(), 0);
+        assert_eq!(o.get_acquire_timeout(), Duration::from_secs(3));
+        let d = PoolSettings::default().server_pool_options::<sqlx::MySql>();
+        assert_eq!(d.get_max_connections(), default_pool_size());
+        assert_eq!(d.get_acquire_timeout(), Duration::from_secs(10));
+        assert!((4..=32).contains(&default_pool_size()));
+    }
+}
 
 /// Throw-away databases on the local PostgreSQL (127.0.0.1:5432, user `postgres`, trust
 /// auth) and MariaDB (127.0.0.1:3306, `root` without password) servers, one per test, for

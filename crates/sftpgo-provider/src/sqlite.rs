@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row};
 
+use crate::sql::PoolSettings;
 use crate::{Backend, Permission, ProviderError, QuotaUpdate, Result, SortOrder, User, UserQuery};
 
 /// Layout version written to `schema_version` (1 = SFTPGo 0.9's users table).
@@ -24,8 +25,8 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Name of the table holding the layout version.
 pub const SCHEMA_VERSION_TABLE: &str = "schema_version";
 
+/// Default pool size (`pool_size` 0).
 const POOL_SIZE: u32 = 4;
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every column of the users table, in SELECT order.
 const COLUMNS: &str = "id, username, password, public_keys, home_dir, uid, gid, max_sessions, \
@@ -99,6 +100,15 @@ pub fn is_valid_table_name(name: &str) -> bool {
         && !name.to_ascii_lowercase().starts_with("sqlite_")
 }
 
+/// One connection kept open; a connection waits up to the busy timeout for a lock, so the
+/// pool waits a little longer than that.
+fn pool_options(pool: &PoolSettings) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(pool.max_connections(POOL_SIZE))
+        .min_connections(1)
+        .acquire_timeout(pool.connect_timeout + Duration::from_secs(5))
+}
+
 fn create_table_sql(t: &str) -> String {
     // SFTPGo 0.9's sqlite layout, column for column.
     format!(
@@ -114,8 +124,15 @@ fn create_table_sql(t: &str) -> String {
 }
 
 impl SqliteBackend {
-    /// Opens (creating if missing) the database at `path` and the users table `users_table`.
+    /// Opens (creating if missing) the database at `path` and the users table `users_table`,
+    /// with the default pool settings.
     pub async fn open(path: &Path, users_table: &str) -> Result<Self> {
+        Self::open_with(path, users_table, &PoolSettings::default()).await
+    }
+
+    /// As [`SqliteBackend::open`]: `pool.connect_timeout` is also the busy timeout (how long
+    /// a statement waits for a database another connection or process has locked).
+    pub async fn open_with(path: &Path, users_table: &str, pool: &PoolSettings) -> Result<Self> {
         if !is_valid_table_name(users_table) {
             return Err(ProviderError::Backend(format!(
                 "invalid users table name {users_table:?}: use letters, digits and underscores \
@@ -131,13 +148,10 @@ impl SqliteBackend {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
+            .busy_timeout(pool.connect_timeout)
             .foreign_keys(true)
             .log_statements(tracing::log::LevelFilter::Trace);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .min_connections(1)
-            .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(5))
+        let pool = pool_options(pool)
             .connect_with(options)
             .await
             .map_err(|e| ctx("cannot open", e))?;
@@ -489,6 +503,32 @@ mod tests {
             }
             other => panic!("expected Backend error, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn pool_settings_reach_the_pool_and_the_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = PoolSettings {
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: None,
+        };
+        let b = SqliteBackend::open_with(&dir.path().join("p.db"), "users", &pool)
+            .await
+            .unwrap();
+        assert_eq!(b.pool.options().get_max_connections(), 2);
+        assert_eq!(
+            b.pool.options().get_acquire_timeout(),
+            Duration::from_secs(8)
+        );
+        let busy_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&b.pool)
+            .await
+            .unwrap();
+        assert_eq!(busy_ms, 3000);
+        let default = pool_options(&PoolSettings::default());
+        assert_eq!(default.get_max_connections(), POOL_SIZE);
+        assert_eq!(default.get_acquire_timeout(), Duration::from_secs(15));
     }
 
     #[tokio::test]
