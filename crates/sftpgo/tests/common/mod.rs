@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
