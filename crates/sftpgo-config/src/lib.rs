@@ -136,6 +136,15 @@ pub struct DataProviderConfig {
     pub users_table: String,
     pub manage_users: u8,
     pub track_quota: u8,
+    /// Largest number of pooled database connections; 0 = the driver's default (sqlite 4;
+    /// postgresql and mysql one per CPU, at least 4 and at most 32).
+    pub pool_size: u32,
+    /// Seconds to wait for a database connection (a new one or a free pooled one); for
+    /// sqlite also how long a statement waits for a locked database (busy timeout).
+    pub connect_timeout: u64,
+    /// Seconds a statement may run (postgresql `statement_timeout`, MariaDB
+    /// `max_statement_time`, MySQL `max_execution_time` for SELECTs); 0 = no limit.
+    pub statement_timeout: u64,
 }
 
 impl Default for DataProviderConfig {
@@ -152,6 +161,9 @@ impl Default for DataProviderConfig {
             users_table: "users".into(),
             manage_users: 1,
             track_quota: 2,
+            pool_size: 0,
+            connect_timeout: 10,
+            statement_timeout: 30,
         }
     }
 }
@@ -412,6 +424,13 @@ fn insert(tree: &mut Value, path: &[String], value: Value) {
 /// The longest banner that keeps `SSH-2.0-<banner>\r\n` within RFC 4253's 255 bytes.
 pub const MAX_BANNER_LEN: usize = 255 - "SSH-2.0-\r\n".len();
 
+/// Largest `data_provider.pool_size`.
+pub const MAX_POOL_SIZE: u32 = 1000;
+/// Largest `data_provider.connect_timeout` (seconds).
+pub const MAX_CONNECT_TIMEOUT: u64 = 3600;
+/// Largest `data_provider.statement_timeout` (seconds).
+pub const MAX_STATEMENT_TIMEOUT: u64 = 86_400;
+
 /// Range checks; returns the dotted key and the problem.
 fn validate(c: &Config) -> Result<(), (String, String)> {
     let err = |k: &str, m: String| Err((k.to_string(), m));
@@ -517,6 +536,33 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
         return err(
             "data_provider.track_quota",
             format!("must be 0, 1 or 2, got {}", dp.track_quota),
+        );
+    }
+    if dp.pool_size > MAX_POOL_SIZE {
+        return err(
+            "data_provider.pool_size",
+            format!(
+                "must be 0 (driver default) to {MAX_POOL_SIZE}, got {}",
+                dp.pool_size
+            ),
+        );
+    }
+    if !(1..=MAX_CONNECT_TIMEOUT).contains(&dp.connect_timeout) {
+        return err(
+            "data_provider.connect_timeout",
+            format!(
+                "must be 1 to {MAX_CONNECT_TIMEOUT} seconds, got {}",
+                dp.connect_timeout
+            ),
+        );
+    }
+    if dp.statement_timeout > MAX_STATEMENT_TIMEOUT {
+        return err(
+            "data_provider.statement_timeout",
+            format!(
+                "must be 0 (no limit) to {MAX_STATEMENT_TIMEOUT} seconds, got {}",
+                dp.statement_timeout
+            ),
         );
     }
     if dp.users_table.is_empty()
@@ -701,6 +747,22 @@ impl Config {
             1 => TrackQuota::Always,
             _ => TrackQuota::LimitedUsersOnly,
         }
+    }
+
+    /// `data_provider.pool_size`; `None` when 0 (the driver's default).
+    pub fn provider_pool_size(&self) -> Option<u32> {
+        (self.data_provider.pool_size > 0).then_some(self.data_provider.pool_size)
+    }
+
+    /// `data_provider.connect_timeout` (seconds, validated at load to be at least 1).
+    pub fn provider_connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.data_provider.connect_timeout)
+    }
+
+    /// `data_provider.statement_timeout` (seconds); `None` when 0 (no limit).
+    pub fn provider_statement_timeout(&self) -> Option<Duration> {
+        (self.data_provider.statement_timeout > 0)
+            .then(|| Duration::from_secs(self.data_provider.statement_timeout))
     }
 
     /// `data_provider.manage_users` as a flag.

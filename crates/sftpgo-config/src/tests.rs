@@ -560,3 +560,96 @@ fn a_certificate_without_its_key_is_refused() {
         "{msg}"
     );
 }
+
+#[test]
+fn pool_and_timeouts_have_defaults_env_overrides_and_range_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = load_with_env(dir.path(), "sftpgo", no_env())
+        .unwrap()
+        .config;
+    assert_eq!(
+        (
+            c.data_provider.pool_size,
+            c.data_provider.connect_timeout,
+            c.data_provider.statement_timeout
+        ),
+        (0, 10, 30)
+    );
+    assert_eq!(c.provider_pool_size(), None);
+    assert_eq!(c.provider_connect_timeout(), Duration::from_secs(10));
+    assert_eq!(
+        c.provider_statement_timeout(),
+        Some(Duration::from_secs(30))
+    );
+
+    let c = load_with_env(
+        dir.path(),
+        "sftpgo",
+        env(&[
+            ("SFTPGO_DATA_PROVIDER__POOL_SIZE", "7"),
+            ("SFTPGO_DATA_PROVIDER__CONNECT_TIMEOUT", " 3 "),
+            ("SFTPGO_DATA_PROVIDER__STATEMENT_TIMEOUT", "0"),
+        ]),
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.provider_pool_size(), Some(7));
+    assert_eq!(c.provider_connect_timeout(), Duration::from_secs(3));
+    assert_eq!(c.provider_statement_timeout(), None, "0 means no limit");
+
+    for (text, key) in [
+        (
+            "data_provider:\n  pool_size: 5000\n",
+            "data_provider.pool_size",
+        ),
+        (
+            "data_provider:\n  pool_size: -1\n",
+            "data_provider.pool_size",
+        ),
+        (
+            "data_provider:\n  connect_timeout: 0\n",
+            "data_provider.connect_timeout",
+        ),
+        (
+            "data_provider:\n  connect_timeout: 100000\n",
+            "data_provider.connect_timeout",
+        ),
+        (
+            "data_provider:\n  statement_timeout: 100000\n",
+            "data_provider.statement_timeout",
+        ),
+        (
+            "data_provider:\n  statement_timeout: soon\n",
+            "data_provider.statement_timeout",
+        ),
+    ] {
+        let msg = error_of(text, no_env());
+        assert!(
+            msg.contains("sftpgo.yaml") && msg.contains(key),
+            "{text:?} gave {msg}"
+        );
+    }
+    for (var, value, key) in [
+        (
+            "SFTPGO_DATA_PROVIDER__POOL_SIZE",
+            "many",
+            "data_provider.pool_size",
+        ),
+        (
+            "SFTPGO_DATA_PROVIDER__POOL_SIZE",
+            "-3",
+            "data_provider.pool_size",
+        ),
+        (
+            "SFTPGO_DATA_PROVIDER__CONNECT_TIMEOUT",
+            "0",
+            "data_provider.connect_timeout",
+        ),
+    ] {
+        let msg = error_of("{}\n", env(&[(var, value)]));
+        assert!(
+            msg.starts_with(&format!("environment ({var}): {key}")),
+            "{var}={value} gave {msg}"
+        );
+    }
+}

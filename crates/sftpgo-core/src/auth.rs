@@ -102,6 +102,17 @@ impl Core {
     pub async fn accepts_public_key(&self, username: &str, key: &PublicKey) -> bool {
         match self.lookup(username).await {
             Ok(user) => user.has_public_key(key),
+            Err(e @ AuthError::Provider(_)) => {
+                // The key is refused without a login attempt: say why here.
+                tracing::warn!(
+                    sender = "auth",
+                    username,
+                    method = AuthMethod::PublicKey.as_str(),
+                    reason = %e,
+                    "login failed"
+                );
+                false
+            }
             Err(_) => false,
         }
     }

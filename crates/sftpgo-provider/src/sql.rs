@@ -1,9 +1,17 @@
-//! What the PostgreSQL and MySQL backends share: their connection settings, the SQL text
-//! (with the validated table name interpolated once) and the JSON columns' encoding.
+//! The SQL backends (SQLite, PostgreSQL, MySQL/MariaDB) as one implementation:
+//! [`SqlBackend`] over a [`Dialect`] (placeholders, byte-order collation, how an INSERT
+//! reports the new row) holds the statements, row mapping, listing and quota updates;
+//! each engine's module keeps only its connect options and schema creation. Also the
+//! connection and pool settings, and throw-away test databases.
 
+use std::future::Future;
 use std::time::Duration;
 
-use crate::{Permission, ProviderError, Result, User};
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row as _, Type};
+
+use crate::sqlite::{SCHEMA_VERSION, SCHEMA_VERSION_TABLE};
+use crate::{Backend, Permission, ProviderError, QuotaUpdate, Result, SortOrder, User, UserQuery};
 
 /// Connection settings of a database server (`data_provider` keys of the configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +29,55 @@ pub struct ServerSettings {
     pub connection_string: String,
     /// Users table name (letters, digits and underscores).
     pub users_table: String,
-    /// Largest number of pooled connections.
+    /// Pool size and timeouts.
+    pub pool: PoolSettings,
+}
+
+/// Pool size and timeouts of an SQL backend (`data_provider.pool_size`, `connect_timeout`,
+/// `statement_timeout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Largest number of pooled connections; 0 = the driver's default.
     pub pool_size: u32,
-    /// Longest wait for a new connection or a free pooled one.
+    /// Longest wait for a new connection or a free pooled one (SQLite: also the busy
+    /// timeout, how long a statement waits for a locked database).
     pub connect_timeout: Duration,
-    /// Longest a statement may run (PostgreSQL `statement_timeout`; not applied on MySQL).
-    pub statement_timeout: Duration,
+    /// Longest a statement may run (`None`: no limit): PostgreSQL `statement_timeout`,
+    /// MariaDB `max_statement_time`, MySQL `max_execution_time` (SELECTs only).
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            pool_size: 0,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl PoolSettings {
+    /// `pool_size`, or `driver_default` when it is 0.
+    pub fn max_connections(&self, driver_default: u32) -> u32 {
+        if self.pool_size == 0 {
+            driver_default
+        } else {
+            self.pool_size
+        }
+    }
+
+    /// Pool options of a database server backend: no idle minimum (a pool that lost its
+    /// server holds nothing and reconnects on demand), connections recycled after 30
+    /// minutes or 10 idle ones.
+    pub fn server_pool_options<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
+        sqlx::pool::PoolOptions::new()
+            .max_connections(self.max_connections(default_pool_size()))
+            .min_connections(0)
+            .acquire_timeout(self.connect_timeout)
+            .max_lifetime(Duration::from_secs(1800))
+            .idle_timeout(Duration::from_secs(600))
+    }
 }
 
 impl Default for ServerSettings {
@@ -40,9 +91,7 @@ impl Default for ServerSettings {
             sslmode: 0,
             connection_string: String::new(),
             users_table: "users".into(),
-            pool_size: default_pool_size(),
-            connect_timeout: Duration::from_secs(10),
-            statement_timeout: Duration::from_secs(30),
+            pool: PoolSettings::default(),
         }
     }
 }
@@ -58,6 +107,169 @@ pub(crate) const COLUMNS: &str = "id, username, password, public_keys, home_dir,
      max_sessions, quota_size, quota_files, permissions, used_quota_size, used_quota_files, \
      last_quota_update, upload_bandwidth, download_bandwidth";
 
+/// What differs between the SQL engines that the shared code needs to know.
+pub trait Dialect: Send + Sync + Sized + 'static {
+    /// The sqlx driver.
+    type DB: Database;
+    /// Driver name for logs and errors ("sqlite", "postgresql", "mysql").
+    const DRIVER: &'static str;
+    /// The ORDER BY expression that lists usernames in byte order.
+    const ORDER_BY: &'static str;
+    /// Whether `INSERT ... RETURNING <columns>` gives back the stored row; otherwise the
+    /// new id comes from the statement result ([`Dialect::last_insert_id`]).
+    const INSERT_RETURNING: bool;
+    /// The n-th (1-based) bind placeholder.
+    fn placeholder(n: usize) -> String;
+    fn rows_affected(result: &<Self::DB as Database>::QueryResult) -> u64;
+    /// The id the last INSERT assigned (engines without `INSERT_RETURNING`).
+    fn last_insert_id(result: &<Self::DB as Database>::QueryResult) -> Option<i64>;
+}
+
+/// A bind value: the users table has only integer and (nullable) text columns.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Int(i64),
+    Text(Option<&'a str>),
+}
+
+/// A failed database call: the driver's error, or a value the shared code cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Data(String),
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+}
+
+pub type DbResult<T> = std::result::Result<T, DbError>;
+type Row<D> = <<D as Dialect>::DB as Database>::Row;
+type QueryResult<D> = <<D as Dialect>::DB as Database>::QueryResult;
+
+/// The typed calls the shared code makes, implemented once below for every [`Dialect`]
+/// whose driver supports the column types of the users table.
+pub trait Engine: Dialect {
+    #[doc(hidden)]
+    fn fetch_rows(
+        pool: &Pool<Self::DB>,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = DbResult<Vec<Row<Self>>>> + Send;
+    #[doc(hidden)]
+    fn execute(
+        pool: &Pool<Self::DB>,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = DbResult<QueryResult<Self>>> + Send;
+    /// Decodes a row of [`COLUMNS`].
+    #[doc(hidden)]
+    fn decode_user(row: &Row<Self>) -> std::result::Result<User, String>;
+    /// The integer in column `index` of `row`, whether the engine made it 32 or 64 bits.
+    #[doc(hidden)]
+    fn int_at(row: &Row<Self>, index: usize) -> DbResult<i64>;
+}
+
+fn bind_all<'q, DB: Database>(
+    mut q: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    args: &[Arg<'_>],
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+{
+    for arg in args {
+        q = match *arg {
+            Arg::Int(v) => q.bind(v),
+            Arg::Text(t) => q.bind(t.map(str::to_owned)),
+        };
+    }
+    q
+}
+
+impl<D> Engine for D
+where
+    D: Dialect,
+    for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> i64: Encode<'q, D::DB>,
+    for<'q> Option<String>: Encode<'q, D::DB>,
+    i64: Type<D::DB> + for<'r> Decode<'r, D::DB>,
+    i32: Type<D::DB> + for<'r> Decode<'r, D::DB>,
+    String: Type<D::DB> + for<'r> Decode<'r, D::DB>,
+    Vec<u8>: Type<D::DB> + for<'r> Decode<'r, D::DB>,
+    usize: ColumnIndex<Row<D>>,
+    for<'s> &'s str: ColumnIndex<Row<D>>,
+{
+    async fn fetch_rows(
+        pool: &Pool<Self::DB>,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> DbResult<Vec<Row<Self>>> {
+        Ok(bind_all(sqlx::query(sql), args).fetch_all(pool).await?)
+    }
+
+    async fn execute(
+        pool: &Pool<Self::DB>,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> DbResult<QueryResult<Self>> {
+        Ok(bind_all(sqlx::query(sql), args).execute(pool).await?)
+    }
+
+    fn decode_user(row: &Row<Self>) -> std::result::Result<User, String> {
+        let int = |col: &str| -> std::result::Result<i64, String> {
+            row.try_get::<i64, _>(col)
+                .or_else(|_| row.try_get::<i32, _>(col).map(i64::from))
+                .map_err(|e| e.to_string())
+        };
+        // MySQL reports columns with a binary collation (`utf8mb4_bin`) as VARBINARY.
+        let text = |col: &str| -> std::result::Result<Option<String>, String> {
+            match row.try_get::<Option<String>, _>(col) {
+                Ok(v) => Ok(v),
+                Err(_) => row
+                    .try_get::<Option<Vec<u8>>, _>(col)
+                    .map_err(|e| e.to_string())?
+                    .map(|b| String::from_utf8(b).map_err(|_| format!("column {col} is not UTF-8")))
+                    .transpose(),
+            }
+        };
+        let required = |col: &str| -> std::result::Result<String, String> {
+            text(col)?.ok_or_else(|| format!("column {col} is NULL"))
+        };
+        let username = required("username")?;
+        let password = text("password")?;
+        let public_keys = text("public_keys")?;
+        let permissions = required("permissions")?;
+        let (public_keys, permissions) =
+            decode_json_columns(&username, public_keys.as_deref(), &permissions)?;
+        Ok(User {
+            id: int("id")?,
+            password: password.filter(|p| !p.is_empty()),
+            public_keys,
+            home_dir: required("home_dir")?,
+            uid: int("uid")?,
+            gid: int("gid")?,
+            max_sessions: int("max_sessions")?,
+            quota_size: int("quota_size")?,
+            quota_files: int("quota_files")?,
+            permissions,
+            used_quota_size: int("used_quota_size")?,
+            used_quota_files: int("used_quota_files")?,
+            last_quota_update: int("last_quota_update")?,
+            upload_bandwidth: int("upload_bandwidth")?,
+            download_bandwidth: int("download_bandwidth")?,
+            username,
+        })
+    }
+
+    fn int_at(row: &Row<Self>, index: usize) -> DbResult<i64> {
+        Ok(row
+            .try_get::<i64, _>(index)
+            .or_else(|_| row.try_get::<i32, _>(index).map(i64::from))?)
+    }
+}
+
 /// SQL text with the (validated) table name interpolated once.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
@@ -72,14 +284,46 @@ pub(crate) struct Statements {
     pub quota_delta: String,
     pub quota_reset: String,
     pub probe: String,
+    pub schema_version: String,
 }
 
 impl Statements {
-    /// `p(n)` renders the n-th (1-based) placeholder; `order_by` is the ORDER BY expression
-    /// (e.g. a byte-order collation of `username`).
-    pub fn new(t: &str, p: impl Fn(usize) -> String, order_by: &str, returning: &str) -> Self {
-        let ps = |from: usize, n: usize| -> String {
-            (from..from + n).map(&p).collect::<Vec<_>>().join(", ")
+    pub fn new<D: Dialect>(t: &str) -> Self {
+        let p = D::placeholder;
+        let order_by = D::ORDER_BY;
+        let returning = if D::INSERT_RETURNING {
+            format!(" RETURNING {COLUMNS}")
+        } else {
+            String::new()
+        };
+        let values = (1..=12).map(p).collect::<Vec<_>>().join(", ");
+        let updated = [
+            "password",
+            "public_keys",
+            "home_dir",
+            "uid",
+            "gid",
+            "max_sessions",
+            "quota_size",
+            "quota_files",
+            "permissions",
+            "upload_bandwidth",
+            "download_bandwidth",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, col)| format!("{col} = {}", p(i + 1)))
+        .collect::<Vec<_>>()
+        .join(", ");
+        let quota = |used_size: &str, used_files: &str| {
+            format!(
+                "UPDATE {t} SET used_quota_size = {used_size}{}, used_quota_files = \
+                 {used_files}{}, last_quota_update = {} WHERE username = {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            )
         };
         Self {
             by_username: format!("SELECT {COLUMNS} FROM {t} WHERE username = {}", p(1)),
@@ -88,26 +332,9 @@ impl Statements {
                 "INSERT INTO {t} (username, password, public_keys, home_dir, uid, gid, \
                  max_sessions, quota_size, quota_files, permissions, upload_bandwidth, \
                  download_bandwidth, used_quota_size, used_quota_files, last_quota_update) \
-                 VALUES ({}, 0, 0, 0){returning}",
-                ps(1, 12)
+                 VALUES ({values}, 0, 0, 0){returning}"
             ),
-            update: format!(
-                "UPDATE {t} SET password = {}, public_keys = {}, home_dir = {}, uid = {}, \
-                 gid = {}, max_sessions = {}, quota_size = {}, quota_files = {}, \
-                 permissions = {}, upload_bandwidth = {}, download_bandwidth = {} WHERE id = {}",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7),
-                p(8),
-                p(9),
-                p(10),
-                p(11),
-                p(12)
-            ),
+            update: format!("UPDATE {t} SET {updated} WHERE id = {}", p(12)),
             delete: format!("DELETE FROM {t} WHERE id = {}", p(1)),
             list_asc: format!(
                 "SELECT {COLUMNS} FROM {t} ORDER BY {order_by} ASC LIMIT {} OFFSET {}",
@@ -126,26 +353,356 @@ impl Statements {
                 p(2),
                 p(3)
             ),
-            quota_delta: format!(
-                "UPDATE {t} SET used_quota_size = used_quota_size + {}, \
-                 used_quota_files = used_quota_files + {}, last_quota_update = {} \
-                 WHERE username = {}",
-                p(1),
-                p(2),
-                p(3),
-                p(4)
-            ),
-            quota_reset: format!(
-                "UPDATE {t} SET used_quota_size = {}, used_quota_files = {}, \
-                 last_quota_update = {} WHERE username = {}",
-                p(1),
-                p(2),
-                p(3),
-                p(4)
-            ),
+            quota_delta: quota("used_quota_size + ", "used_quota_files + "),
+            quota_reset: quota("", ""),
             probe: format!("SELECT {COLUMNS} FROM {t} LIMIT 0"),
+            schema_version: format!("SELECT version FROM {SCHEMA_VERSION_TABLE} WHERE id = 1"),
         }
     }
+}
+
+/// A users table in an SQL database: everything but connecting and creating the schema is
+/// this one implementation for every engine.
+pub struct SqlBackend<D: Dialect> {
+    pool: Pool<D::DB>,
+    /// The database file, or "host:port/database", for messages.
+    target: String,
+    sql: Statements,
+    /// Bound on every call: waiting for a connection plus the statement timeout, so a
+    /// database that stops answering cannot hang a caller (`None`: no statement timeout).
+    call_timeout: Option<Duration>,
+}
+
+impl<D: Dialect> Clone for SqlBackend<D> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            target: self.target.clone(),
+            sql: self.sql.clone(),
+            call_timeout: self.call_timeout,
+        }
+    }
+}
+
+impl<D: Dialect> std::fmt::Debug for SqlBackend<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlBackend")
+            .field("driver", &D::DRIVER)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Engine> SqlBackend<D> {
+    /// Wraps a connected pool; `users_table` must have passed [`check_table_name`].
+    pub(crate) fn new(
+        pool: Pool<D::DB>,
+        target: String,
+        users_table: &str,
+        settings: &PoolSettings,
+    ) -> Self {
+        let call_timeout = settings
+            .statement_timeout
+            .map(|s| pool.options().get_acquire_timeout() + s);
+        Self {
+            pool,
+            target,
+            sql: Statements::new::<D>(users_table),
+            call_timeout,
+        }
+    }
+
+    /// The connection pool (for tests and tools).
+    pub fn pool(&self) -> &Pool<D::DB> {
+        &self.pool
+    }
+
+    /// The database file, or "host:port/database".
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Closes the pool (waits for connections in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The layout version recorded in the database.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let rows = self
+            .call(D::fetch_rows(&self.pool, &self.sql.schema_version, &[]))
+            .await
+            .map_err(|e| self.err("query failed", e))?;
+        let row = rows.first().ok_or_else(|| {
+            self.err(
+                "query failed",
+                DbError::Data(format!("{SCHEMA_VERSION_TABLE} has no row")),
+            )
+        })?;
+        D::int_at(row, 0).map_err(|e| self.err("query failed", e))
+    }
+
+    /// After the schema was created or found: refuses a newer layout version and a table
+    /// that lacks a column we use.
+    pub(crate) async fn check_schema(&self, table: &str) -> Result<()> {
+        let version = self.schema_version().await?;
+        if version > SCHEMA_VERSION {
+            return Err(ProviderError::Backend(format!(
+                "{} database {}: schema version {version} is newer than the supported \
+                 version {SCHEMA_VERSION}",
+                D::DRIVER,
+                self.target
+            )));
+        }
+        self.call(D::fetch_rows(&self.pool, &self.sql.probe, &[]))
+            .await
+            .map_err(|e| {
+                self.err(
+                    &format!("table {table:?} does not have SFTPGo's users layout"),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    /// An error naming the driver and the database.
+    pub(crate) fn err(&self, what: &str, e: impl Into<DbError>) -> ProviderError {
+        ProviderError::Backend(format!(
+            "{} database {}: {what}: {}",
+            D::DRIVER,
+            self.target,
+            e.into()
+        ))
+    }
+
+    async fn call<T>(&self, f: impl Future<Output = DbResult<T>>) -> DbResult<T> {
+        match self.call_timeout {
+            None => f.await,
+            Some(limit) => tokio::time::timeout(limit, f)
+                .await
+                .unwrap_or(Err(DbError::TimedOut(limit))),
+        }
+    }
+
+    async fn fetch_users(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<User>> {
+        let rows = self
+            .call(D::fetch_rows(&self.pool, sql, args))
+            .await
+            .map_err(|e| self.err("query failed", e))?;
+        rows.iter()
+            .map(|row| D::decode_user(row).map_err(|e| self.err("bad user row", DbError::Data(e))))
+            .collect()
+    }
+
+    async fn fetch_user(&self, sql: &str, arg: Arg<'_>, missing: String) -> Result<User> {
+        self.fetch_users(sql, &[arg])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(ProviderError::NotFound(missing))
+    }
+
+    /// Runs a statement that must change a row; `missing` names what was not there.
+    async fn change(&self, sql: &str, args: &[Arg<'_>], missing: String) -> Result<()> {
+        let result = self
+            .call(D::execute(&self.pool, sql, args))
+            .await
+            .map_err(|e| self.err("query failed", e))?;
+        if D::rows_affected(&result) == 0 {
+            return Err(ProviderError::NotFound(missing));
+        }
+        Ok(())
+    }
+}
+
+/// The columns an insert or update writes, in [`Statements`] order, then `id` for updates.
+fn user_args<'a>(user: &'a User, keys: &'a Option<String>, permissions: &'a str) -> [Arg<'a>; 11] {
+    [
+        Arg::Text(user.password.as_deref()),
+        Arg::Text(keys.as_deref()),
+        Arg::Text(Some(&user.home_dir)),
+        Arg::Int(user.uid),
+        Arg::Int(user.gid),
+        Arg::Int(user.max_sessions),
+        Arg::Int(user.quota_size),
+        Arg::Int(user.quota_files),
+        Arg::Text(Some(permissions)),
+        Arg::Int(user.upload_bandwidth),
+        Arg::Int(user.download_bandwidth),
+    ]
+}
+
+#[async_trait]
+impl<D: Engine> Backend for SqlBackend<D> {
+    fn driver(&self) -> &'static str {
+        D::DRIVER
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<User> {
+        let missing = format!("user {username:?}");
+        // No stored username holds NUL (validation refuses control characters), and
+        // PostgreSQL text cannot carry it.
+        if username.contains('\0') {
+            return Err(ProviderError::NotFound(missing));
+        }
+        self.fetch_user(&self.sql.by_username, Arg::Text(Some(username)), missing)
+            .await
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<User> {
+        self.fetch_user(&self.sql.by_id, Arg::Int(id), format!("user with id {id}"))
+            .await
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<User> {
+        let (keys, permissions) = (json_keys(user)?, json_permissions(user)?);
+        let mut args = vec![Arg::Text(Some(&user.username))];
+        args.extend(user_args(user, &keys, &permissions));
+        let duplicate = |e: DbError| match &e {
+            DbError::Sql(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                ProviderError::AlreadyExists(user.username.clone())
+            }
+            _ => self.err("query failed", e),
+        };
+        if D::INSERT_RETURNING {
+            let rows = self
+                .call(D::fetch_rows(&self.pool, &self.sql.insert, &args))
+                .await
+                .map_err(duplicate)?;
+            let row = rows.first().ok_or_else(|| {
+                self.err("insert failed", DbError::Data("no row returned".into()))
+            })?;
+            return D::decode_user(row).map_err(|e| self.err("bad user row", DbError::Data(e)));
+        }
+        let result = self
+            .call(D::execute(&self.pool, &self.sql.insert, &args))
+            .await
+            .map_err(duplicate)?;
+        let id = D::last_insert_id(&result)
+            .ok_or_else(|| self.err("insert failed", DbError::Data("no id assigned".into())))?;
+        self.user_by_id(id).await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<()> {
+        let (keys, permissions) = (json_keys(user)?, json_permissions(user)?);
+        let mut args = user_args(user, &keys, &permissions).to_vec();
+        args.push(Arg::Int(user.id));
+        self.change(&self.sql.update, &args, format!("user with id {}", user.id))
+            .await
+    }
+
+    async fn delete_user(&self, id: i64) -> Result<()> {
+        self.change(
+            &self.sql.delete,
+            &[Arg::Int(id)],
+            format!("user with id {id}"),
+        )
+        .await
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>> {
+        let page = [
+            Arg::Int(i64::from(query.limit)),
+            Arg::Int(i64::from(query.offset)),
+        ];
+        match (&query.username, query.order) {
+            (Some(name), _) => {
+                let args = [Arg::Text(Some(name)), page[0], page[1]];
+                self.fetch_users(&self.sql.list_filtered, &args).await
+            }
+            (None, SortOrder::Asc) => self.fetch_users(&self.sql.list_asc, &page).await,
+            (None, SortOrder::Desc) => self.fetch_users(&self.sql.list_desc, &page).await,
+        }
+    }
+
+    async fn update_quota(&self, username: &str, update: QuotaUpdate) -> Result<()> {
+        let (sql, size, files) = match update {
+            QuotaUpdate::Delta { size, files } => (&self.sql.quota_delta, size, files),
+            QuotaUpdate::Reset { size, files } => (&self.sql.quota_reset, size, files),
+        };
+        let args = [
+            Arg::Int(size),
+            Arg::Int(files),
+            Arg::Int(crate::now_ms()),
+            Arg::Text(Some(username)),
+        ];
+        self.change(sql, &args, format!("user {username:?}")).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.call(D::execute(&self.pool, "SELECT 1", &[]))
+            .await
+            .map_err(|e| self.err("query failed", e))?;
+        Ok(())
+    }
+}
+
+/// A database server engine (PostgreSQL, MySQL): how to connect and create the schema.
+pub trait ServerDialect: Engine + Sized {
+    /// Connect options from the settings (`connection_string` or the separate fields).
+    fn connect_options(settings: &ServerSettings) -> Result<ConnectOptionsOf<Self>>;
+    /// "host:port/database".
+    fn target(options: &ConnectOptionsOf<Self>) -> String;
+    /// The pool options (a dialect may add per-connection session settings).
+    fn pool_options(settings: &PoolSettings) -> sqlx::pool::PoolOptions<Self::DB> {
+        settings.server_pool_options()
+    }
+    /// Creates the users and version tables when missing, under a lock that keeps
+    /// instances starting together from racing.
+    fn create_schema(
+        backend: &SqlBackend<Self>,
+        table: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The connect options type of a dialect's driver.
+pub type ConnectOptionsOf<D> =
+    <<<D as Dialect>::DB as Database>::Connection as sqlx::Connection>::Options;
+
+impl<D: ServerDialect> SqlBackend<D> {
+    /// Connects to the database described by `settings` and creates the users table when
+    /// missing. An unreachable server is an error naming the driver, host and port.
+    pub async fn connect(settings: &ServerSettings) -> Result<Self> {
+        check_table_name(&settings.users_table)?;
+        let options = D::connect_options(settings)?;
+        let target = D::target(&options);
+        let pool = D::pool_options(&settings.pool)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                ProviderError::Backend(format!(
+                    "{} data provider at {target}: cannot connect: {e}",
+                    D::DRIVER
+                ))
+            })?;
+        let table = settings.users_table.as_str();
+        let backend = Self::new(pool, target, table, &settings.pool);
+        D::create_schema(&backend, table).await?;
+        backend.check_schema(table).await?;
+        Ok(backend)
+    }
+}
+
+/// The schema statements every engine runs (in its own words): the users table, the
+/// version table and its one row.
+pub(crate) fn schema_statements(
+    create_users: String,
+    version_key: &str,
+    insert_ignore: (&str, &str),
+) -> [String; 3] {
+    let (insert, on_conflict) = insert_ignore;
+    [
+        create_users,
+        format!(
+            "CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} (id integer NOT NULL \
+             {version_key}, version integer NOT NULL)"
+        ),
+        // A database without the version table is a 0.9 one (or new): version 1.
+        format!(
+            "{insert} INTO {SCHEMA_VERSION_TABLE} (id, version) VALUES (1, {SCHEMA_VERSION})\
+             {on_conflict}"
+        ),
+    ]
 }
 
 /// Refuses table names that cannot be interpolated into SQL as bare identifiers.
@@ -155,8 +712,8 @@ pub(crate) fn check_table_name(name: &str) -> Result<()> {
     } else {
         Err(ProviderError::Backend(format!(
             "invalid users table name {name:?}: use letters, digits and underscores (not \
-             starting with a digit, at most 64 characters, not {:?})",
-            crate::sqlite::SCHEMA_VERSION_TABLE
+             starting with a digit, at most 64 characters, not {SCHEMA_VERSION_TABLE:?} or \
+             sqlite_*)"
         )))
     }
 }
@@ -193,63 +750,210 @@ pub(crate) fn decode_json_columns(
     Ok((keys, perms))
 }
 
-/// Decodes a row of [`COLUMNS`] for a backend whose integer columns may be 32 or 64 bits.
-macro_rules! decode_user_row {
-    ($row:expr) => {{
-        use sqlx::Row as _;
-        let row = $row;
-        let int = |col: &str| -> std::result::Result<i64, String> {
-            match row.try_get::<i64, _>(col) {
-                Ok(v) => Ok(v),
-                Err(_) => row
-                    .try_get::<i32, _>(col)
-                    .map(i64::from)
-                    .map_err(|e| e.to_string()),
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_settings_map_to_server_pool_options() {
+        let p = PoolSettings {
+            pool_size: 9,
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: None,
         };
-        // MySQL reports columns with a binary collation (`utf8mb4_bin`) as VARBINARY.
-        let text = |col: &str| -> std::result::Result<Option<String>, String> {
-            match row.try_get::<Option<String>, _>(col) {
-                Ok(v) => Ok(v),
-                Err(_) => row
-                    .try_get::<Option<Vec<u8>>, _>(col)
-                    .map_err(|e| e.to_string())?
-                    .map(|b| String::from_utf8(b).map_err(|_| format!("column {col} is not UTF-8")))
-                    .transpose(),
-            }
-        };
-        let required = |col: &str| -> std::result::Result<String, String> {
-            text(col)?.ok_or_else(|| format!("column {col} is NULL"))
-        };
-        (|| -> std::result::Result<$crate::User, String> {
-            let username = required("username")?;
-            let password = text("password")?;
-            let public_keys = text("public_keys")?;
-            let permissions = required("permissions")?;
-            let (public_keys, permissions) =
-                $crate::sql::decode_json_columns(&username, public_keys.as_deref(), &permissions)?;
-            Ok($crate::User {
-                id: int("id")?,
-                password: password.filter(|p| !p.is_empty()),
-                public_keys,
-                home_dir: required("home_dir")?,
-                uid: int("uid")?,
-                gid: int("gid")?,
-                max_sessions: int("max_sessions")?,
-                quota_size: int("quota_size")?,
-                quota_files: int("quota_files")?,
-                permissions,
-                used_quota_size: int("used_quota_size")?,
-                used_quota_files: int("used_quota_files")?,
-                last_quota_update: int("last_quota_update")?,
-                upload_bandwidth: int("upload_bandwidth")?,
-                download_bandwidth: int("download_bandwidth")?,
-                username,
-            })
-        })()
-    }};
+        let o = p.server_pool_options::<sqlx::Postgres>();
+        assert_eq!(o.get_max_connections(), 9);
+        assert_eq!(o.get_min_connections(), 0);
+        assert_eq!(o.get_acquire_timeout(), Duration::from_secs(3));
+        let d = PoolSettings::default().server_pool_options::<sqlx::MySql>();
+        assert_eq!(d.get_max_connections(), default_pool_size());
+        assert_eq!(d.get_acquire_timeout(), Duration::from_secs(10));
+        assert!((4..=32).contains(&default_pool_size()));
+    }
 }
-pub(crate) use decode_user_row;
+
+/// The tests every database server backend runs, generated for one dialect: `$dialect`,
+/// the `testdb` function making its throw-away database, SFTPGo 0.9's schema for it, and
+/// the shipped SQL file.
+#[cfg(test)]
+macro_rules! server_backend_tests {
+    ($dialect:ty, $testdb:path, $sql_09:expr, $shipped:expr) => {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::Duration;
+
+        use crate::sql::{PoolSettings, ServerSettings, SqlBackend};
+        use crate::sqlite::SCHEMA_VERSION;
+        use crate::{Backend, DataProvider, Permission, ProviderError, TrackQuota};
+
+        type B = SqlBackend<$dialect>;
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn conformance() {
+            let db = $testdb().await;
+            let n = AtomicUsize::new(0);
+            crate::conformance::run_all(|| {
+                // Every check gets its own empty table in this test's database.
+                let settings = ServerSettings {
+                    users_table: format!("users_{}", n.fetch_add(1, Ordering::SeqCst)),
+                    ..db.settings.clone()
+                };
+                async move { Arc::new(B::connect(&settings).await.expect("connect")) as Arc<dyn Backend> }
+            })
+            .await;
+        }
+
+        /// Connects with another table name, runs `sql` and disconnects.
+        async fn run_sql(settings: &ServerSettings, sql: &str) {
+            let first = B::connect(&ServerSettings {
+                users_table: "other".into(),
+                ..settings.clone()
+            })
+            .await
+            .unwrap();
+            sqlx::raw_sql(sql).execute(first.pool()).await.expect(sql);
+            first.close().await;
+        }
+
+        #[tokio::test]
+        async fn adopts_an_sftpgo_09_table_and_shares_it() {
+            let db = $testdb().await;
+            run_sql(&db.settings, $sql_09).await;
+            run_sql(
+                &db.settings,
+                "INSERT INTO users (username, password, public_keys, home_dir, uid, gid, \
+                 max_sessions, quota_size, quota_files, permissions, used_quota_size, \
+                 used_quota_files, last_quota_update, upload_bandwidth, download_bandwidth) \
+                 VALUES ('legacy', NULL, '[\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiqVah2eauGBSyuYBpoPb73fmxK3SxfvonBg30GHZAo k\"]', \
+                 '/srv/legacy', 5, 6, 2, 1000, 10, '[\"list\",\"download\"]', 7, 1, 3, 0, 0)",
+            )
+            .await;
+            // Two instances on one table: what one adds the other serves, quota adds up.
+            let a = B::connect(&db.settings).await.unwrap();
+            let b = B::connect(&db.settings).await.unwrap();
+            assert_eq!(a.schema_version().await.unwrap(), SCHEMA_VERSION);
+            let legacy = a.user_by_username("legacy").await.unwrap();
+            assert_eq!(legacy.permissions, [Permission::List, Permission::Download]);
+            assert_eq!(legacy.public_keys.len(), 1);
+            assert_eq!((legacy.uid, legacy.gid, legacy.quota_size), (5, 6, 1000));
+            assert_eq!(legacy.used_quota_size, 7);
+            let pa = DataProvider::new(Arc::new(a.clone()), true, TrackQuota::Always);
+            let pb = DataProvider::new(Arc::new(b.clone()), true, TrackQuota::Always);
+            let added = pa
+                .add_user(crate::conformance::sample_user("shared"))
+                .await
+                .unwrap();
+            assert!(added.id > legacy.id);
+            assert_eq!(pb.user_by_username("shared").await.unwrap(), added);
+            let mut tasks = Vec::new();
+            for i in 0..50 {
+                let p = if i % 2 == 0 { pa.clone() } else { pb.clone() };
+                let u = added.clone();
+                tasks.push(tokio::spawn(async move { p.update_quota(&u, 3, 1).await }));
+            }
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+            let after = pa.user_by_id(added.id).await.unwrap();
+            assert_eq!((after.used_quota_size, after.used_quota_files), (150, 50));
+            a.close().await;
+            b.close().await;
+        }
+
+        #[tokio::test]
+        async fn shipped_sql_file_creates_an_adoptable_schema() {
+            let db = $testdb().await;
+            // Applying it over an existing schema is harmless.
+            run_sql(&db.settings, $shipped).await;
+            let b = B::connect(&db.settings).await.unwrap();
+            assert_eq!(b.schema_version().await.unwrap(), SCHEMA_VERSION);
+            crate::conformance::crud_round_trip(Arc::new(b.clone())).await;
+            b.close().await;
+        }
+
+        #[tokio::test]
+        async fn unreachable_server_names_driver_host_and_port() {
+            let s = ServerSettings {
+                host: "127.0.0.1".into(),
+                port: 1,
+                name: "x".into(),
+                pool: PoolSettings {
+                    connect_timeout: Duration::from_secs(2),
+                    ..Default::default()
+                },
+                ..ServerSettings::default()
+            };
+            match B::connect(&s).await {
+                Err(ProviderError::Backend(msg)) => {
+                    assert!(
+                        msg.contains(<$dialect as crate::sql::Dialect>::DRIVER)
+                            && msg.contains("127.0.0.1:1"),
+                        "{msg}"
+                    )
+                }
+                other => panic!("expected Backend error, got {other:?}"),
+            }
+            let bad_table = ServerSettings {
+                users_table: "users; DROP TABLE x".into(),
+                ..s
+            };
+            match B::connect(&bad_table).await {
+                Err(ProviderError::Backend(msg)) => assert!(msg.contains("table name"), "{msg}"),
+                other => panic!("expected Backend error, got {other:?}"),
+            }
+        }
+
+        #[tokio::test]
+        async fn foreign_table_layout_is_refused() {
+            let db = $testdb().await;
+            run_sql(
+                &db.settings,
+                "CREATE TABLE users (id integer PRIMARY KEY, name text)",
+            )
+            .await;
+            match B::connect(&db.settings).await {
+                Err(ProviderError::Backend(msg)) => assert!(msg.contains("layout"), "{msg}"),
+                other => panic!("expected Backend error, got {other:?}"),
+            }
+        }
+
+        /// The pool takes `pool_size` and `connect_timeout`; returns a backend connected
+        /// with a 2 s statement timeout and one connected without.
+        async fn backends_with_pool_settings(settings: &ServerSettings) -> (B, B) {
+            let limited = B::connect(&ServerSettings {
+                pool: PoolSettings {
+                    pool_size: 3,
+                    connect_timeout: Duration::from_secs(4),
+                    statement_timeout: Some(Duration::from_secs(2)),
+                },
+                ..settings.clone()
+            })
+            .await
+            .unwrap();
+            assert_eq!(limited.pool().options().get_max_connections(), 3);
+            assert_eq!(
+                limited.pool().options().get_acquire_timeout(),
+                Duration::from_secs(4)
+            );
+            let unlimited = B::connect(&ServerSettings {
+                pool: PoolSettings {
+                    statement_timeout: None,
+                    ..Default::default()
+                },
+                ..settings.clone()
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                unlimited.pool().options().get_max_connections(),
+                crate::sql::default_pool_size()
+            );
+            (limited, unlimited)
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use server_backend_tests;
 
 /// Throw-away databases on the local PostgreSQL (127.0.0.1:5432, user `postgres`, trust
 /// auth) and MariaDB (127.0.0.1:3306, `root` without password) servers, one per test, for
@@ -257,7 +961,7 @@ pub(crate) use decode_user_row;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testdb {
     use super::ServerSettings;
-    use sqlx::Connection;
+    use sqlx::{Connection, Executor};
 
     pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
     pub const MYSQL_ADMIN_URL: &str = "mysql://root@127.0.0.1:3306/test";
@@ -269,54 +973,59 @@ pub mod testdb {
         admin_url: &'static str,
     }
 
-    fn unique_name() -> String {
-        format!("sftpgo_t_{:016x}", rand::random::<u64>())
+    /// Runs `sql` on a new connection to `url`.
+    async fn admin<C>(url: &str, sql: &str) -> Result<(), sqlx::Error>
+    where
+        C: Connection,
+        for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+    {
+        let mut conn = C::connect(url).await?;
+        sqlx::raw_sql(sql).execute(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn create<C>(admin_url: &'static str, port: u16, user: &str, drop: &str) -> TestDb
+    where
+        C: Connection,
+        for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+    {
+        let name = format!("sftpgo_t_{:016x}", rand::random::<u64>());
+        admin::<C>(admin_url, &format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create a database at {admin_url}: {e}"));
+        TestDb {
+            settings: ServerSettings {
+                host: "127.0.0.1".into(),
+                port,
+                name: name.clone(),
+                username: user.into(),
+                ..ServerSettings::default()
+            },
+            drop_sql: drop.replace("{name}", &name),
+            admin_url,
+        }
     }
 
     /// A new, empty PostgreSQL database.
     pub async fn postgres() -> TestDb {
-        let name = unique_name();
-        let mut conn = sqlx::PgConnection::connect(PG_ADMIN_URL)
-            .await
-            .expect("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)");
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create database");
-        TestDb {
-            settings: ServerSettings {
-                host: "127.0.0.1".into(),
-                port: 5432,
-                name: name.clone(),
-                username: "postgres".into(),
-                ..ServerSettings::default()
-            },
-            drop_sql: format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            admin_url: PG_ADMIN_URL,
-        }
+        create::<sqlx::PgConnection>(
+            PG_ADMIN_URL,
+            5432,
+            "postgres",
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+        )
+        .await
     }
 
     /// A new, empty MariaDB/MySQL database.
     pub async fn mysql() -> TestDb {
-        let name = unique_name();
-        let mut conn = sqlx::MySqlConnection::connect(MYSQL_ADMIN_URL)
-            .await
-            .expect("MariaDB at 127.0.0.1:3306 (user root, database test)");
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create database");
-        TestDb {
-            settings: ServerSettings {
-                host: "127.0.0.1".into(),
-                port: 3306,
-                name: name.clone(),
-                username: "root".into(),
-                ..ServerSettings::default()
-            },
-            drop_sql: format!("DROP DATABASE IF EXISTS {name}"),
-            admin_url: MYSQL_ADMIN_URL,
-        }
+        create::<sqlx::MySqlConnection>(
+            MYSQL_ADMIN_URL,
+            3306,
+            "root",
+            "DROP DATABASE IF EXISTS {name}",
+        )
+        .await
     }
 
     impl Drop for TestDb {
@@ -331,11 +1040,9 @@ pub mod testdb {
                     .ok()?;
                 rt.block_on(async move {
                     if url.starts_with("postgres") {
-                        let mut c = sqlx::PgConnection::connect(url).await.ok()?;
-                        sqlx::raw_sql(&sql).execute(&mut c).await.ok().map(|_| ())
+                        admin::<sqlx::PgConnection>(url, &sql).await.ok()
                     } else {
-                        let mut c = sqlx::MySqlConnection::connect(url).await.ok()?;
-                        sqlx::raw_sql(&sql).execute(&mut c).await.ok().map(|_| ())
+                        admin::<sqlx::MySqlConnection>(url, &sql).await.ok()
                     }
                 })
             })

@@ -114,21 +114,25 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
         "sqlite" => {
             let path = sftpgo_config::resolve_path(config_dir, &dp.name);
             Arc::new(
-                sftpgo_provider::sqlite::SqliteBackend::open(&path, &dp.users_table)
-                    .await
-                    .with_context(|| {
-                        format!("cannot open the sqlite data provider {}", path.display())
-                    })?,
+                sftpgo_provider::sqlite::SqliteBackend::open_with(
+                    &path,
+                    &dp.users_table,
+                    &pool_settings(config),
+                )
+                .await
+                .with_context(|| {
+                    format!("cannot open the sqlite data provider {}", path.display())
+                })?,
             )
         }
         "memory" => Arc::new(sftpgo_provider::memory::MemoryBackend::new()),
         "postgresql" => Arc::new(
-            sftpgo_provider::postgres::PostgresBackend::connect(&server_settings(dp))
+            sftpgo_provider::postgres::PostgresBackend::connect(&server_settings(config))
                 .await
                 .context("cannot open the postgresql data provider")?,
         ),
         "mysql" => Arc::new(
-            sftpgo_provider::mysql::MySqlBackend::connect(&server_settings(dp))
+            sftpgo_provider::mysql::MySqlBackend::connect(&server_settings(config))
                 .await
                 .context("cannot open the mysql data provider")?,
         ),
@@ -158,9 +162,18 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
     ))
 }
 
-/// The `data_provider` keys a database server backend needs; pool size and timeouts keep
-/// their defaults.
-fn server_settings(dp: &sftpgo_config::DataProviderConfig) -> sftpgo_provider::sql::ServerSettings {
+/// `data_provider.pool_size`, `connect_timeout` and `statement_timeout`.
+fn pool_settings(config: &Config) -> sftpgo_provider::sql::PoolSettings {
+    sftpgo_provider::sql::PoolSettings {
+        pool_size: config.provider_pool_size().unwrap_or(0),
+        connect_timeout: config.provider_connect_timeout(),
+        statement_timeout: config.provider_statement_timeout(),
+    }
+}
+
+/// The `data_provider` keys a database server backend needs.
+fn server_settings(config: &Config) -> sftpgo_provider::sql::ServerSettings {
+    let dp = &config.data_provider;
     sftpgo_provider::sql::ServerSettings {
         host: dp.host.clone(),
         port: dp.port,
@@ -170,7 +183,7 @@ fn server_settings(dp: &sftpgo_config::DataProviderConfig) -> sftpgo_provider::s
         sslmode: dp.sslmode,
         connection_string: dp.connection_string.clone(),
         users_table: dp.users_table.clone(),
-        ..Default::default()
+        pool: pool_settings(config),
     }
 }
 
@@ -557,5 +570,30 @@ async fn reload(args: &ServeArgs, running: &Running, log: &crate::logging::LogGu
                 "cannot reload the host keys; the previous ones stay in use"
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_keys_reach_the_provider_settings() {
+        let mut config = Config::default();
+        let defaults = server_settings(&config);
+        assert_eq!(defaults.pool, sftpgo_provider::sql::PoolSettings::default());
+        config.data_provider.pool_size = 5;
+        config.data_provider.connect_timeout = 2;
+        config.data_provider.statement_timeout = 0;
+        let s = server_settings(&config);
+        assert_eq!(
+            s.pool,
+            sftpgo_provider::sql::PoolSettings {
+                pool_size: 5,
+                connect_timeout: Duration::from_secs(2),
+                statement_timeout: None,
+            }
+        );
+        assert_eq!(pool_settings(&config), s.pool);
     }
 }

@@ -5,35 +5,11 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::*;
 use common::*;
-
-/// Kills the server if the test fails before stopping it, so no process outlives a test.
-struct KillOnDrop(Child);
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 fn sftpgo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sftpgo"))
@@ -96,28 +72,6 @@ fn port_in_use_exits_non_zero() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&port.to_string()));
 }
 
-/// Waits for the JSON log line announcing the listening address.
-fn wait_for_port(log: &Path, child: &mut Child) -> u16 {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
-        if let Ok(text) = std::fs::read_to_string(log) {
-            for line in text.lines() {
-                let v: serde_json::Value = serde_json::from_str(line).expect("log lines are JSON");
-                if v["message"] == "SFTP server listening" {
-                    let addr: std::net::SocketAddr =
-                        v["address"].as_str().unwrap().parse().unwrap();
-                    return addr.port();
-                }
-            }
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("server exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server did not start");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_an_sftpgo_09_database_and_logs_logins() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,7 +120,7 @@ async fn serves_an_sftpgo_09_database_and_logs_logins() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let port = wait_for_port(&log, &mut child);
+    let port = wait_for_address(&log, &mut child, "SFTP server listening").port();
     // Default host keys were generated, private, in the config dir.
     for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
         let meta =
@@ -244,15 +198,6 @@ async fn serves_an_sftpgo_09_database_and_logs_logins() {
             .iter()
             .any(|l| l["sender"] == "Upload" && l["username"] == "legacy")
     );
-}
-
-fn send_signal(pid: u32, sig: i32) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]
@@ -340,7 +285,7 @@ async fn sighup_reloads_host_keys_and_log_level_without_dropping_sessions() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let port = wait_for_port(&log, &mut child);
+    let port = wait_for_address(&log, &mut child, "SFTP server listening").port();
     assert_eq!(keyscan(port), public_blob(&host_key));
 
     // A user (added to the SQLite database the server uses) with an open session.

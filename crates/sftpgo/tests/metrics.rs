@@ -154,3 +154,61 @@ async fn counters_follow_real_client_traffic() {
     assert_eq!(code, 200, "{body}");
     server.stop().await;
 }
+
+/// `/healthz` follows the database: 503 while PostgreSQL is unreachable (a cut proxy
+/// between server and database), 200 again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn healthz_is_503_while_postgresql_is_unreachable() {
+    let db = sftpgo_provider::sql::testdb::postgres().await;
+    let settings = db.settings.clone();
+    let upstream: SocketAddr = format!("{}:{}", settings.host, settings.port)
+        .parse()
+        .unwrap();
+    let proxy = common::proxy::Proxy::start(upstream).await;
+    let proxy_port = proxy.addr.port();
+    let server = TestServer::start_with(
+        move |c| {
+            let dp = &mut c.data_provider;
+            dp.driver = "postgresql".into();
+            dp.host = "127.0.0.1".into();
+            dp.port = proxy_port;
+            dp.name = settings.name;
+            dp.username = settings.username;
+            dp.password = settings.password;
+            dp.connect_timeout = 2;
+            dp.statement_timeout = 2;
+        },
+        Tuning {
+            http_port: Some(0),
+            ..Tuning::default()
+        },
+    )
+    .await;
+    let http = server.running.as_ref().unwrap().http_addr.unwrap();
+    assert_eq!(http_get(http, "/healthz").await.0, 200);
+    proxy.cut();
+    let (code, body) = http_get(http, "/healthz").await;
+    assert_eq!(code, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], 503);
+    // The failed pings are counted as provider errors.
+    let scraped = Scraped::fetch(http).await;
+    assert!(
+        scraped.value(
+            "sftpgo_provider_query_duration_seconds_count",
+            &[("operation", "ping"), ("result", "error")]
+        ) >= 1.0
+    );
+    proxy.restore();
+    let mut code = 0;
+    for _ in 0..100 {
+        code = http_get(http, "/healthz").await.0;
+        if code == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(code, 200, "healthy again once the database is back");
+    server.stop().await;
+    drop(db);
+}

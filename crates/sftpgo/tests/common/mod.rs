@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod process;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
