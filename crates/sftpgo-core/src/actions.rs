@@ -297,6 +297,8 @@ async fn run_command(
         }
     };
     let pgid = child.id();
+    // If this task is dropped (shutdown past its grace), the whole group goes with it.
+    let mut group = GroupKiller(pgid.and_then(|p| rustix::process::Pid::from_raw(p as i32)));
     // Drain stderr so a chatty command never blocks on a full pipe; keep its start.
     let stderr = child.stderr.take().map(|mut pipe| {
         tokio::spawn(async move {
@@ -315,10 +317,8 @@ async fn run_command(
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => status,
         Err(_) => {
-            if let Some(group) = pgid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
-                // The whole group: a script's own children die with it.
-                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-            }
+            // The whole group: a script's own children die with it.
+            group.kill();
             let _ = child.kill().await;
             tracing::warn!(
                 sender = "actions",
@@ -334,6 +334,8 @@ async fn run_command(
             return "timeout";
         }
     };
+    // Exited: its group is left alone (a daemon it started on purpose may live on).
+    group.0 = None;
     // A background grandchild may hold stderr open: wait for it only briefly.
     let stderr_text = match stderr {
         Some(h) => match tokio::time::timeout(Duration::from_secs(1), h).await {
@@ -356,6 +358,23 @@ async fn run_command(
             tracing::error!(sender = "actions", action = event.kind.as_str(), command = %program.display(), error = %e, elapsed_ms, "cannot wait for the action command");
             "failed"
         }
+    }
+}
+
+/// Kills a command's process group, at the latest when dropped.
+struct GroupKiller(Option<rustix::process::Pid>);
+
+impl GroupKiller {
+    fn kill(&mut self) {
+        if let Some(group) = self.0.take() {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -484,5 +503,67 @@ mod tests {
             }
             assert!(!alive, "process {pid} still running");
         }
+    }
+
+    fn slow_command(dir: &std::path::Path, secs: &str) -> (PathBuf, PathBuf) {
+        let script = dir.join("slow.sh");
+        let log = dir.join("log");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nsleep {secs}\necho \"$SFTPGO_ACTION_VIRTUAL_PATH\" >> {}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (script, log)
+    }
+
+    fn runner(command: PathBuf, timeout: Duration) -> (Actions, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let settings = ActionSettings {
+            execute_on: vec![ActionKind::Upload],
+            command: Some(command),
+            command_timeout: timeout,
+            max_concurrency: 1,
+            ..ActionSettings::default()
+        };
+        (Actions::start(settings, metrics.clone()).unwrap(), metrics)
+    }
+
+    #[tokio::test]
+    async fn shutdown_runs_what_is_queued_within_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, log) = slow_command(dir.path(), "0.2");
+        let (actions, _) = runner(script, Duration::from_secs(30));
+        for i in 0..3 {
+            let mut ev = event(ActionKind::Upload);
+            ev.virtual_path = format!("/f{i}");
+            actions.fire(ev);
+        }
+        actions.shutdown(Duration::from_secs(30)).await;
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.lines().collect::<Vec<_>>(), ["/f0", "/f1", "/f2"]);
+        // Stopped: new events are refused (and counted as dropped), not run.
+        actions.fire(event(ActionKind::Upload));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 3);
+    }
+
+    #[tokio::test]
+    async fn shutdown_grace_bounds_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, log) = slow_command(dir.path(), "30");
+        let (actions, metrics) = runner(script, Duration::from_secs(60));
+        actions.fire(event(ActionKind::Upload));
+        actions.fire(event(ActionKind::Upload));
+        let started = std::time::Instant::now();
+        actions.shutdown(Duration::from_millis(300)).await;
+        // Well below the command's 30 s: the wait was cut at the grace period.
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert!(!log.exists(), "the killed command did not finish");
+        assert!(!metrics.encode(0).contains(r#"result="ok""#));
     }
 }
