@@ -18,6 +18,9 @@ use crate::{ClientInfo, HttpdError};
 
 /// How long a verified username/password pair is trusted without running bcrypt again.
 const CACHE_TTL: Duration = Duration::from_secs(60);
+/// A well-formed cost-10 bcrypt hash checked for unknown users (matches no password the
+/// API would accept, and is never accepted anyway).
+pub(crate) const DUMMY_HASH: &str = "$2b$10$C6UzMDM.H6dfI/f/IKxGhuHPAPzSBmc7nM7NXRBkDCKTy.fGdZK7C";
 /// Upper bound on cached pairs (one per user; a full cache is simply cleared).
 const CACHE_MAX: usize = 1024;
 
@@ -106,8 +109,11 @@ impl BasicAuth {
 
     /// Checks a username/password pair; bcrypt runs on the blocking pool.
     pub async fn verify(self: &Arc<Self>, username: &str, password: &str) -> bool {
-        let Some(hash) = self.users.get(username).cloned() else {
-            return false;
+        // An unknown user costs a bcrypt check too, so timing does not tell which names
+        // exist.
+        let (hash, known) = match self.users.get(username) {
+            Some(h) => (h.clone(), true),
+            None => (DUMMY_HASH.to_string(), false),
         };
         let digest = self.digest(password);
         {
@@ -124,7 +130,8 @@ impl BasicAuth {
             .await
             .ok()
             .and_then(Result::ok)
-            .unwrap_or(false);
+            .unwrap_or(false)
+            && known;
         if ok {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.len() >= CACHE_MAX {

@@ -499,6 +499,9 @@ async fn basic_auth_guards_every_route() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(auth.verify("ops", "other").await);
     assert!(!auth.verify("ops", "").await);
+    // Unknown users go through a real bcrypt check (a malformed dummy would return at once).
+    assert!(bcrypt::verify("other", super::auth::DUMMY_HASH).is_ok());
+    assert!(!auth.verify("ghost", "other").await);
     let resp = get_with(&app, "/metrics", Some(&basic("ops", "other"))).await;
     assert_eq!(resp.status(), StatusCode::OK);
     // Load balancers' health checks need no credentials.
