@@ -38,7 +38,7 @@ BENCH_DIR=$PWD/bench
 command -v /usr/sbin/sshd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
 python3 -c 'import asyncssh' 2>/dev/null || python3 -m pip install -q asyncssh
 [ "${BUILD:-1}" = 0 ] || cargo build --release --bin sftpgo -q
-BIN=$PWD/target/release/sftpgo
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/sftpgo
 # Inherited by both servers and all clients. 10,000 sessions need ~2 fds each on the
 # server (socket, home dir) and one each in the client: raise the hard limit (root).
 ulimit -Hn 65536 2>/dev/null || true
@@ -119,10 +119,11 @@ user_of() { if [ "$1" = ours ]; then echo bench; else echo root; fi; }
 pid_of() { if [ "$1" = ours ]; then echo $OURS_PID; else echo $SSHD_PID; fi; }
 sftp_run() { # server cipher batch [stdout] [extra ssh options...]
   local server=$1 cipher=$2 batch=$3 out=${4:-/dev/null}; shift $(($# < 4 ? $# : 4))
-  sftp -q -b "$batch" -P "$(port_of "$server")" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+  "${TIMED[@]}" sftp -q -b "$batch" -P "$(port_of "$server")" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
     -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Ciphers="$cipher" -o MACs=hmac-sha2-256-etm@openssh.com \
     "$@" "$(user_of "$server")@127.0.0.1" >"$out"
 }
+TIMED=()   # set to (/usr/bin/time -o FILE -f '%U %S') to measure the client (sftp + its ssh child)
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 FIGS="$WORK/figs.txt"; : > "$FIGS"
@@ -205,17 +206,22 @@ for cipher in $CIPHERS; do
   for dir in up down; do
     for server in ours openssh; do
       pid=$(pid_of $server)
-      rates=(); cpus=()
+      rates=(); cpus=(); ccpus=()
       for _ in $(seq "$REPS"); do
         c0=$(cpu_of $pid); t0=$(now)
+        TIMED=(/usr/bin/time -o "$WORK/client.time" -f '%U %S')
         sftp_run $server "$cipher" "$WORK/$dir.batch"
+        TIMED=()
         t1=$(now); c1=$(cpu_of $pid)
         rates+=("$(echo "$SIZE_MIB * 1.048576 / ($t1 - $t0)" | bc -l)")
         cpus+=("$(echo "($c1 - $c0) * 1024 / $SIZE_MIB" | bc -l)")
+        # Client CPU as a share of the wall time, in % of one core (sftp + ssh).
+        ccpus+=("$(awk -v w="$(echo "$t1 - $t0" | bc -l)" '{print ($1 + $2) * 100 / w}' "$WORK/client.time")")
       done
       r=$(printf '%s\n' "${rates[@]}" | median); c=$(printf '%s\n' "${cpus[@]}" | median)
+      cc=$(printf '%s\n' "${ccpus[@]}" | median)
       lo=$(printf '%s\n' "${rates[@]}" | sort -g | head -1); hi=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
-      echo "$cipher $dir $server $r $c $lo $hi" >> "$RESULTS"
+      echo "$cipher $dir $server $r $c $lo $hi $cc" >> "$RESULTS"
     done
     awk -v c="$cipher" -v d="$dir" '$1==c && $2==d {v[$3]=$4} END {printf "single %s %s MB/s ours=%.0f openssh=%.0f ratio=%.2f\n", c, d, v["ours"], v["openssh"], v["ours"]/v["openssh"]}' "$RESULTS"
   done
@@ -307,10 +313,10 @@ fig other "1-byte get, whole sftp client process on a fresh connection, median m
 
 echo
 if [ -s "$RESULTS" ]; then
-  echo "| cipher | dir | ours MB/s (min-max) | OpenSSH MB/s (min-max) | ratio | ours CPU s/GiB | OpenSSH CPU s/GiB |"
-  echo "|---|---|---|---|---|---|---|"
-  awk '{k=$1" "$2; if ($3=="ours") {o[k]=$4; oc[k]=$5; ol[k]=$6; oh[k]=$7} else {s[k]=$4; sc[k]=$5; sl[k]=$6; sh[k]=$7; keys[++n]=k}}
-    END {for (i=1;i<=n;i++) {k=keys[i]; split(k,p," "); printf "| %s | %s | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2f | %.2f | %.2f |\n", p[1], p[2], o[k], ol[k], oh[k], s[k], sl[k], sh[k], o[k]/s[k], oc[k], sc[k]}}' "$RESULTS"
+  echo "| cipher | dir | ours MB/s (min-max) | OpenSSH MB/s (min-max) | ratio | ours CPU s/GiB | OpenSSH CPU s/GiB | CPU ratio | client CPU % (ours / OpenSSH) |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  awk '{k=$1" "$2; if ($3=="ours") {o[k]=$4; oc[k]=$5; ol[k]=$6; oh[k]=$7; occ[k]=$8} else {s[k]=$4; sc[k]=$5; sl[k]=$6; sh[k]=$7; scc[k]=$8; keys[++n]=k}}
+    END {for (i=1;i<=n;i++) {k=keys[i]; split(k,p," "); printf "| %s | %s | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2f | %.2f | %.2f | %.2f | %.0f / %.0f |\n", p[1], p[2], o[k], ol[k], oh[k], s[k], sl[k], sh[k], o[k]/s[k], oc[k], sc[k], oc[k]/sc[k], occ[k], scc[k]}}' "$RESULTS"
   echo
 fi
 echo "| parallel sessions ($PAR_MIB MiB each, aes128-gcm) | ours | OpenSSH | ratio |"
