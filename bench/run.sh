@@ -13,8 +13,13 @@
 #   SMALL_FILES    files in the put -r/ls -l/get -r tree (2000), SMALL_KIB size each (4)
 #   LOGINS         sequential connect+auth+ls+disconnect runs (200)
 #   IDLE_SESSIONS  concurrent idle authenticated SFTP sessions for the memory figure (1000)
+#   MANY_SESSIONS  idle sessions held at once by our server only (10000; 0 skips). OpenSSH is
+#                  not run at this size: ~1.8 MiB and two processes per session would need
+#                  ~18 GiB and 20,000 processes on this machine.
+#   REKEY_MIB      client-forced rekey interval of the rekey upload figure (64; 0 skips)
 #   TTFB_RUNS      fresh-connection 1-byte downloads, median reported (20)
 #   SKIP_SINGLE=1  skip the single-stream table; BUILD=0 skips `cargo build`
+#   KEEP_LOG=FILE  copy our server's log there at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB=${1:-1024}
@@ -26,14 +31,19 @@ SMALL_FILES=${SMALL_FILES:-2000}
 SMALL_KIB=${SMALL_KIB:-4}
 LOGINS=${LOGINS:-200}
 IDLE_SESSIONS=${IDLE_SESSIONS:-1000}
+MANY_SESSIONS=${MANY_SESSIONS:-10000}
+REKEY_MIB=${REKEY_MIB:-64}
 TTFB_RUNS=${TTFB_RUNS:-20}
 BENCH_DIR=$PWD/bench
 
 command -v /usr/sbin/sshd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
 python3 -c 'import asyncssh' 2>/dev/null || python3 -m pip install -q asyncssh
 [ "${BUILD:-1}" = 0 ] || cargo build --release --bin sftpgo -q
-BIN=$PWD/target/release/sftpgo
-ulimit -n "$(ulimit -Hn)"   # inherited by both servers and all clients
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/sftpgo
+# Inherited by both servers and all clients. 10,000 sessions need ~2 fds each on the
+# server (socket, home dir) and one each in the client: raise the hard limit (root).
+ulimit -Hn 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d /var/tmp/sftpgo-bench.XXXXXX)
 [ -n "$WORK" ] && [ -d "$WORK" ] || exit 1
@@ -48,6 +58,7 @@ cleanup() {
   local kids=; [ -n "$SSHD_PID" ] && kids=$(tree_pids "$SSHD_PID")
   for p in $OURS_PID $kids; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
+  [ -z "${KEEP_LOG:-}" ] || cp "$WORK/ours/sftpgo.log" "$KEEP_LOG"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -76,8 +87,12 @@ db.execute("INSERT INTO users (username, password, public_keys, home_dir, uid, g
 db.commit()
 PY
 OURS_PORT=$((20000 + RANDOM % 10000)); SSHD_PORT=$((OURS_PORT + 1))
+# Each server runs in its own session, hence its own scheduler autogroup, as a daemon under
+# a service manager does: otherwise our one process shares the script's autogroup with up to
+# 64 client processes (32 sftp + 32 ssh) and CFS gives it ~1/65 of the CPU each
+# (32 parallel uploads then ran at ~10% CPU and 0.3x OpenSSH; see bench/RESULTS.md).
 SFTPGO_SFTPD__BIND_PORT=$OURS_PORT SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT=0 \
-  "$BIN" serve -c "$WORK/ours" -l "$WORK/ours/sftpgo.log" --log-verbose=false &
+  setsid "$BIN" serve -c "$WORK/ours" -l "$WORK/ours/sftpgo.log" --log-verbose=false &
 OURS_PID=$!
 
 # OpenSSH: private sshd, root with the same key, internal-sftp, same data dir as cwd.
@@ -98,7 +113,7 @@ MaxSessions 10
 Subsystem sftp internal-sftp -d $WORK/data
 PidFile $WORK/sshd/pid
 CONF
-/usr/sbin/sshd -D -f "$WORK/sshd/sshd_config" &
+setsid /usr/sbin/sshd -D -f "$WORK/sshd/sshd_config" &
 SSHD_PID=$!
 sleep 1
 
@@ -108,11 +123,13 @@ cpu_of() { # utime+stime+cutime+cstime in seconds
 port_of() { if [ "$1" = ours ]; then echo $OURS_PORT; else echo $SSHD_PORT; fi; }
 user_of() { if [ "$1" = ours ]; then echo bench; else echo root; fi; }
 pid_of() { if [ "$1" = ours ]; then echo $OURS_PID; else echo $SSHD_PID; fi; }
-sftp_run() { # server cipher batch [stdout]
-  sftp -q -b "$3" -P "$(port_of "$1")" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
-    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Ciphers="$2" -o MACs=hmac-sha2-256-etm@openssh.com \
-    "$(user_of "$1")@127.0.0.1" >"${4:-/dev/null}"
+sftp_run() { # server cipher batch [stdout] [extra ssh options...]
+  local server=$1 cipher=$2 batch=$3 out=${4:-/dev/null}; shift $(($# < 4 ? $# : 4))
+  "${TIMED[@]}" sftp -q -b "$batch" -P "$(port_of "$server")" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Ciphers="$cipher" -o MACs=hmac-sha2-256-etm@openssh.com \
+    "$@" "$(user_of "$server")@127.0.0.1" >"$out"
 }
+TIMED=()   # set to (/usr/bin/time -o FILE -f '%U %S') to measure the client (sftp + its ssh child)
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 FIGS="$WORK/figs.txt"; : > "$FIGS"
@@ -162,6 +179,29 @@ fig other "memory per idle SFTP session, KiB (PSS delta)" KiB lower "${MEM[ours.
 fig other "setup rate of those sessions (asyncssh, 50 handshakes in flight), sessions/s" 1/s higher "${MEM[ours.setup]}" "${MEM[openssh.setup]}"
 printf '# ours RSS delta: %.1f MiB\n' "${MEM[ours.rss]}" >&2
 
+# 4b. Many idle sessions, ours only (see MANY_SESSIONS above): all established? memory each.
+MANY_LINE=
+if [ "$MANY_SESSIONS" -gt 0 ]; then
+  read -r p0 r0 _ <<< "$(mem_kb ours)"
+  rm -f "$WORK/stop"
+  python3 "$BENCH_DIR/sessions.py" hold "$OURS_PORT" bench "$WORK/client" "$MANY_SESSIONS" "$WORK/stop" \
+    > "$WORK/hold.out" 2> "$WORK/hold.err" &
+  hp=$!; BG_PIDS="$hp"; t0=$(now)
+  until grep -q ready "$WORK/hold.out" 2>/dev/null; do
+    kill -0 $hp 2>/dev/null || { echo "session holder died:" >&2; cat "$WORK/hold.err" >&2; exit 1; }; sleep 0.5
+  done
+  t1=$(now); read -r _ ok bad < "$WORK/hold.out"
+  sleep 2; read -r p1 r1 _ <<< "$(mem_kb ours)"
+  fds=$(ls /proc/$OURS_PID/fd | wc -l)
+  [ "$bad" = 0 ] || { echo "WARNING: $bad of $MANY_SESSIONS sessions failed:" >&2; cat "$WORK/hold.err" >&2; }
+  MANY_LINE=$(printf '| %d | %d | %d | %.1f | %.1f | %.1f | %.0f | %d |' "$MANY_SESSIONS" "$ok" "$bad" \
+    "$(echo "($p1 - $p0) / 1024" | bc -l)" "$(echo "($p1 - $p0) / $ok" | bc -l)" "$(echo "($r1 - $r0) / $ok" | bc -l)" \
+    "$(echo "$ok / ($t1 - $t0)" | bc -l)" "$fds")
+  echo "many sessions (ours): $ok established, $bad failed, $(echo "($p1 - $p0) / $ok" | bc -l | cut -c1-5) KiB PSS each"
+  touch "$WORK/stop"; wait $hp || { echo "session holder exited with $?:" >&2; cat "$WORK/hold.err" >&2; }; BG_PIDS=
+  sleep 1
+fi
+
 # Single stream: SIZE_MIB per transfer, REPS repetitions, median.
 RESULTS="$WORK/results.txt"; : > "$RESULTS"
 # Remote paths are relative: internal-sftp -d only sets the start directory (no chroot).
@@ -172,23 +212,45 @@ for cipher in $CIPHERS; do
   for dir in up down; do
     for server in ours openssh; do
       pid=$(pid_of $server)
-      rates=(); cpus=()
+      rates=(); cpus=(); ccpus=()
       for _ in $(seq "$REPS"); do
         c0=$(cpu_of $pid); t0=$(now)
+        TIMED=(/usr/bin/time -o "$WORK/client.time" -f '%U %S')
         sftp_run $server "$cipher" "$WORK/$dir.batch"
+        TIMED=()
         t1=$(now); c1=$(cpu_of $pid)
         rates+=("$(echo "$SIZE_MIB * 1.048576 / ($t1 - $t0)" | bc -l)")
         cpus+=("$(echo "($c1 - $c0) * 1024 / $SIZE_MIB" | bc -l)")
+        # Client CPU as a share of the wall time, in % of one core (sftp + ssh).
+        ccpus+=("$(awk -v w="$(echo "$t1 - $t0" | bc -l)" '{print ($1 + $2) * 100 / w}' "$WORK/client.time")")
       done
       r=$(printf '%s\n' "${rates[@]}" | median); c=$(printf '%s\n' "${cpus[@]}" | median)
+      cc=$(printf '%s\n' "${ccpus[@]}" | median)
       lo=$(printf '%s\n' "${rates[@]}" | sort -g | head -1); hi=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
-      echo "$cipher $dir $server $r $c $lo $hi" >> "$RESULTS"
+      echo "$cipher $dir $server $r $c $lo $hi $cc" >> "$RESULTS"
     done
     awk -v c="$cipher" -v d="$dir" '$1==c && $2==d {v[$3]=$4} END {printf "single %s %s MB/s ours=%.0f openssh=%.0f ratio=%.2f\n", c, d, v["ours"], v["openssh"], v["ours"]/v["openssh"]}' "$RESULTS"
   done
 done
 [ -z "$CIPHERS" ] || [ -f "$WORK/data/up.bin" ] || { echo "up.bin not in $WORK/data" >&2; exit 1; }
 rm -f "$WORK/data/up.bin"
+
+# Rekeying: the same upload (aes128-gcm) with the client forcing a key exchange every
+# REKEY_MIB MiB (16 rekeys for 1 GiB); median of REPS. "Full speed" = close to the
+# single-stream aes128-gcm upload above.
+if [ "$REKEY_MIB" -gt 0 ]; then
+  declare -A RK
+  for server in ours openssh; do
+    rates=()
+    for _ in $(seq "$REPS"); do
+      t0=$(now); sftp_run $server $GCM "$WORK/up.batch" /dev/null -o RekeyLimit="${REKEY_MIB}M"; t1=$(now)
+      rates+=("$(echo "$SIZE_MIB * 1.048576 / ($t1 - $t0)" | bc -l)")
+    done
+    RK[$server]=$(printf '%s\n' "${rates[@]}" | median)
+  done
+  rm -f "$WORK/data/up.bin"
+  fig other "$SIZE_MIB MiB upload, client rekeys every $REKEY_MIB MiB (aes128-gcm), MB/s" MB/s higher "${RK[ours]}" "${RK[openssh]}"
+fi
 
 # 1. Parallel sessions: N concurrent sftp processes each put their own PAR_MIB file (all
 # started together, wall clock until the last exits), then N concurrent gets of those files.
@@ -257,16 +319,22 @@ fig other "1-byte get, whole sftp client process on a fresh connection, median m
 
 echo
 if [ -s "$RESULTS" ]; then
-  echo "| cipher | dir | ours MB/s (min-max) | OpenSSH MB/s (min-max) | ratio | ours CPU s/GiB | OpenSSH CPU s/GiB |"
-  echo "|---|---|---|---|---|---|---|"
-  awk '{k=$1" "$2; if ($3=="ours") {o[k]=$4; oc[k]=$5; ol[k]=$6; oh[k]=$7} else {s[k]=$4; sc[k]=$5; sl[k]=$6; sh[k]=$7; keys[++n]=k}}
-    END {for (i=1;i<=n;i++) {k=keys[i]; split(k,p," "); printf "| %s | %s | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2f | %.2f | %.2f |\n", p[1], p[2], o[k], ol[k], oh[k], s[k], sl[k], sh[k], o[k]/s[k], oc[k], sc[k]}}' "$RESULTS"
+  echo "| cipher | dir | ours MB/s (min-max) | OpenSSH MB/s (min-max) | ratio | ours CPU s/GiB | OpenSSH CPU s/GiB | CPU ratio | client CPU % (ours / OpenSSH) |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  awk '{k=$1" "$2; if ($3=="ours") {o[k]=$4; oc[k]=$5; ol[k]=$6; oh[k]=$7; occ[k]=$8} else {s[k]=$4; sc[k]=$5; sl[k]=$6; sh[k]=$7; scc[k]=$8; keys[++n]=k}}
+    END {for (i=1;i<=n;i++) {k=keys[i]; split(k,p," "); printf "| %s | %s | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2f | %.2f | %.2f | %.2f | %.0f / %.0f |\n", p[1], p[2], o[k], ol[k], oh[k], s[k], sl[k], sh[k], o[k]/s[k], oc[k], sc[k], oc[k]/sc[k], occ[k], scc[k]}}' "$RESULTS"
   echo
 fi
 echo "| parallel sessions ($PAR_MIB MiB each, aes128-gcm) | ours | OpenSSH | ratio |"
 echo "|---|---|---|---|"
 awk -F'\t' '$1=="par" {printf "| %s | %.0f | %.0f | %.2f |\n", $2, $5, $6, $7}' "$FIGS"
 echo
+if [ -n "$MANY_LINE" ]; then
+  echo "| idle sessions held (ours only) | established | failed | PSS delta MiB | PSS KiB/session | RSS KiB/session | setup sessions/s | server fds |"
+  echo "|---|---|---|---|---|---|---|---|"
+  echo "$MANY_LINE"
+  echo
+fi
 echo "| figure | ours | OpenSSH | ratio ours/OpenSSH | better |"
 echo "|---|---|---|---|---|"
 awk -F'\t' '$1=="other" {printf "| %s | %.3g | %.3g | %.2f | %s |\n", $2, $5, $6, $7, $4}' "$FIGS"

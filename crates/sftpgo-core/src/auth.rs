@@ -199,9 +199,10 @@ impl Core {
         let settings = self.settings().clone();
         let owner = crate::fs::owner_for(&user, &settings);
         let mode = 0o777 & !settings.umask;
+        let core = self.clone();
         let root = tokio::task::spawn_blocking(move || {
             sftpgo_vfs::ensure_home(&home, mode, owner)?;
-            sftpgo_vfs::Root::open(&home)
+            core.shared_root(&home)
         })
         .await
         .map_err(|e| AuthError::HomeDir(e.to_string()))?
@@ -213,7 +214,7 @@ impl Core {
             self.observers().clone(),
         ));
         let quota = crate::quota::QuotaKeeper::new(self.provider().clone(), state.user.clone());
-        let fs = crate::fs::UserFs::new(Arc::new(root), state.clone(), settings, quota);
+        let fs = crate::fs::UserFs::new(root, state.clone(), settings, quota);
         self.registry().register(state, remote, fs)
     }
 }

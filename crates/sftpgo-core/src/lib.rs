@@ -70,6 +70,10 @@ struct CoreInner {
     registry: Registry,
     settings: Settings,
     observers: Observers,
+    /// Open home dirs, shared by the connections of one home (see `Root::open_shared`).
+    roots: std::sync::Mutex<
+        std::collections::HashMap<std::path::PathBuf, std::sync::Weak<sftpgo_vfs::Root>>,
+    >,
 }
 
 /// Where operations report: metrics always, actions when configured.
@@ -107,6 +111,7 @@ impl Core {
                 registry: Registry::default(),
                 settings,
                 observers,
+                roots: Default::default(),
             }),
         }
     }
@@ -138,6 +143,34 @@ impl Core {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The open home dir `home`, shared with the live connections of the same home when it
+    /// is still the same directory.
+    pub(crate) fn shared_root(
+        &self,
+        home: &std::path::Path,
+    ) -> std::io::Result<Arc<sftpgo_vfs::Root>> {
+        let cached = self
+            .lock_roots()
+            .get(home)
+            .and_then(std::sync::Weak::upgrade);
+        let root = sftpgo_vfs::Root::open_shared(home, cached)?;
+        let mut roots = self.lock_roots();
+        if roots.len() >= 64 {
+            roots.retain(|_, r| r.strong_count() > 0);
+        }
+        roots.insert(home.to_path_buf(), Arc::downgrade(&root));
+        Ok(root)
+    }
+
+    fn lock_roots(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<std::path::PathBuf, std::sync::Weak<sftpgo_vfs::Root>>,
+    > {
+        self.inner.roots.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -11,6 +11,8 @@
 //! client): [`encode_request`] and [`decode_response`], plus [`StatVfsReply::decode`] and
 //! [`LimitsReply::decode`] for extension replies.
 
+use std::collections::VecDeque;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 pub const SSH_FXP_INIT: u8 = 1;
@@ -95,43 +97,223 @@ pub struct FileAttrs {
     pub times: Option<(u32, u32)>,
 }
 
-/// Splits the channel byte stream into SFTP packets.
+/// Splits the channel byte stream into SFTP packets without copying file data.
+///
+/// Received chunks are kept as they came (russh hands each channel message over as its own
+/// `Bytes`). A packet inside one chunk is a slice of it; a WRITE spanning chunks (uploads:
+/// 256 KiB requests arrive in 32-64 KiB channel messages) keeps its data as slices of the
+/// chunks, written with one `pwritev`; any other packet spanning chunks is small and is
+/// gathered into one buffer.
 pub struct PacketReader {
-    buf: BytesMut,
+    chunks: VecDeque<Bytes>,
+    /// Bytes held in `chunks`.
+    len: usize,
     max: usize,
 }
+
+/// One framed packet, from [`PacketReader::next_frame`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A whole packet body (type byte + payload), for [`decode_request`].
+    Packet(Bytes),
+    /// A WRITE whose data spans several received chunks; the data stays in them, in order.
+    Write {
+        id: u32,
+        handle: Bytes,
+        offset: u64,
+        data: Vec<Bytes>,
+    },
+}
+
+/// Chunks smaller than this are merged on arrival, which bounds the chunk count (and the
+/// work per packet) however finely a client splits its channel data.
+const SMALL_CHUNK: usize = 4096;
+/// SSH_FXP_WRITE header after the length: type, id, handle length, offset, data length.
+const WRITE_FIXED_HEADER: usize = 1 + 4 + 4 + 8 + 4;
+/// Longest handle for the scatter path (the spec's limit; ours are 4 bytes). A WRITE with
+/// a longer one is gathered and left to [`decode_request`].
+const MAX_HANDLE_LEN: usize = 256;
 
 impl PacketReader {
     /// `max` is the largest packet body accepted.
     pub fn new(max: usize) -> Self {
         Self {
-            buf: BytesMut::with_capacity(64 * 1024),
+            chunks: VecDeque::new(),
+            len: 0,
             max,
         }
     }
 
+    /// Appends a copy of `data`.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.push_bytes(Bytes::copy_from_slice(data));
     }
 
-    /// The next complete packet body (type byte + payload), if one has arrived.
-    pub fn next_packet(&mut self) -> Result<Option<Bytes>, FrameError> {
-        if self.buf.len() < 4 {
-            return Ok(None);
+    /// Appends `data` without copying it (unless it is small and follows a small chunk).
+    pub fn push_bytes(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
         }
-        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        self.len += data.len();
+        if data.len() < SMALL_CHUNK
+            && let Some(last) = self.chunks.back_mut()
+            && last.len() + data.len() <= SMALL_CHUNK
+        {
+            let mut merged = BytesMut::with_capacity(SMALL_CHUNK);
+            merged.extend_from_slice(last);
+            merged.extend_from_slice(&data);
+            *last = merged.freeze();
+            return;
+        }
+        self.chunks.push_back(data);
+    }
+
+    /// The next complete packet body (type byte + payload), if one has arrived, in one
+    /// buffer.
+    pub fn next_packet(&mut self) -> Result<Option<Bytes>, FrameError> {
+        let Some(len) = self.complete_len()? else {
+            return Ok(None);
+        };
+        self.skip(4);
+        Ok(Some(self.take(len)))
+    }
+
+    /// The next complete packet, if one has arrived; a WRITE spanning chunks comes as
+    /// [`Frame::Write`] with its data left in place.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        let Some(len) = self.complete_len()? else {
+            return Ok(None);
+        };
+        self.skip(4);
+        let in_one_chunk = self.chunks.front().is_some_and(|c| c.len() >= len);
+        if !in_one_chunk
+            && len > SMALL_CHUNK
+            && self.peek::<1>() == Some([SSH_FXP_WRITE])
+            && let Some(frame) = self.take_write(len)
+        {
+            return Ok(Some(frame));
+        }
+        Ok(Some(Frame::Packet(self.take(len))))
+    }
+
+    /// The body length of the packet at the front, once all of it has arrived.
+    fn complete_len(&mut self) -> Result<Option<usize>, FrameError> {
+        let Some(header) = self.peek::<4>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(header) as usize;
         if len == 0 {
             return Err(FrameError::Empty);
         }
         if len > self.max {
             return Err(FrameError::TooLong { len, max: self.max });
         }
-        if self.buf.len() < 4 + len {
-            self.buf.reserve(4 + len - self.buf.len());
-            return Ok(None);
+        Ok((self.len >= 4 + len).then_some(len))
+    }
+
+    /// A WRITE of `len` bytes at the front, its data as slices of the chunks; `None` (and
+    /// nothing consumed) when its header is not well formed.
+    fn take_write(&mut self, len: usize) -> Option<Frame> {
+        let mut head = [0u8; WRITE_FIXED_HEADER + MAX_HANDLE_LEN];
+        let seen = self.copy_prefix(&mut head[..len.min(WRITE_FIXED_HEADER + MAX_HANDLE_LEN)]);
+        let head = &head[..seen];
+        let u32_at = |i: usize| Some(u32::from_be_bytes(head.get(i..i + 4)?.try_into().ok()?));
+        let id = u32_at(1)?;
+        let handle_len = u32_at(5)? as usize;
+        if handle_len > MAX_HANDLE_LEN {
+            return None;
         }
-        self.buf.advance(4);
-        Ok(Some(self.buf.split_to(len).freeze()))
+        let at = 9 + handle_len;
+        let offset = u64::from_be_bytes(head.get(at..at + 8)?.try_into().ok()?);
+        let data_len = u32_at(at + 8)? as usize;
+        let header = at + 12;
+        if header + data_len > len {
+            return None;
+        }
+        self.skip(9);
+        let handle = self.take(handle_len);
+        self.skip(12);
+        let mut data = Vec::with_capacity(8);
+        let mut want = data_len;
+        while want > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            let n = want.min(front.len());
+            data.push(front.split_to(n));
+            self.consumed(n);
+            want -= n;
+        }
+        self.skip(len - header - data_len);
+        Some(Frame::Write {
+            id,
+            handle,
+            offset,
+            data,
+        })
+    }
+
+    /// The first `N` bytes, if that many are held.
+    fn peek<const N: usize>(&self) -> Option<[u8; N]> {
+        let mut out = [0u8; N];
+        (self.copy_prefix(&mut out) == N).then_some(out)
+    }
+
+    /// Copies the first bytes held into `out`; returns how many.
+    fn copy_prefix(&self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        for c in &self.chunks {
+            if n == out.len() {
+                break;
+            }
+            let k = (out.len() - n).min(c.len());
+            out[n..n + k].copy_from_slice(&c[..k]);
+            n += k;
+        }
+        n
+    }
+
+    /// Drops the front chunk if it has been used up and counts `n` bytes consumed.
+    fn consumed(&mut self, n: usize) {
+        self.len -= n;
+        if self.chunks.front().is_some_and(Bytes::is_empty) {
+            self.chunks.pop_front();
+        }
+    }
+
+    fn skip(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                return;
+            };
+            let k = n.min(front.len());
+            front.advance(k);
+            self.consumed(k);
+            n -= k;
+        }
+    }
+
+    /// The next `n` bytes (the caller checked they are held): a slice of the front chunk
+    /// when it holds them all, else gathered.
+    fn take(&mut self, n: usize) -> Bytes {
+        if let Some(front) = self.chunks.front_mut()
+            && front.len() >= n
+        {
+            let out = front.split_to(n);
+            self.consumed(n);
+            return out;
+        }
+        let mut out = BytesMut::with_capacity(n);
+        while out.len() < n {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            let k = (n - out.len()).min(front.len());
+            out.extend_from_slice(&front[..k]);
+            front.advance(k);
+            self.consumed(k);
+        }
+        out.freeze()
     }
 }
 

@@ -17,7 +17,7 @@ use sftpgo_core::{Connection, FsError, SetAttrs, Transfer};
 use sftpgo_vfs::{DirEntry, FileStat, VirtualPath};
 use tokio::sync::{RwLock, Semaphore, mpsc};
 
-use crate::codec::{self, DecodeError, Extended, FileAttrs, PacketReader, Request};
+use crate::codec::{self, DecodeError, Extended, FileAttrs, Frame, PacketReader, Request};
 
 /// Limits advertised through `limits@openssh.com`. Without them OpenSSH falls back to
 /// 32 KiB requests, which costs most of the throughput.
@@ -97,31 +97,44 @@ pub async fn serve<S: ChunkSource>(
             _ = conn.closed().cancelled() => break Ok(()),
         };
         let Some(chunk) = chunk else { break Ok(()) };
-        reader.push(&chunk);
+        reader.push_bytes(chunk);
         loop {
-            let packet = match reader.next_packet() {
-                Ok(Some(p)) => p,
+            let frame = match reader.next_frame() {
+                Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => break 'outer Err(SessionError::Malformed(e.to_string())),
             };
-            let request = match codec::decode_request(packet) {
-                Ok(r) => r,
-                Err(DecodeError::UnknownType { id: Some(id), ty }) => {
-                    session
-                        .reply(|b| {
-                            codec::encode_status(
-                                b,
-                                id,
-                                codec::SSH_FX_OP_UNSUPPORTED,
-                                &format!("unsupported request type {ty}"),
-                            )
-                        })
-                        .await;
-                    continue;
-                }
-                Err(e) => break 'outer Err(SessionError::Malformed(e.to_string())),
+            let request = match frame {
+                Frame::Write {
+                    id,
+                    handle,
+                    offset,
+                    data,
+                } => Incoming::Write {
+                    id,
+                    handle,
+                    offset,
+                    data,
+                },
+                Frame::Packet(packet) => match codec::decode_request(packet) {
+                    Ok(r) => Incoming::Request(r),
+                    Err(DecodeError::UnknownType { id: Some(id), ty }) => {
+                        session
+                            .reply(|b| {
+                                codec::encode_status(
+                                    b,
+                                    id,
+                                    codec::SSH_FX_OP_UNSUPPORTED,
+                                    &format!("unsupported request type {ty}"),
+                                )
+                            })
+                            .await;
+                        continue;
+                    }
+                    Err(e) => break 'outer Err(SessionError::Malformed(e.to_string())),
+                },
             };
-            if let Request::Init { .. } = request {
+            if let Incoming::Request(Request::Init { .. }) = request {
                 initialized = true;
                 session
                     .reply(|b| codec::encode_version(b, 3, EXTENSIONS))
@@ -137,7 +150,15 @@ pub async fn serve<S: ChunkSource>(
             };
             let session = session.clone();
             tasks.spawn(async move {
-                let reply = session.handle(request).await;
+                let reply = match request {
+                    Incoming::Request(r) => session.handle(r).await,
+                    Incoming::Write {
+                        id,
+                        handle,
+                        offset,
+                        data,
+                    } => session.handle_write(id, &handle, offset, data).await,
+                };
                 let _ = session.out.send(reply).await;
                 drop(permit);
             });
@@ -163,6 +184,17 @@ pub async fn serve<S: ChunkSource>(
         tracing::warn!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), error = %e, "closing SFTP session");
     }
     result
+}
+
+/// A framed request: decoded, or a WRITE whose data is still in the received chunks.
+enum Incoming {
+    Request(Request),
+    Write {
+        id: u32,
+        handle: Bytes,
+        offset: u64,
+        data: Vec<Bytes>,
+    },
 }
 
 struct Session {
@@ -253,14 +285,13 @@ impl Session {
     async fn handle(&self, request: Request) -> Bytes {
         let id = request.id().unwrap_or(0);
         self.conn.metrics().sftp_request(request.name());
-        match self.dispatch(id, request).await {
-            Ok(buf) => buf.freeze(),
-            Err(Status(code, msg)) => {
-                let mut buf = BytesMut::with_capacity(32 + msg.len());
-                codec::encode_status(&mut buf, id, code, &msg);
-                buf.freeze()
-            }
-        }
+        encode_reply(id, self.dispatch(id, request).await)
+    }
+
+    /// Serves a WRITE framed with its data in several buffers ([`Frame::Write`]).
+    async fn handle_write(&self, id: u32, handle: &[u8], offset: u64, data: Vec<Bytes>) -> Bytes {
+        self.conn.metrics().sftp_request("write");
+        encode_reply(id, self.write(handle, offset, data).await)
     }
 
     /// The request table: each row names the shared-layer operation that serves it
@@ -287,7 +318,7 @@ impl Session {
                 offset,
                 data,
                 ..
-            } => self.write(&handle, offset, data).await,
+            } => self.write(&handle, offset, vec![data]).await,
             Request::Lstat { path, .. } => name_attrs(id, fs.lstat(&fs.resolve(&path)?).await?),
             Request::Stat { path, .. } => name_attrs(id, fs.stat(&fs.resolve(&path)?).await?),
             Request::Fstat { handle, .. } => name_attrs(id, self.file(&handle)?.0.stat().await?),
@@ -492,9 +523,9 @@ impl Session {
         }
     }
 
-    async fn write(&self, handle: &[u8], offset: u64, data: Bytes) -> Reply {
+    async fn write(&self, handle: &[u8], offset: u64, data: Vec<Bytes>) -> Reply {
         let (t, _g) = self.file_gated(handle).await?;
-        t.write_at(offset, data).await?;
+        t.write_vectored_at(offset, data).await?;
         ok()
     }
 
@@ -533,6 +564,17 @@ impl Session {
         }
         names.finish();
         Ok(buf)
+    }
+}
+
+fn encode_reply(id: u32, reply: Reply) -> Bytes {
+    match reply {
+        Ok(buf) => buf.freeze(),
+        Err(Status(code, msg)) => {
+            let mut buf = BytesMut::with_capacity(32 + msg.len());
+            codec::encode_status(&mut buf, id, code, &msg);
+            buf.freeze()
+        }
     }
 }
 

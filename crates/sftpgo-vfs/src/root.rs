@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
@@ -173,6 +174,22 @@ impl Root {
             dir,
             host: home.to_path_buf(),
         })
+    }
+
+    /// Opens `home`, or returns `cached` when that is still the directory at `home` (same
+    /// device and inode): logins of one home dir share one open fd, so 10,000 sessions
+    /// need 10,000 fds for their sockets and not twice that.
+    pub fn open_shared(home: &Path, cached: Option<Arc<Root>>) -> io::Result<Arc<Root>> {
+        if let Some(root) = cached
+            && root.host == home
+        {
+            let now = rustix::fs::stat(home).map_err(from_errno)?;
+            let held = rustix::fs::fstat(&root.dir).map_err(from_errno)?;
+            if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) {
+                return Ok(root);
+            }
+        }
+        Root::open(home).map(Arc::new)
     }
 
     /// Host path of `p`, for logs and actions only: never used for a syscall.

@@ -883,3 +883,104 @@ fn mode_strings_cover_types_and_special_bits() {
         assert_eq!(&mode_string(mode), want.as_bytes(), "{mode:o}");
     }
 }
+
+/// A frame as the request it stands for (a scattered WRITE's data joined).
+fn frame_request(f: Frame) -> Request {
+    match f {
+        Frame::Packet(p) => decode_request(p).unwrap(),
+        Frame::Write {
+            id,
+            handle,
+            offset,
+            data,
+        } => Request::Write {
+            id,
+            handle,
+            offset,
+            data: data.concat().into(),
+        },
+    }
+}
+
+#[test]
+fn frames_keep_write_data_in_the_received_chunks() {
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let mut requests = all_requests();
+    requests.push(Request::Write {
+        id: 77,
+        handle: b(b"\0\0\0\x09"),
+        offset: 1 << 40,
+        data: Bytes::from(big.clone()),
+    });
+    requests.push(Request::Write {
+        id: 78,
+        handle: b(&[b'h'; 300]), // over the scatter path's handle limit: gathered
+        offset: 5,
+        data: Bytes::from(big[..9000].to_vec()),
+    });
+    requests.extend(all_requests());
+    let mut wire = BytesMut::new();
+    for r in &requests {
+        encode_request(&mut wire, r);
+    }
+    let wire = wire.freeze();
+    let mut rng = Rng(999);
+    for round in 0..200 {
+        let mut reader = PacketReader::new(1 << 20);
+        let (mut got, mut scattered) = (Vec::new(), 0);
+        let mut at = 0;
+        while at < wire.len() {
+            // Mostly channel-message sized chunks (not merged on arrival), sometimes tiny
+            // ones (merged).
+            let n = if round % 3 == 0 {
+                1 + rng.below(100)
+            } else {
+                4096 + rng.below(66_000)
+            };
+            let end = (at + n).min(wire.len());
+            reader.push_bytes(wire.slice(at..end));
+            at = end;
+            while let Some(f) = reader.next_frame().unwrap() {
+                if let Frame::Write { data, .. } = &f {
+                    scattered += 1;
+                    // The data is slices of what was pushed, not a copy.
+                    let base = wire.as_ptr() as usize;
+                    assert!(
+                        data.iter().all(|d| {
+                            let p = d.as_ptr() as usize;
+                            d.is_empty() || (p >= base && p + d.len() <= base + wire.len())
+                        }) || round % 3 == 0
+                    );
+                }
+                got.push(frame_request(f));
+            }
+        }
+        assert_eq!(got, requests, "round {round}");
+        assert_eq!(reader.next_frame(), Ok(None));
+        if round % 3 != 0 {
+            assert!(scattered >= 1, "round {round}");
+        }
+    }
+}
+
+#[test]
+fn a_write_claiming_more_data_than_its_packet_is_malformed() {
+    let mut body = vec![SSH_FXP_WRITE];
+    body.extend_from_slice(&1u32.to_be_bytes());
+    body.extend_from_slice(&4u32.to_be_bytes());
+    body.extend_from_slice(b"\0\0\0\x01");
+    body.extend_from_slice(&0u64.to_be_bytes());
+    body.extend_from_slice(&100_000u32.to_be_bytes()); // claims 100000, carries 20000
+    body.extend(std::iter::repeat_n(1u8, 20_000));
+    let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+    wire.extend_from_slice(&body);
+    let mut reader = PacketReader::new(1 << 20);
+    for c in wire.chunks(8192) {
+        reader.push(c);
+    }
+    let Some(Frame::Packet(p)) = reader.next_frame().unwrap() else {
+        panic!("expected a gathered packet");
+    };
+    assert_eq!(decode_request(p), Err(DecodeError::Truncated));
+    assert_eq!(reader.next_frame(), Ok(None));
+}

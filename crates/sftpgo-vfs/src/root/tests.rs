@@ -535,3 +535,34 @@ fn swapped_symlink_race_never_escapes() {
     );
     assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"outside");
 }
+
+#[test]
+fn open_shared_reuses_the_fd_only_while_home_is_the_same_directory() {
+    let base = tempfile::tempdir().unwrap();
+    let home = base.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let first = Root::open_shared(&home, None).unwrap();
+    let again = Root::open_shared(&home, Some(first.clone())).unwrap();
+    assert!(Arc::ptr_eq(&first, &again));
+    // Another home path never gets the cached root.
+    let other = base.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let o = Root::open_shared(&other, Some(first.clone())).unwrap();
+    assert!(!Arc::ptr_eq(&first, &o));
+    // Home replaced by another directory: a fresh open, which sees the new content.
+    std::fs::rename(&home, base.path().join("old")).unwrap();
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("new.txt"), b"n").unwrap();
+    let fresh = Root::open_shared(&home, Some(first.clone())).unwrap();
+    assert!(!Arc::ptr_eq(&first, &fresh));
+    assert!(
+        fresh
+            .stat(&VirtualPath::parse(b"/new.txt").unwrap())
+            .is_ok()
+    );
+    assert!(
+        first
+            .stat(&VirtualPath::parse(b"/new.txt").unwrap())
+            .is_err()
+    );
+}
