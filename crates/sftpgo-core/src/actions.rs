@@ -161,10 +161,9 @@ impl Actions {
     /// Queues the actions for `event`; never waits. A full queue drops the event with an
     /// error log line (the operation itself has already succeeded).
     pub fn fire(&self, event: ActionEvent) {
-        let Some(inner) = &self.inner else { return };
-        if !inner.settings.execute_on.contains(&event.kind) {
+        let Some(inner) = self.inner.as_ref().filter(|_| self.wants(event.kind)) else {
             return;
-        }
+        };
         if let Err(e) = inner.queue.try_send(event) {
             let event = match e {
                 mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => ev,

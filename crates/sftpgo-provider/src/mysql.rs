@@ -57,12 +57,7 @@ impl ServerDialect for MySql {
     }
 
     fn target(o: &ConnectOptionsOf<Self>) -> String {
-        format!(
-            "{}:{}/{}",
-            o.get_host(),
-            o.get_port(),
-            o.get_database().unwrap_or_default()
-        )
+        crate::sql::server_target(o.get_host(), o.get_port(), o.get_database())
     }
 
     fn pool_options(settings: &PoolSettings) -> sqlx::pool::PoolOptions<sqlx::MySql> {

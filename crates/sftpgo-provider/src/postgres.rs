@@ -54,12 +54,7 @@ impl ServerDialect for Pg {
     }
 
     fn target(o: &ConnectOptionsOf<Self>) -> String {
-        format!(
-            "{}:{}/{}",
-            o.get_host(),
-            o.get_port(),
-            o.get_database().unwrap_or_default()
-        )
+        crate::sql::server_target(o.get_host(), o.get_port(), o.get_database())
     }
 
     async fn create_schema(backend: &PostgresBackend, table: &str) -> Result<()> {

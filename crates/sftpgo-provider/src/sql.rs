@@ -706,6 +706,11 @@ pub(crate) fn schema_statements(
 }
 
 /// Refuses table names that cannot be interpolated into SQL as bare identifiers.
+/// `host:port/database`, how a server backend names itself in errors and logs.
+pub(crate) fn server_target(host: &str, port: u16, database: Option<&str>) -> String {
+    format!("{host}:{port}/{}", database.unwrap_or_default())
+}
+
 pub(crate) fn check_table_name(name: &str) -> Result<()> {
     if crate::sqlite::is_valid_table_name(name) {
         Ok(())
