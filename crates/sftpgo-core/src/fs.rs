@@ -107,7 +107,7 @@ impl UserFs {
     /// The regular file at `path` (not following a final symlink), if it is one.
     async fn regular_file(&self, path: &VirtualPath) -> Option<FileStat> {
         let p = path.clone();
-        self.blocking(move |r| r.lstat(&p))
+        self.cached_or_blocking(|r| r.lstat_cached(path), move |r| r.lstat(&p))
             .await
             .ok()
             .filter(FileStat::is_file)
@@ -153,6 +153,23 @@ impl UserFs {
             .map_err(FsError::from_io)
     }
 
+    /// A lookup the kernel may answer from its caches: tried on this thread first
+    /// (`RESOLVE_CACHED` does no disk I/O, so it cannot stall the runtime), and on the
+    /// blocking pool only when it would need the disk. A metadata request then costs no
+    /// thread handoff, which is most of its latency (two context switches per handoff).
+    async fn cached_or_blocking<T, C, F>(&self, cached: C, slow: F) -> Result<T, FsError>
+    where
+        T: Send + 'static,
+        C: FnOnce(&Root) -> io::Result<Option<T>>,
+        F: FnOnce(&Root) -> io::Result<T> + Send + 'static,
+    {
+        match cached(&self.root) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => self.blocking(slow).await,
+            Err(e) => Err(FsError::from_io(e)),
+        }
+    }
+
     /// One info line per state-changing command (0.9's command log: sender = the command).
     fn log_command(&self, command: &str, path: &VirtualPath, target: Option<&VirtualPath>) {
         tracing::info!(
@@ -195,13 +212,15 @@ impl UserFs {
     pub async fn stat(&self, path: &VirtualPath) -> Result<FileStat, FsError> {
         self.check(Permission::List, "stat", path)?;
         let p = path.clone();
-        self.blocking(move |r| r.stat(&p)).await
+        self.cached_or_blocking(|r| r.stat_cached(path), move |r| r.stat(&p))
+            .await
     }
 
     pub async fn lstat(&self, path: &VirtualPath) -> Result<FileStat, FsError> {
         self.check(Permission::List, "lstat", path)?;
         let p = path.clone();
-        self.blocking(move |r| r.lstat(&p)).await
+        self.cached_or_blocking(|r| r.lstat_cached(path), move |r| r.lstat(&p))
+            .await
     }
 
     pub async fn read_dir(&self, path: &VirtualPath) -> Result<Vec<DirEntry>, FsError> {
@@ -396,7 +415,12 @@ impl UserFs {
             read: true,
             ..Default::default()
         };
-        let file = self.blocking(move |r| r.open_file(&p, &opts)).await?;
+        let file = self
+            .cached_or_blocking(
+                |r| r.open_file_cached(path, &opts),
+                move |r| r.open_file(&p, &opts),
+            )
+            .await?;
         Ok(Transfer::start_download(
             file,
             path.clone(),
@@ -426,17 +450,19 @@ impl UserFs {
         };
         let atomic_mode = self.settings.upload_mode == crate::UploadMode::Atomic;
         let probe = path.clone();
-        // The entry itself (what an atomic upload replaces) and what it resolves to (what
-        // an in-place upload writes, through a symlink if it is one).
-        let (existing, resolved) = self
-            .blocking(move |r| Ok((r.lstat(&probe).ok(), r.stat(&probe).ok())))
-            .await?;
-        let remaining = self
-            .quota
-            .admit_write(resolved.is_none() && flags.create)
-            .await?;
-        let (file, atomic, initial_size) = self
+        let usage = self.quota.usage_for_write().await?;
+        let quota = self.quota.clone();
+        // One trip to the blocking pool: probe, quota decision, open.
+        let opened = self
             .blocking(move |r| {
+                // The entry itself (what an atomic upload replaces) and what it resolves
+                // to (what an in-place upload writes, through a symlink if it is one).
+                let existing = r.lstat(&probe).ok();
+                let resolved = r.stat(&probe).ok();
+                let remaining = match quota.admit(usage, resolved.is_none() && flags.create) {
+                    Ok(remaining) => remaining,
+                    Err(e) => return Ok(Err(e)),
+                };
                 // Atomic mode covers writes that replace the whole file; resume and append
                 // must see the existing data, so they write in place.
                 let atomic = atomic_mode
@@ -460,16 +486,17 @@ impl UserFs {
                         temp,
                         replace: !flags.exclusive,
                     };
-                    return Ok((file, Some(upload), 0));
+                    return Ok(Ok((existing, resolved, remaining, file, Some(upload), 0)));
                 }
                 let file = r.open_file(&p, &opts)?;
                 if existing.is_none() {
                     chown_created(r, &p, owner);
                 }
                 let size = file.metadata()?.len();
-                Ok((file, None, size))
+                Ok(Ok((existing, resolved, remaining, file, None, size)))
             })
             .await?;
+        let (existing, resolved, remaining, file, atomic, initial_size) = opened?;
         // Quota counts files (inodes). An atomic upload puts a new file at the path: the
         // old entry stops counting only if it was the last link of a regular file. An
         // in-place upload writes the file the path resolves to.

@@ -13,6 +13,13 @@ use sftpgo_provider::{DataProvider, TrackQuota, User};
 
 use crate::fs::FsError;
 
+/// A user's stored usage: bytes and files.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Usage {
+    size: i64,
+    files: i64,
+}
+
 /// One user's quota, as seen by their connection.
 #[derive(Clone)]
 pub struct QuotaKeeper {
@@ -31,21 +38,43 @@ impl QuotaKeeper {
     }
 
     /// Current usage from the provider (fresh: other connections may have changed it).
-    async fn used(&self) -> Result<(i64, i64), FsError> {
+    async fn used(&self) -> Result<Usage, FsError> {
         let u = self.provider.user_by_username(&self.user.username).await.map_err(|e| {
             tracing::warn!(sender = "quota", username = %self.user.username, error = %e, "cannot read used quota, denying the write");
             FsError::Failure("quota unavailable: data provider error".into())
         })?;
-        Ok((u.used_quota_size, u.used_quota_files))
+        Ok(Usage {
+            size: u.used_quota_size,
+            files: u.used_quota_files,
+        })
     }
 
     /// Before creating a file: refuses when the file count is at its limit. Returns how
     /// many bytes the user may still add (`None` = unlimited).
     pub(crate) async fn admit_write(&self, new_file: bool) -> Result<Option<i64>, FsError> {
+        let usage = self.usage_for_write().await?;
+        self.admit(usage, new_file)
+    }
+
+    /// The usage [`QuotaKeeper::admit`] needs; `None` (and no provider call) when no
+    /// limit applies. Split from `admit` so an open can read it before its one trip to
+    /// the blocking pool and decide there, once it knows whether the file is new.
+    pub(crate) async fn usage_for_write(&self) -> Result<Option<Usage>, FsError> {
         if !self.enforced() {
             return Ok(None);
         }
-        let (size, files) = self.used().await?;
+        self.used().await.map(Some)
+    }
+
+    /// [`QuotaKeeper::admit_write`]'s decision, given the usage read before.
+    pub(crate) fn admit(
+        &self,
+        usage: Option<Usage>,
+        new_file: bool,
+    ) -> Result<Option<i64>, FsError> {
+        let Some(Usage { size, files }) = usage else {
+            return Ok(None);
+        };
         let u = &self.user;
         if new_file && u.quota_files > 0 && files >= u.quota_files {
             self.log_denied("file count", files, u.quota_files);

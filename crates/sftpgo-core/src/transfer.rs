@@ -231,6 +231,21 @@ impl Transfer {
             .map_err(|_| io::Error::other("internal error: the I/O task ended"))?
     }
 
+    /// Runs `f` on the file on this thread, if none of the transfer's I/O is queued or
+    /// running (the queue stays locked meanwhile, so none starts and order is kept);
+    /// `None` otherwise. Only for calls that never wait for the disk: `fstat`, and reads
+    /// with `RWF_NOWAIT`. They skip the handoff to the blocking thread, which costs a
+    /// small request more than the call itself.
+    fn now_if_idle<T>(&self, f: impl FnOnce(&File) -> T) -> Option<T> {
+        let q = self.inner.lock_io();
+        if q.running || !q.jobs.is_empty() {
+            return None;
+        }
+        let res = f(&self.inner.file);
+        drop(q);
+        Some(res)
+    }
+
     /// Reads up to `len` bytes at `offset`, appending them to `buf` (which the caller
     /// sized and may have started with a protocol header), so file data is read straight
     /// into the reply with no further copy. Returns the buffer and the bytes read
@@ -253,22 +268,33 @@ impl Transfer {
         if let Some(t) = &self.inner.throttle {
             t.consume(len).await;
         }
+        // What the page cache holds is read here; the rest (if any) on the blocking thread.
+        let mut done = 0;
+        match self.now_if_idle(|file| pread_into(file, &mut buf, offset, len, Wait::No)) {
+            Some(Ok(Read { n, complete: true })) => return self.finish_read(buf, Ok(n)),
+            Some(Ok(Read { n, complete: false })) => done = n,
+            Some(Err(e)) => return self.finish_read(buf, Err(e)),
+            None => {}
+        }
         let joined = self
             .blocking(move |file| {
-                let res = pread_into(file, &mut buf, offset, len);
+                let res = pread_into(file, &mut buf, offset + done as u64, len - done, Wait::Yes)
+                    .map(|r| done + r.n);
                 Ok((buf, res))
             })
             .await;
         match joined {
-            Ok((buf, res)) => {
-                match &res {
-                    Ok(n) => self.add_bytes(*n as u64),
-                    Err(e) => self.fail(e.to_string()),
-                }
-                (buf, res)
-            }
+            Ok((buf, res)) => self.finish_read(buf, res),
             Err(e) => (BytesMut::new(), Err(e)),
         }
+    }
+
+    fn finish_read(&self, buf: BytesMut, res: io::Result<usize>) -> (BytesMut, io::Result<usize>) {
+        match &res {
+            Ok(n) => self.add_bytes(*n as u64),
+            Err(e) => self.fail(e.to_string()),
+        }
+        (buf, res)
     }
 
     /// Writes `data` at `offset`.
@@ -286,7 +312,14 @@ impl Transfer {
             ));
         }
         let len: usize = data.iter().map(Bytes::len).sum();
-        self.admit_growth(offset, len as u64)?;
+        if let Err(e) = self.admit_growth(offset, len as u64) {
+            // The refusal waits behind the writes already queued, so its reply does not
+            // overtake theirs: OpenSSH's client keeps only the status of the last reply
+            // it reads, and took a refused upload for a success when an earlier write's
+            // OK arrived after the refusal.
+            let _ = self.blocking(|_| Ok(())).await;
+            return Err(e);
+        }
         if let Some(t) = &self.inner.throttle {
             t.consume(len).await;
         }
@@ -355,9 +388,12 @@ impl Transfer {
     }
 
     pub async fn stat(&self) -> Result<FileStat, FsError> {
-        self.blocking(|f| f.metadata().map(|m| FileStat::from(&m)))
-            .await
-            .map_err(|e| FsError::Failure(e.to_string()))
+        let stat = |f: &File| f.metadata().map(|m| FileStat::from(&m));
+        match self.now_if_idle(stat) {
+            Some(res) => res,
+            None => self.blocking(stat).await,
+        }
+        .map_err(|e| FsError::Failure(e.to_string()))
     }
 
     pub async fn sync(&self) -> Result<(), FsError> {
@@ -431,26 +467,39 @@ impl Transfer {
         let wants_action = self.inner.state.observers.actions.wants(self.action_kind());
         let counted = self.inner.accounting.is_some() || wants_action;
         // (final size, published): the file's size now, and whether it is at the target.
-        let outcome = self
-            .blocking(move |f| {
-                let size = if counted {
-                    f.metadata()?.len() as i64
-                } else {
-                    0
-                };
-                let Some((root, temp, target, replace)) = atomic else {
-                    return Ok((size, true));
-                };
-                let published = ok
-                    && f.sync_all()
-                        .and_then(|()| root.rename(&temp, &target, replace))
-                        .is_ok();
-                if !published {
-                    let _ = root.remove_file(&temp);
-                }
-                Ok((size, published))
+        let size_of = move |f: &File| -> io::Result<i64> {
+            Ok(if counted {
+                f.metadata()?.len() as i64
+            } else {
+                0
             })
-            .await;
+        };
+        // Without a temp file to publish, closing needs only an fstat: done here when
+        // the transfer's I/O is over (it is, once the client has its write replies).
+        let inline = match atomic {
+            None => self.now_if_idle(|f| size_of(f).map(|size| (size, true))),
+            Some(_) => None,
+        };
+        let outcome = match inline {
+            Some(res) => res,
+            None => {
+                self.blocking(move |f| {
+                    let size = size_of(f)?;
+                    let Some((root, temp, target, replace)) = atomic else {
+                        return Ok((size, true));
+                    };
+                    let published = ok
+                        && f.sync_all()
+                            .and_then(|()| root.rename(&temp, &target, replace))
+                            .is_ok();
+                    if !published {
+                        let _ = root.remove_file(&temp);
+                    }
+                    Ok((size, published))
+                })
+                .await
+            }
+        };
         let mut final_size = None;
         let result = match outcome {
             Ok((size, true)) => {
@@ -532,26 +581,78 @@ impl Transfer {
 /// Reads up to `len` bytes at `offset`, appended to `buf` (in its spare capacity: no
 /// zero-fill of the 255 KiB a READ asks for). Short only at end of file. Returns the
 /// bytes read.
-fn pread_into(file: &File, buf: &mut BytesMut, offset: u64, len: usize) -> io::Result<usize> {
+/// Whether a read may wait for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Yes,
+    /// `RWF_NOWAIT`: only what the page cache holds.
+    No,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Read {
+    n: usize,
+    /// `len` bytes were read, or the end of the file reached. A `Wait::No` read stops
+    /// short (`false`) where the data is not in memory, or where the filesystem does not
+    /// support `RWF_NOWAIT`; the caller reads the rest with `Wait::Yes`.
+    complete: bool,
+}
+
+/// Reads up to `len` bytes at `offset` into `buf`'s spare capacity (appended after what
+/// it holds) until `len` bytes or the end of the file.
+fn pread_into(
+    file: &File,
+    buf: &mut BytesMut,
+    offset: u64,
+    len: usize,
+    wait: Wait,
+) -> io::Result<Read> {
+    use std::os::fd::AsRawFd;
     buf.reserve(len);
     let mut filled = 0;
+    let flags = if wait == Wait::No {
+        libc::RWF_NOWAIT
+    } else {
+        0
+    };
     while filled < len {
         let spare = &mut buf.spare_capacity_mut()[..len - filled];
-        match rustix::io::pread(file, spare, offset + filled as u64) {
-            Ok(([], _)) => break,
-            Ok((read, _)) => {
-                let n = read.len();
-                // SAFETY: `pread` initialized the first `n` bytes of the spare capacity,
-                // i.e. `buf[buf.len()..buf.len() + n]`, and `n <= len - filled` fits in
-                // the capacity reserved above.
-                unsafe { buf.set_len(buf.len() + n) };
-                filled += n;
+        let iov = libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: spare.len(),
+        };
+        let at = (offset + filled as u64) as libc::off_t;
+        // SAFETY: `iov` describes `spare`, writable memory owned by `buf` that outlives
+        // the call; the kernel writes at most `iov_len` bytes into it. (Hand-written:
+        // rustix's `preadv2` takes initialized slices, and zeroing them first is the copy
+        // this function exists to avoid.)
+        let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, at, flags) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::EINVAL) if wait == Wait::No => {
+                    return Ok(Read {
+                        n: filled,
+                        complete: false,
+                    });
+                }
+                _ => return Err(err),
             }
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
         }
+        if n == 0 {
+            break;
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialized the first `n <= len - filled` bytes of the spare
+        // capacity, i.e. `buf[buf.len()..buf.len() + n]`, within the capacity reserved above.
+        unsafe { buf.set_len(buf.len() + n) };
+        filled += n;
     }
-    Ok(filled)
+    Ok(Read {
+        n: filled,
+        complete: true,
+    })
 }
 
 /// Writes all of `bufs`, in order, at `offset` with as few `pwritev` calls as the kernel
@@ -618,21 +719,58 @@ mod io_tests {
         let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &content).unwrap();
         let file = File::open(&path).unwrap();
+        let full = |n| Read { n, complete: true };
         let mut buf = BytesMut::with_capacity(3);
         buf.extend_from_slice(b"hdr");
         assert_eq!(
-            pread_into(&file, &mut buf, 1000, 255 * 1024).unwrap(),
-            255 * 1024
+            pread_into(&file, &mut buf, 1000, 255 * 1024, Wait::Yes).unwrap(),
+            full(255 * 1024)
         );
         assert_eq!(&buf[..3], b"hdr");
         assert_eq!(&buf[3..], &content[1000..1000 + 255 * 1024]);
         // Short at end of file, empty past it.
         let mut buf = BytesMut::new();
-        assert_eq!(pread_into(&file, &mut buf, 299_990, 100).unwrap(), 10);
+        let r = pread_into(&file, &mut buf, 299_990, 100, Wait::Yes).unwrap();
+        assert_eq!(r, full(10));
         assert_eq!(&buf[..], &content[299_990..]);
         let mut buf = BytesMut::new();
-        assert_eq!(pread_into(&file, &mut buf, 400_000, 100).unwrap(), 0);
+        let r = pread_into(&file, &mut buf, 400_000, 100, Wait::Yes).unwrap();
+        assert_eq!(r, full(0));
         assert!(buf.is_empty());
+    }
+
+    /// A `Wait::No` read returns a prefix of what a waiting read returns (all of it when
+    /// the data is in the page cache, as here right after writing), and says so.
+    #[test]
+    fn nowait_reads_return_a_prefix_and_the_rest_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let file = File::open(&path).unwrap();
+        for (offset, len) in [(0, 255 * 1024), (299_990, 100), (400_000, 100)] {
+            let mut buf = BytesMut::new();
+            let first = pread_into(&file, &mut buf, offset, len, Wait::No).unwrap();
+            let mut n = first.n;
+            if !first.complete {
+                let rest = pread_into(&file, &mut buf, offset + n as u64, len - n, Wait::Yes);
+                n += rest.unwrap().n;
+            }
+            let start = (offset as usize).min(content.len());
+            let end = (start + len).min(content.len());
+            assert_eq!(n, end - start);
+            assert_eq!(&buf[..], &content[start..end]);
+        }
+        // Cached here (just written): served without waiting.
+        let mut buf = BytesMut::new();
+        let r = pread_into(&file, &mut buf, 0, 4096, Wait::No).unwrap();
+        assert_eq!(
+            r,
+            Read {
+                n: 4096,
+                complete: true
+            }
+        );
     }
 
     #[test]

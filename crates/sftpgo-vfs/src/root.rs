@@ -161,6 +161,45 @@ pub struct Root {
 
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
+/// How a path may be looked up.
+///
+/// `CachedOnly` adds `RESOLVE_CACHED`: the kernel resolves from its dentry cache or fails
+/// with EAGAIN, and never waits for the disk (io_uring relies on the same flag to open
+/// inline). The `*_cached` methods use it so an async caller can run a lookup on its
+/// own thread, skipping a handoff to a blocking thread, and fall back to the blocking
+/// thread when they return `Ok(None)`. Confinement is unchanged: `RESOLVE_BENEATH`
+/// applies in both modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    MayBlock,
+    CachedOnly,
+}
+
+/// Marker error: a `CachedOnly` lookup needs the disk.
+#[derive(Debug)]
+struct NotCached;
+
+impl std::fmt::Display for NotCached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not in the kernel's lookup cache")
+    }
+}
+
+impl std::error::Error for NotCached {}
+
+fn not_cached() -> io::Error {
+    io::Error::new(io::ErrorKind::WouldBlock, NotCached)
+}
+
+/// `Ok(None)` for a `CachedOnly` lookup that needs the disk.
+fn cached<T>(res: io::Result<T>) -> io::Result<Option<T>> {
+    match res {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.get_ref().is_some_and(|e| e.is::<NotCached>()) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl Root {
     /// Opens the home dir (a trusted path from the user record).
     pub fn open(home: &Path) -> io::Result<Root> {
@@ -205,9 +244,31 @@ impl Root {
     /// openat2 beneath the root. The kernel may answer EAGAIN when a concurrent rename
     /// races the resolution; retrying is the documented response.
     fn open_beneath(&self, rel: &[u8], flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+        self.open_with(rel, flags, mode, Lookup::MayBlock)
+    }
+
+    fn open_with(
+        &self,
+        rel: &[u8],
+        flags: OFlags,
+        mode: Mode,
+        lookup: Lookup,
+    ) -> io::Result<OwnedFd> {
+        let how = match lookup {
+            Lookup::MayBlock => BENEATH,
+            Lookup::CachedOnly => BENEATH.union(ResolveFlags::CACHED),
+        };
         let mut tries = 0;
         loop {
-            match rustix::fs::openat2(&self.dir, rel, flags | OFlags::CLOEXEC, mode, BENEATH) {
+            match rustix::fs::openat2(&self.dir, rel, flags | OFlags::CLOEXEC, mode, how) {
+                // With RESOLVE_CACHED, EAGAIN means "would need the disk" (or a race),
+                // and EINVAL a kernel older than 5.12 without the flag: the caller
+                // retries on a blocking thread (which reports a real EINVAL).
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INVAL)
+                    if lookup == Lookup::CachedOnly =>
+                {
+                    return Err(not_cached());
+                }
                 Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(rustix::io::Errno::XDEV) => return Err(escape()),
@@ -240,6 +301,20 @@ impl Root {
     /// Opens a regular file. Devices, FIFOs and directories are refused (O_NONBLOCK keeps
     /// a FIFO from hanging the open; it has no effect on regular files).
     pub fn open_file(&self, p: &VirtualPath, o: &OpenOptions) -> io::Result<File> {
+        self.open_file_with(p, o, Lookup::MayBlock)
+    }
+
+    /// [`Root::open_file`] if the kernel can do it from its caches; `Ok(None)` if that
+    /// would need the disk, or the open creates or truncates (the kernel refuses
+    /// `RESOLVE_CACHED` for those).
+    pub fn open_file_cached(&self, p: &VirtualPath, o: &OpenOptions) -> io::Result<Option<File>> {
+        if o.create || o.truncate {
+            return Ok(None);
+        }
+        cached(self.open_file_with(p, o, Lookup::CachedOnly))
+    }
+
+    fn open_file_with(&self, p: &VirtualPath, o: &OpenOptions, lookup: Lookup) -> io::Result<File> {
         let writing = o.write || o.append;
         let mut flags = match (o.read, writing) {
             (_, false) => OFlags::RDONLY,
@@ -269,7 +344,7 @@ impl Root {
         } else {
             Mode::empty()
         };
-        let fd = self.open_beneath(p.relative(), flags, mode)?;
+        let fd = self.open_with(p.relative(), flags, mode, lookup)?;
         let st = rustix::fs::fstat(&fd).map_err(from_errno)?;
         if FileStat::from(&st).is_dir() {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
@@ -290,6 +365,31 @@ impl Root {
     pub fn stat(&self, p: &VirtualPath) -> io::Result<FileStat> {
         let fd = self.path_fd(p)?;
         Ok(FileStat::from(&rustix::fs::fstat(&fd).map_err(from_errno)?))
+    }
+
+    /// [`Root::stat`] from the kernel's caches; `Ok(None)` if that would need the disk.
+    pub fn stat_cached(&self, p: &VirtualPath) -> io::Result<Option<FileStat>> {
+        cached(
+            self.open_with(
+                p.relative(),
+                OFlags::PATH,
+                Mode::empty(),
+                Lookup::CachedOnly,
+            )
+            .and_then(|fd| rustix::fs::fstat(&fd).map_err(from_errno))
+            .map(|st| FileStat::from(&st)),
+        )
+    }
+
+    /// [`Root::lstat`] from the kernel's caches; `Ok(None)` if that would need the disk.
+    /// `O_PATH | O_NOFOLLOW` opens a final symlink itself, so its `fstat` is the lstat.
+    pub fn lstat_cached(&self, p: &VirtualPath) -> io::Result<Option<FileStat>> {
+        let flags = OFlags::PATH | OFlags::NOFOLLOW;
+        cached(
+            self.open_with(p.relative(), flags, Mode::empty(), Lookup::CachedOnly)
+                .and_then(|fd| rustix::fs::fstat(&fd).map_err(from_errno))
+                .map(|st| FileStat::from(&st)),
+        )
     }
 
     /// Stat of the entry itself: a symlink is reported as a symlink.

@@ -3,6 +3,7 @@
 
 pub mod api_client;
 pub mod cli;
+pub mod conn_threads;
 pub mod hostkeys;
 pub mod logging;
 pub mod service;

@@ -16,6 +16,8 @@ use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred, ci
 use sftpgo_core::{Connection, ConnectionGuard, Core, Protocol};
 use sftpgo_sftp::{ChunkSource, Limits};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::conn_threads::ConnectionThreads;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -186,8 +188,25 @@ impl SshServer {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    // The connection moves to its own thread (see `conn_threads`): the
+                    // socket leaves this runtime's reactor and joins that thread's.
+                    let stream = match stream.into_std() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(sender = "sftpd", remote_addr = %peer, error = %e, "cannot hand the connection over");
+                            continue;
+                        }
+                    };
                     let server = self.clone();
-                    tracker.spawn(async move { server.handle_connection(stream, peer).await });
+                    // The body runs on the connection thread, so the socket registers there.
+                    ConnectionThreads::global().spawn(tracker.track_future(async move {
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => server.handle_connection(stream, peer).await,
+                            Err(e) => {
+                                tracing::warn!(sender = "sftpd", remote_addr = %peer, error = %e, "cannot take the connection over")
+                            }
+                        }
+                    }));
                 }
                 Err(e) => {
                     tracing::warn!(sender = "sftpd", error = %e, "accept failed");

@@ -116,7 +116,12 @@ async fn openssh_upload_past_quota_fails() {
         work.path(),
     )
     .await;
-    assert!(!out.status.success());
+    assert!(
+        !out.status.success(),
+        "the upload past the quota succeeded: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let home = srv.home("oq");
     // Standard mode: what was written stays, and the bookkeeping matches the disk.
     assert!(std::fs::metadata(home.join("big")).unwrap().len() <= 2_000_000);

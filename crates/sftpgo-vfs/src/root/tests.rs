@@ -523,6 +523,15 @@ fn swapped_symlink_race_never_escapes() {
         if let Ok(f) = root.open_file(&vp("/d/secret"), &ro) {
             assert_eq!(f.metadata().unwrap().len(), 6);
         }
+        // Nor does a cached lookup (the outside secret is 7 bytes, the inside one 6).
+        for p in ["/d/secret", "/f"] {
+            if let Ok(Some(f)) = root.open_file_cached(&vp(p), &ro) {
+                assert_eq!(f.metadata().unwrap().len(), 6, "{p}: cached open escaped");
+            }
+            if let Ok(Some(st)) = root.stat_cached(&vp(p)) {
+                assert_eq!(st.size, 6, "{p}: cached stat escaped");
+            }
+        }
         if let Ok(entries) = root.read_dir(&vp("/d")) {
             assert!(entries.iter().any(|e| e.name == b"only-inside"));
         }
@@ -565,4 +574,107 @@ fn open_shared_reuses_the_fd_only_while_home_is_the_same_directory() {
             .stat(&VirtualPath::parse(b"/new.txt").unwrap())
             .is_err()
     );
+}
+
+/// The cached lookups enforce the same confinement as the blocking ones: an escape is an
+/// escape error or `Ok(None)` (the caller then asks the blocking lookup, which refuses
+/// it), never a file outside.
+#[test]
+fn cached_lookups_refuse_the_same_escapes() {
+    let (tmp, root) = setup();
+    let home = tmp.path().join("u1");
+    symlink("/etc", home.join("abs")).unwrap();
+    symlink("../outside", home.join("rel")).unwrap();
+    symlink("../u10/secret", home.join("sibfile")).unwrap();
+    symlink("..", home.join("up")).unwrap();
+    let ro = OpenOptions {
+        read: true,
+        ..Default::default()
+    };
+    for p in ["/abs/passwd", "/rel/secret", "/sibfile", "/up/u10/secret"] {
+        // Warm the caches first, so the cached lookup gets as far as it can.
+        let _ = root.open_file(&vp(p), &ro);
+        let _ = root.stat(&vp(p));
+        for _ in 0..2 {
+            match root.open_file_cached(&vp(p), &ro) {
+                Ok(Some(_)) => panic!("{p}: cached open escaped"),
+                Ok(None) => {}
+                Err(e) => assert!(is_escape(&e), "{p}: {e}"),
+            }
+            match root.stat_cached(&vp(p)) {
+                Ok(Some(st)) => panic!("{p}: cached stat escaped: {st:?}"),
+                Ok(None) => {}
+                Err(e) => assert!(is_escape(&e), "stat {p}: {e}"),
+            }
+        }
+    }
+    // lstat of a link inside is the link itself, whether cached or not.
+    for p in ["/abs", "/rel", "/sibfile", "/up"] {
+        let slow = root.lstat(&vp(p)).unwrap();
+        let fast = root.lstat_cached(&vp(p)).unwrap().expect("just looked up");
+        assert!(fast.is_symlink(), "{p}");
+        assert_eq!((fast.size, fast.mtime), (slow.size, slow.mtime), "{p}");
+    }
+    match root.lstat_cached(&vp("/rel/secret")) {
+        Ok(Some(st)) => panic!("cached lstat escaped: {st:?}"),
+        Ok(None) => {}
+        Err(e) => assert!(is_escape(&e), "{e}"),
+    }
+}
+
+#[test]
+fn cached_lookups_answer_like_the_blocking_ones() {
+    let (tmp, root) = setup();
+    let home = tmp.path().join("u1");
+    std::fs::create_dir(home.join("d")).unwrap();
+    std::fs::write(home.join("d/f"), b"hello").unwrap();
+    symlink("d/f", home.join("link")).unwrap();
+    let ro = OpenOptions {
+        read: true,
+        ..Default::default()
+    };
+    for p in ["/d/f", "/link"] {
+        let data = read(&root, p).unwrap(); // warms the dentry cache
+        let f = root.open_file_cached(&vp(p), &ro).unwrap().expect("cached");
+        assert_eq!(f.metadata().unwrap().len(), data.len() as u64);
+        assert_eq!(
+            root.stat_cached(&vp(p)).unwrap(),
+            Some(root.stat(&vp(p)).unwrap())
+        );
+    }
+    assert_eq!(
+        root.stat_cached(&vp("/")).unwrap(),
+        Some(root.stat(&vp("/")).unwrap())
+    );
+    assert_eq!(
+        root.lstat_cached(&vp("/")).unwrap(),
+        Some(root.lstat(&vp("/")).unwrap())
+    );
+    // Errors are the blocking lookup's errors.
+    let missing = root.stat(&vp("/d/missing")).unwrap_err().kind();
+    let _ = root.stat(&vp("/d/missing"));
+    match root.stat_cached(&vp("/d/missing")) {
+        Err(e) => assert_eq!(e.kind(), missing),
+        Ok(None) => {} // the negative dentry was not kept: the caller asks the slow way
+        Ok(Some(_)) => panic!("found a missing file"),
+    }
+    // Directories are still refused as files; creating or truncating always goes the
+    // blocking way.
+    assert_eq!(
+        root.open_file_cached(&vp("/d"), &ro)
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EISDIR)
+    );
+    let create = OpenOptions {
+        write: true,
+        create: true,
+        ..Default::default()
+    };
+    assert!(
+        root.open_file_cached(&vp("/new"), &create)
+            .unwrap()
+            .is_none()
+    );
+    assert!(!home.join("new").exists());
 }
