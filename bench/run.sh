@@ -47,22 +47,6 @@ ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d /var/tmp/sftpgo-bench.XXXXXX)
 [ -n "$WORK" ] && [ -d "$WORK" ] || exit 1
-# Everything (both servers' data, the client's files) lives on a fresh ext4 with a journal
-# in a sparse image on the same disk, unless FS=plain. Why: this machine's root ext4 has
-# no journal, and there the inode allocator skips (and re-reads) every inode deleted in
-# the last 1-6 minutes on each file creation (ext4 `recently_deleted`): after a cargo
-# build or an earlier run, creating 2000 small files cost up to 3 s of kernel CPU,
-# whichever server did it. A fresh journaled filesystem is what a server has.
-LOOP_IMG=
-if [ "${FS:-loop}" = loop ]; then
-  LOOP_IMG="$WORK.img"
-  if truncate -s 16G "$LOOP_IMG" && mkfs.ext4 -q -F "$LOOP_IMG" && mount -o loop "$LOOP_IMG" "$WORK"; then
-    echo "# data on a fresh ext4 (journal) in $LOOP_IMG" >&2
-  else
-    echo "WARNING: cannot mount a fresh ext4 image; data on $(findmnt -no FSTYPE -T "$WORK") at $WORK" >&2
-    rm -f "$LOOP_IMG"; LOOP_IMG=
-  fi
-fi
 OURS_PID=; SSHD_PID=; BG_PIDS=
 tree_pids() { # $1 and all its descendants
   ps -e -o pid=,ppid= | awk -v r="$1" '{p[$1]=$2} END {for (x in p) {y=x; while (y!=r && (y in p) && y>1) y=p[y]; if (y==r) print x}}'
@@ -75,18 +59,36 @@ cleanup() {
   for p in $OURS_PID $kids; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   [ -z "${KEEP_LOG:-}" ] || cp "$WORK/ours/sftpgo.log" "$KEEP_LOG"
-  if [ -n "$LOOP_IMG" ]; then umount "$WORK"; rm -f "$LOOP_IMG"; fi
+  if [ -n "$LOOP_IMG" ]; then umount "$FRESH"; rm -f "$LOOP_IMG"; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 trap 'echo "run.sh: line $LINENO: $BASH_COMMAND failed (rc=$?)" >&2' ERR
 mkdir -p "$WORK/data" "$WORK/ours" "$WORK/sshd" /run/sshd
+# The small-file test (client and server side) runs on a fresh ext4 with a journal, in a
+# sparse image on the same disk mounted inside the data dir, unless FS=plain. Why: this
+# machine's root ext4 has no journal, and there the inode allocator skips (and re-reads)
+# every inode deleted in the last 1-6 minutes on each file creation (ext4
+# `recently_deleted`): after a cargo build or an earlier run, creating 2000 small files
+# cost up to 3 s of kernel CPU, whichever server did it. Large transfers stay on the root
+# filesystem: through a loop device every uploaded byte is cached and written back twice.
+FRESH="$WORK/data/fresh"; LOOP_IMG=
+mkdir -p "$FRESH"
+if [ "${FS:-loop}" = loop ]; then
+  LOOP_IMG="$WORK.img"
+  if truncate -s 4G "$LOOP_IMG" && mkfs.ext4 -q -F "$LOOP_IMG" && mount -o loop "$LOOP_IMG" "$FRESH"; then
+    echo "# small files on a fresh ext4 (journal) in $LOOP_IMG" >&2
+  else
+    echo "WARNING: cannot mount a fresh ext4 image; small files on $(findmnt -no FSTYPE -T "$FRESH")" >&2
+    rm -f "$LOOP_IMG"; LOOP_IMG=
+  fi
+fi
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/client"
 dd if=/dev/urandom of="$WORK/src.bin" bs=1M count="$SIZE_MIB" status=none
 dd if=/dev/urandom of="$WORK/par.bin" bs=1M count="$PAR_MIB" status=none
-mkdir "$WORK/small"
-for i in $(seq "$SMALL_FILES"); do head -c $((SMALL_KIB * 1024)) "$WORK/par.bin" > "$WORK/small/f$i"; done
+SMALL="$FRESH/client"; mkdir -p "$SMALL/src"
+for i in $(seq "$SMALL_FILES"); do head -c $((SMALL_KIB * 1024)) "$WORK/par.bin" > "$SMALL/src/f$i"; done
 for d in ours openssh; do mkdir "$WORK/data/login_$d"; echo -n x > "$WORK/data/one_$d.bin"; done
 
 # Our server: SQLite user pointing at the shared data dir.
@@ -300,9 +302,9 @@ server_cpu() { # ours: the process; OpenSSH: the listener with its reaped sessio
   if [ "$1" = ours ]; then cpu_of $OURS_PID; else sleep 0.2; cpu_of $SSHD_PID; fi
 }
 for server in ours openssh; do
-  echo "put -r $WORK/small small_$server" > "$WORK/sm_put.batch"
-  echo "ls -l small_$server" > "$WORK/sm_ls.batch"
-  echo "get -r small_$server $WORK/back_$server" > "$WORK/sm_get.batch"
+  echo "put -r $SMALL/src fresh/small_$server" > "$WORK/sm_put.batch"
+  echo "ls -l fresh/small_$server" > "$WORK/sm_ls.batch"
+  echo "get -r fresh/small_$server $SMALL/back_$server" > "$WORK/sm_get.batch"
   for op in put ls get; do
     PS_PID=
     if command -v perf >/dev/null; then
@@ -320,7 +322,7 @@ for server in ours openssh; do
       [ -n "$cs" ] && SM[$server.$op.cs]=$(echo "$cs / $SMALL_FILES" | bc -l)
     fi
   done
-  got=$(find "$WORK/back_$server" -type f | wc -l); listed=$(grep -c '[ /]f[0-9]*$' "$WORK/sm_ls.out" || true)
+  got=$(find "$SMALL/back_$server" -type f | wc -l); listed=$(grep -c '[ /]f[0-9]*$' "$WORK/sm_ls.out" || true)
   [ "$got" = "$SMALL_FILES" ] && [ "$listed" = "$SMALL_FILES" ] || echo "WARNING: $server small files: got $got, listed $listed" >&2
 done
 fig other "$SMALL_FILES x $SMALL_KIB KiB put -r, s" s lower "${SM[ours.put]}" "${SM[openssh.put]}"
