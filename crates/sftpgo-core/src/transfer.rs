@@ -712,13 +712,19 @@ impl Drop for Inner {
 mod io_tests {
     use super::*;
 
-    #[test]
-    fn pread_into_appends_after_a_header_and_stops_at_eof() {
+    /// A 300,000-byte file of a repeating pattern, open for reading, and its content.
+    fn patterned_file() -> (tempfile::TempDir, File, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &content).unwrap();
         let file = File::open(&path).unwrap();
+        (dir, file, content)
+    }
+
+    #[test]
+    fn pread_into_appends_after_a_header_and_stops_at_eof() {
+        let (_dir, file, content) = patterned_file();
         let full = |n| Read { n, complete: true };
         let mut buf = BytesMut::with_capacity(3);
         buf.extend_from_slice(b"hdr");
@@ -743,11 +749,7 @@ mod io_tests {
     /// the data is in the page cache, as here right after writing), and says so.
     #[test]
     fn nowait_reads_return_a_prefix_and_the_rest_follows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &content).unwrap();
-        let file = File::open(&path).unwrap();
+        let (_dir, file, content) = patterned_file();
         for (offset, len) in [(0, 255 * 1024), (299_990, 100), (400_000, 100)] {
             let mut buf = BytesMut::new();
             let first = pread_into(&file, &mut buf, offset, len, Wait::No).unwrap();

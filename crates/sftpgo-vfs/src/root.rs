@@ -11,25 +11,39 @@ use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Tim
 
 use crate::path::VirtualPath;
 
-/// Marker carried by the error of a resolution that would leave the home dir.
-#[derive(Debug)]
-struct Escape;
+/// Markers carried by the `io::Error`s this module makes up, so callers can tell them
+/// from errnos: `Escape`, a resolution that would leave the home dir; `NotCached`, a
+/// `Lookup::CachedOnly` lookup that needs the disk.
+#[derive(Debug, PartialEq, Eq)]
+enum Marker {
+    Escape,
+    NotCached,
+}
 
-impl std::fmt::Display for Escape {
+impl std::fmt::Display for Marker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("path escapes the home directory")
+        f.write_str(match self {
+            Marker::Escape => "path escapes the home directory",
+            Marker::NotCached => "not in the kernel's lookup cache",
+        })
     }
 }
 
-impl std::error::Error for Escape {}
+impl std::error::Error for Marker {}
+
+fn marked(err: &io::Error, marker: Marker) -> bool {
+    err.get_ref()
+        .and_then(|e| e.downcast_ref::<Marker>())
+        .is_some_and(|m| *m == marker)
+}
 
 fn escape() -> io::Error {
-    io::Error::new(io::ErrorKind::PermissionDenied, Escape)
+    io::Error::new(io::ErrorKind::PermissionDenied, Marker::Escape)
 }
 
 /// Whether `err` is a refusal to leave the home dir (so callers can log it as such).
 pub fn is_escape(err: &io::Error) -> bool {
-    err.get_ref().is_some_and(|e| e.is::<Escape>())
+    marked(err, Marker::Escape)
 }
 
 /// The errno as an `io::Error`. EXDEV is kept as-is here: from rename/link it means a
@@ -175,27 +189,15 @@ enum Lookup {
     CachedOnly,
 }
 
-/// Marker error: a `CachedOnly` lookup needs the disk.
-#[derive(Debug)]
-struct NotCached;
-
-impl std::fmt::Display for NotCached {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("not in the kernel's lookup cache")
-    }
-}
-
-impl std::error::Error for NotCached {}
-
 fn not_cached() -> io::Error {
-    io::Error::new(io::ErrorKind::WouldBlock, NotCached)
+    io::Error::new(io::ErrorKind::WouldBlock, Marker::NotCached)
 }
 
 /// `Ok(None)` for a `CachedOnly` lookup that needs the disk.
 fn cached<T>(res: io::Result<T>) -> io::Result<Option<T>> {
     match res {
         Ok(v) => Ok(Some(v)),
-        Err(e) if e.get_ref().is_some_and(|e| e.is::<NotCached>()) => Ok(None),
+        Err(e) if marked(&e, Marker::NotCached) => Ok(None),
         Err(e) => Err(e),
     }
 }
