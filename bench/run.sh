@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of sftpgo (release build) and OpenSSH's sshd with internal-sftp,
 # on loopback, same data dir, OpenSSH `sftp` client (plus asyncssh via bench/sessions.py
-# for held sessions and time to first byte). Prints one line per figure:
+# for held sessions and time to first byte, and our pipelining client sftpbench for the
+# servers' own ceilings where OpenSSH's client is the limit). Prints one line per figure:
 #   <figure> ours=<x> openssh=<y> ratio=<x/y>
 # then the Markdown tables (ratio is always ours/OpenSSH; see the "better" column).
 # Usage: bench/run.sh [size_mib] [repetitions]   (defaults: 1024 MiB, 3 repetitions)
@@ -10,7 +11,11 @@
 #   CIPHERS        single-stream ciphers       ("aes128-gcm@openssh.com chacha20-poly1305@openssh.com aes128-ctr")
 #   PAR_SESSIONS   parallel session counts     ("8 32"; each session moves PAR_MIB, aes128-gcm)
 #   PAR_MIB        MiB per parallel session    (32)
-#   SMALL_FILES    files in the put -r/ls -l/get -r tree (2000), SMALL_KIB size each (4)
+#   SMALL_FILES    files in the put -r/ls -l/get -r tree (2000), SMALL_KIB size each (4);
+#                  REPS rounds, medians
+#   PIPE_INFLIGHT  files (small files) or 64 KiB requests (1 GiB streams) in flight with the
+#                  pipelining client sftpbench (64); PIPE_CIPHERS its stream ciphers
+#                  (default: CIPHERS; empty skips the streams)
 #   LOGINS         sequential connect+auth+ls+disconnect runs (200)
 #   IDLE_SESSIONS  concurrent idle authenticated SFTP sessions for the memory figure (1000)
 #   MANY_SESSIONS  idle sessions held at once by our server only (10000; 0 skips). OpenSSH is
@@ -38,8 +43,9 @@ BENCH_DIR=$PWD/bench
 
 command -v /usr/sbin/sshd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
 python3 -c 'import asyncssh' 2>/dev/null || python3 -m pip install -q asyncssh
-[ "${BUILD:-1}" = 0 ] || cargo build --release --bin sftpgo -q
+[ "${BUILD:-1}" = 0 ] || cargo build --release --bin sftpgo --bin sftpbench -q
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/sftpgo
+PIPE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/sftpbench
 # Inherited by both servers and all clients. 10,000 sessions need ~2 fds each on the
 # server (socket, home dir) and one each in the client: raise the hard limit (root).
 ulimit -Hn 65536 2>/dev/null || true
@@ -134,7 +140,13 @@ PidFile $WORK/sshd/pid
 CONF
 setsid /usr/sbin/sshd -D -f "$WORK/sshd/sshd_config" &
 SSHD_PID=$!
-sleep 1
+for port in $OURS_PORT $SSHD_PORT; do # until both answer with an SSH banner (30 s at most)
+  for _ in $(seq 300); do
+    banner=$(timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && head -c 4 <&3" 2>/dev/null || true)
+    [ "$banner" = SSH- ] && break; sleep 0.1
+  done
+  [ "$banner" = SSH- ] || { echo "nothing answers SSH on port $port" >&2; exit 1; }
+done
 
 cpu_of() { # utime+stime+cutime+cstime in seconds
   awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15+$16+$17)/hz}' "/proc/$1/stat"
@@ -293,44 +305,99 @@ for n in $PAR_SESSIONS; do
   rm -f "$WORK"/data/par_*.bin
 done
 
-# 2. Many small files: one sftp batch each for put -r, ls -l, get -r. Nothing is deleted
-# until the end (see the note on ext4 above). Also the server's CPU seconds and context
-# switches per file (perf stat, inherited by OpenSSH's per-session processes): the wall
-# times are latency-bound round trips and vary a lot on this VM; these vary less.
-declare -A SM
+# 2. Many small files: one sftp batch each for put -r, ls -l, get -r, REPS rounds with the
+# two servers taking turns, each round into new dirs (nothing is deleted until the end; see
+# the note on ext4 above); medians. Also the server's CPU and context switches per file
+# (perf stat, inherited by OpenSSH's per-session processes): the wall times are
+# latency-bound round trips and vary a lot on this VM; these vary less.
 server_cpu() { # ours: the process; OpenSSH: the listener with its reaped sessions
   if [ "$1" = ours ]; then cpu_of $OURS_PID; else sleep 0.2; cpu_of $SSHD_PID; fi
 }
-for server in ours openssh; do
-  echo "put -r $SMALL/src fresh/small_$server" > "$WORK/sm_put.batch"
-  echo "ls -l fresh/small_$server" > "$WORK/sm_ls.batch"
-  echo "get -r fresh/small_$server $SMALL/back_$server" > "$WORK/sm_get.batch"
-  for op in put ls get; do
-    PS_PID=
-    if command -v perf >/dev/null; then
-      perf stat -e context-switches -x, -o "$WORK/pstat" -p "$(pid_of $server)" 2>/dev/null & PS_PID=$!
-      sleep 0.3
-    fi
-    c0=$(server_cpu $server); t0=$(now); sftp_run $server $GCM "$WORK/sm_$op.batch" "$WORK/sm_$op.out"; t1=$(now)
-    c1=$(server_cpu $server)
-    SM[$server.$op]=$(echo "$t1 - $t0" | bc -l)
-    SM[$server.$op.cpu]=$(echo "($c1 - $c0) * 1000 / $SMALL_FILES" | bc -l)
-    SM[$server.$op.cs]=nan
-    if [ -n "$PS_PID" ]; then
-      kill -INT "$PS_PID" 2>/dev/null; wait "$PS_PID" || true
-      cs=$(awk -F, '$3=="context-switches" {print $1}' "$WORK/pstat")
-      [ -n "$cs" ] && SM[$server.$op.cs]=$(echo "$cs / $SMALL_FILES" | bc -l)
-    fi
+# measure server op command...: runs the command (stdout to $WORK/measure.out) under perf
+# stat; appends "wall_s cpu_ms_per_file switches_per_file" to $WORK/sm.<server>.<op>.
+measure() {
+  local server=$1 op=$2; shift 2
+  local ps_pid= c0 c1 t0 t1 cs=nan
+  if command -v perf >/dev/null; then
+    perf stat -e context-switches -x, -o "$WORK/pstat" -p "$(pid_of "$server")" 2>/dev/null & ps_pid=$!
+    sleep 0.3
+  fi
+  c0=$(server_cpu "$server"); t0=$(now); "$@" > "$WORK/measure.out"; t1=$(now); c1=$(server_cpu "$server")
+  # sftpbench prints its own time, which leaves out connecting and logging in.
+  case $op in pipe_*) t0=0; t1=$(awk '{print $1}' "$WORK/measure.out");; esac
+  if [ -n "$ps_pid" ]; then
+    kill -INT "$ps_pid" 2>/dev/null; wait "$ps_pid" || true
+    cs=$(awk -F, '$3=="context-switches" {print $1}' "$WORK/pstat")
+    cs=$(echo "${cs:-nan} / $SMALL_FILES" | bc -l 2>/dev/null || echo nan)
+  fi
+  echo "$(echo "$t1 - $t0" | bc -l) $(echo "($c1 - $c0) * 1000 / $SMALL_FILES" | bc -l) $cs" >> "$WORK/sm.$server.$op"
+}
+col_median() { awk -v c="$2" '{print $c}' "$1" | median; }
+col_range() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{a[NR]=$1} END {printf "%.3g-%.3g", a[1], a[NR]}'; }
+for rep in $(seq "$REPS"); do
+  for server in ours openssh; do
+    d="fresh/small_${server}_$rep"
+    echo "put -r $SMALL/src $d" > "$WORK/sm_put.batch"
+    echo "ls -l $d" > "$WORK/sm_ls.batch"
+    echo "get -r $d $SMALL/back_${server}_$rep" > "$WORK/sm_get.batch"
+    for op in put ls get; do
+      measure $server $op sftp_run $server $GCM "$WORK/sm_$op.batch" /dev/stdout
+      cp "$WORK/measure.out" "$WORK/sm_$op.out"
+    done
+    got=$(find "$SMALL/back_${server}_$rep" -type f | wc -l); listed=$(grep -c '[ /]f[0-9]*$' "$WORK/sm_ls.out" || true)
+    [ "$got" = "$SMALL_FILES" ] && [ "$listed" = "$SMALL_FILES" ] || echo "WARNING: $server small files: got $got, listed $listed" >&2
   done
-  got=$(find "$SMALL/back_$server" -type f | wc -l); listed=$(grep -c '[ /]f[0-9]*$' "$WORK/sm_ls.out" || true)
-  [ "$got" = "$SMALL_FILES" ] && [ "$listed" = "$SMALL_FILES" ] || echo "WARNING: $server small files: got $got, listed $listed" >&2
 done
-fig other "$SMALL_FILES x $SMALL_KIB KiB put -r, s" s lower "${SM[ours.put]}" "${SM[openssh.put]}"
-fig other "$SMALL_FILES x $SMALL_KIB KiB ls -l, s" s lower "${SM[ours.ls]}" "${SM[openssh.ls]}"
-fig other "$SMALL_FILES x $SMALL_KIB KiB get -r, s" s lower "${SM[ours.get]}" "${SM[openssh.get]}"
+for op in put ls get; do
+  label="$op -r"; [ $op = ls ] && label="ls -l"
+  fig other "$SMALL_FILES x $SMALL_KIB KiB $label (OpenSSH sftp), s, median of $REPS" s lower \
+    "$(col_median "$WORK/sm.ours.$op" 1)" "$(col_median "$WORK/sm.openssh.$op" 1)"
+  echo "# $label: ours $(col_range "$WORK/sm.ours.$op" 1) s, OpenSSH $(col_range "$WORK/sm.openssh.$op" 1) s" >&2
+done
 for op in put get; do
-  fig small "$op -r: server CPU ms per file" ms lower "${SM[ours.$op.cpu]}" "${SM[openssh.$op.cpu]}"
-  [ "${SM[ours.$op.cs]}" = nan ] || fig small "$op -r: server context switches per file" n lower "${SM[ours.$op.cs]}" "${SM[openssh.$op.cs]}"
+  fig small "$op -r: server CPU ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
+  cs_o=$(col_median "$WORK/sm.ours.$op" 3); cs_s=$(col_median "$WORK/sm.openssh.$op" 3)
+  [ "$cs_o" = nan ] || fig small "$op -r: server context switches per file" n lower "$cs_o" "$cs_s"
+done
+
+# 2b. The same files through a client that pipelines (sftpbench, crates/sftpgo-bench):
+# PIPE_INFLIGHT files open at once on one session, so the figure is the server's own rate
+# rather than the client's round trips; each must land intact (sftpbench checks sizes).
+# Then single-stream 1 GiB transfers with PIPE_INFLIGHT requests of 64 KiB in flight.
+PIPE_INFLIGHT=${PIPE_INFLIGHT:-64}
+pipe_run() { # server cipher op args...
+  local server=$1 cipher=$2; shift 2
+  "$PIPE_BIN" --addr "127.0.0.1:$(port_of "$server")" --user "$(user_of "$server")" --key "$WORK/client" \
+    --cipher "$cipher" --inflight "$PIPE_INFLIGHT" "$@"
+}
+for rep in $(seq "$REPS"); do
+  for server in ours openssh; do
+    d="fresh/pipe_${server}_$rep"
+    measure $server pipe_put pipe_run $server $GCM small-put "$d" "$SMALL_FILES" $((SMALL_KIB * 1024))
+    measure $server pipe_get pipe_run $server $GCM small-get "$d" "$SMALL_FILES" $((SMALL_KIB * 1024))
+  done
+done
+for op in pipe_put pipe_get; do
+  name=${op#pipe_}
+  fig pipe "$SMALL_FILES x $SMALL_KIB KiB $name, pipelined ($PIPE_INFLIGHT files in flight), files/s" files/s higher \
+    "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.ours.$op" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.$op" 1)" | bc -l)"
+  fig pipe "$name, pipelined: server CPU ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
+done
+for cipher in ${PIPE_CIPHERS-$CIPHERS}; do
+  for dir in up down; do
+    declare -A PR=()
+    for server in ours openssh; do
+      rates=()
+      for _ in $(seq "$REPS"); do
+        if [ $dir = up ]; then out=$(pipe_run $server "$cipher" put "$WORK/src.bin" pipe.bin)
+        else out=$(pipe_run $server "$cipher" get pipe.bin); fi
+        rates+=("$(echo "$out" | awk '{print $2 / $1 / 1e6}')")
+      done
+      PR[$server]=$(printf '%s\n' "${rates[@]}" | median)
+      [ $dir = down ] && rm -f "$WORK/data/pipe.bin"
+    done
+    fig pipe "$cipher $dir, pipelined ($PIPE_INFLIGHT x 64 KiB in flight), MB/s" MB/s higher "${PR[ours]}" "${PR[openssh]}"
+  done
 done
 
 # 3. Sequential logins: new sftp process, connect + public key auth + ls + disconnect.
@@ -369,6 +436,10 @@ fi
 echo "| small files ($SMALL_FILES x $SMALL_KIB KiB, aes128-gcm) | ours | OpenSSH | ratio |"
 echo "|---|---|---|---|"
 awk -F'\t' '$1=="small" {printf "| %s | %.3g | %.3g | %.2f |\n", $2, $5, $6, $7}' "$FIGS"
+echo
+echo "| pipelining client (sftpbench, $PIPE_INFLIGHT in flight) | ours | OpenSSH | ratio |"
+echo "|---|---|---|---|"
+awk -F'\t' '$1=="pipe" {printf "| %s | %.3g | %.3g | %.2f |\n", $2, $5, $6, $7}' "$FIGS"
 echo
 echo "| parallel sessions ($PAR_MIB MiB each, aes128-gcm) | ours | OpenSSH | ratio |"
 echo "|---|---|---|---|"

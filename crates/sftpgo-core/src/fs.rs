@@ -16,6 +16,7 @@ use crate::Settings;
 use crate::actions::{ActionEvent, ActionKind};
 use crate::connection::ConnectionState;
 use crate::quota::QuotaKeeper;
+use crate::serial_io::SerialIo;
 use crate::throttle::Throttle;
 use crate::transfer::Transfer;
 
@@ -81,6 +82,8 @@ pub(crate) fn owner_for(user: &User, settings: &Settings) -> Option<(u32, u32)> 
 #[derive(Clone)]
 pub struct UserFs {
     root: Arc<Root>,
+    /// The session's blocking filesystem work, in order (see [`SerialIo`]).
+    io: SerialIo<Arc<Root>>,
     state: Arc<ConnectionState>,
     settings: Settings,
     owner: Option<(u32, u32)>,
@@ -96,6 +99,7 @@ impl UserFs {
     ) -> Self {
         let owner = owner_for(&state.user, &settings);
         Self {
+            io: SerialIo::new(root.clone()),
             root,
             state,
             settings,
@@ -146,10 +150,9 @@ impl UserFs {
         T: Send + 'static,
         F: FnOnce(&Root) -> io::Result<T> + Send + 'static,
     {
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || f(&root))
+        self.io
+            .run(move |root| f(root))
             .await
-            .map_err(|e| FsError::Failure(format!("internal error: {e}")))?
             .map_err(FsError::from_io)
     }
 
@@ -163,10 +166,12 @@ impl UserFs {
         C: FnOnce(&Root) -> io::Result<Option<T>>,
         F: FnOnce(&Root) -> io::Result<T> + Send + 'static,
     {
-        match cached(&self.root) {
-            Ok(Some(v)) => Ok(v),
-            Ok(None) => self.blocking(slow).await,
-            Err(e) => Err(FsError::from_io(e)),
+        // Only while no earlier request's work is queued: a lookup must see what the
+        // requests sent before it did (a STAT right behind a MKDIR).
+        match self.io.now_if_idle(|root| cached(root)) {
+            Some(Ok(Some(v))) => Ok(v),
+            Some(Err(e)) => Err(FsError::from_io(e)),
+            Some(Ok(None)) | None => self.blocking(slow).await,
         }
     }
 
@@ -455,6 +460,31 @@ impl UserFs {
         // One trip to the blocking pool: probe, quota decision, open.
         let opened = self
             .blocking(move |r| {
+                // Most uploads create a new file. An exclusive create tries that first, and
+                // its success says nothing was there, which the probes below would spend
+                // three more path walks on (lstat, stat, fstat; the first of a name not
+                // yet looked up searches the directory on disk). Anything there (file,
+                // directory, symlink, even dangling) makes it fail with EEXIST, and the
+                // probing path decides. Atomic mode writes a temp file, so it probes.
+                if !atomic_mode && flags.create && quota.allows_another_file(usage) {
+                    let remaining = match quota.admit(usage, true) {
+                        Ok(remaining) => remaining,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let create = OpenOptions {
+                        exclusive: true,
+                        truncate: false,
+                        ..opts
+                    };
+                    match r.open_file(&probe, &create) {
+                        Ok(file) => {
+                            chown_created(r, &probe, owner);
+                            return Ok(Ok((None, None, remaining, file, None, 0)));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !flags.exclusive => {}
+                        Err(e) => return Err(e),
+                    }
+                }
                 // The entry itself (what an atomic upload replaces) and what it resolves
                 // to (what an in-place upload writes, through a symlink if it is one).
                 let existing = r.lstat(&probe).ok();

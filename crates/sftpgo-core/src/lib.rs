@@ -11,6 +11,7 @@ pub mod connection;
 pub mod fs;
 pub mod metrics;
 pub mod quota;
+mod serial_io;
 pub mod throttle;
 pub mod transfer;
 

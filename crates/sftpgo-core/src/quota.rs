@@ -76,7 +76,7 @@ impl QuotaKeeper {
             return Ok(None);
         };
         let u = &self.user;
-        if new_file && u.quota_files > 0 && files >= u.quota_files {
+        if new_file && !self.allows_another_file(usage) {
             self.log_denied("file count", files, u.quota_files);
             return Err(FsError::QuotaExceeded(format!(
                 "quota exceeded: {files} of {} files used",
@@ -94,6 +94,12 @@ impl QuotaKeeper {
             return Ok(Some(u.quota_size - size));
         }
         Ok(None)
+    }
+
+    /// Whether the file-count limit leaves room for one more file (no log).
+    pub(crate) fn allows_another_file(&self, usage: Option<Usage>) -> bool {
+        let limit = self.user.quota_files;
+        !matches!(usage, Some(Usage { files, .. }) if limit > 0 && files >= limit)
     }
 
     fn log_denied(&self, what: &str, used: i64, limit: i64) {

@@ -16,6 +16,7 @@ use crate::actions::{ActionEvent, ActionKind};
 use crate::connection::{ConnectionState, TransferStats};
 use crate::fs::{AtomicUpload, FsError, SetAttrs, UploadAccounting};
 use crate::now_ms;
+use crate::serial_io::SerialIo;
 use crate::throttle::Throttle;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +48,6 @@ pub struct Transfer {
 }
 
 struct Inner {
-    file: Arc<File>,
     kind: TransferKind,
     path: VirtualPath,
     host_path: PathBuf,
@@ -66,42 +66,8 @@ struct Inner {
     /// Highest end offset written (uploads), to measure growth against the quota.
     max_end: AtomicU64,
     throttle: Option<Throttle>,
-    /// I/O waiting for the transfer's blocking thread (see [`Transfer::blocking`]).
-    io: Mutex<IoQueue>,
-}
-
-type IoJob = Box<dyn FnOnce(&File) + Send>;
-
-#[derive(Default)]
-struct IoQueue {
-    jobs: std::collections::VecDeque<IoJob>,
-    /// A blocking task is draining `jobs`.
-    running: bool,
-}
-
-impl Inner {
-    fn lock_io(&self) -> std::sync::MutexGuard<'_, IoQueue> {
-        self.io.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs queued I/O until none is left. A job that panics only fails its own request
-    /// (its result sender is dropped).
-    fn run_io(&self) {
-        loop {
-            let job = {
-                let mut q = self.lock_io();
-                match q.jobs.pop_front() {
-                    Some(job) => job,
-                    None => {
-                        q.running = false;
-                        return;
-                    }
-                }
-            };
-            let file = &*self.file;
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(file)));
-        }
-    }
+    /// The file, and its I/O in order on one blocking thread at a time.
+    io: SerialIo<File>,
 }
 
 impl Transfer {
@@ -172,7 +138,6 @@ impl Transfer {
         );
         Self {
             inner: Arc::new(Inner {
-                file: Arc::new(file),
                 kind,
                 path,
                 host_path,
@@ -185,7 +150,7 @@ impl Transfer {
                 accounting,
                 max_end,
                 throttle,
-                io: Mutex::new(IoQueue::default()),
+                io: SerialIo::new(file),
             }),
         }
     }
@@ -203,47 +168,19 @@ impl Transfer {
         self.inner.stats.bytes.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` on the file on the blocking pool, after the transfer's earlier I/O.
-    ///
-    /// A transfer's I/O runs in submission order on at most one blocking thread at a time,
-    /// drained in a loop: a client keeping 64 writes in flight costs one thread handoff per
-    /// burst rather than one per request, and concurrent `pwrite`s of one file no longer
-    /// spin on its inode lock (the kernel would serialize them anyway).
+    /// Runs `f` on the file on the blocking pool, after the transfer's earlier I/O
+    /// (see [`SerialIo`]).
     async fn blocking<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&File) -> io::Result<T> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: IoJob = Box::new(move |file| {
-            let _ = tx.send(f(file));
-        });
-        let start = {
-            let mut q = self.inner.lock_io();
-            q.jobs.push_back(job);
-            !std::mem::replace(&mut q.running, true)
-        };
-        if start {
-            let inner = self.inner.clone();
-            tokio::task::spawn_blocking(move || inner.run_io());
-        }
-        rx.await
-            .map_err(|_| io::Error::other("internal error: the I/O task ended"))?
+        self.inner.io.run(f).await
     }
 
-    /// Runs `f` on the file on this thread, if none of the transfer's I/O is queued or
-    /// running (the queue stays locked meanwhile, so none starts and order is kept);
-    /// `None` otherwise. Only for calls that never wait for the disk: `fstat`, and reads
-    /// with `RWF_NOWAIT`. They skip the handoff to the blocking thread, which costs a
-    /// small request more than the call itself.
+    /// [`SerialIo::now_if_idle`] on the file.
     fn now_if_idle<T>(&self, f: impl FnOnce(&File) -> T) -> Option<T> {
-        let q = self.inner.lock_io();
-        if q.running || !q.jobs.is_empty() {
-            return None;
-        }
-        let res = f(&self.inner.file);
-        drop(q);
-        Some(res)
+        self.inner.io.now_if_idle(f)
     }
 
     /// Reads up to `len` bytes at `offset`, appending them to `buf` (which the caller
@@ -323,8 +260,20 @@ impl Transfer {
         if let Some(t) = &self.inner.throttle {
             t.consume(len).await;
         }
+        // Once a write failed, the later ones fail too, checked and recorded in I/O order:
+        // a client that keeps only the last status it reads (OpenSSH's) must not see a
+        // later write's OK as the outcome of an upload with a hole in it.
+        let inner = self.inner.clone();
         let res = self
-            .blocking(move |f| pwrite_all_vectored(f, &data, offset))
+            .blocking(move |f| {
+                if let Some(cause) = inner.failure.get() {
+                    return Err(io::Error::other(format!(
+                        "an earlier write failed: {cause}"
+                    )));
+                }
+                pwrite_all_vectored(f, &data, offset)
+                    .inspect_err(|e| _ = inner.failure.set(e.to_string()))
+            })
             .await;
         match &res {
             Ok(()) => self.add_bytes(len as u64),
@@ -514,6 +463,14 @@ impl Transfer {
             Ok((_, false)) if !ok => Ok(()),
             Ok((_, false)) => Err(FsError::Failure("cannot publish the upload".into())),
             Err(e) => Err(FsError::Failure(format!("cannot finish the upload: {e}"))),
+        };
+        // A failed transfer fails its CLOSE too, so a client hears of it even if it let
+        // the failed request's own status go by.
+        let result = match (result, self.inner.failure.get()) {
+            (Ok(()), Some(cause)) if completed => {
+                Err(FsError::Failure(format!("the transfer failed: {cause}")))
+            }
+            (result, _) => result,
         };
         let status = match (&result, ok) {
             (Err(e), _) => e.to_string(),

@@ -1186,7 +1186,7 @@ pub fn longname(name: &[u8], st: &LongnameInfo) -> Vec<u8> {
     out
 }
 
-// ---- client side: used by the tests' SFTP client ----
+// ---- client side: used by the tests' SFTP client and the bench client (sftpgo-bench) ----
 
 /// Replies, as a client decodes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1220,6 +1220,21 @@ pub enum Response {
         id: u32,
         data: Bytes,
     },
+}
+
+impl Response {
+    /// The request id it answers (VERSION answers INIT, which has none).
+    pub fn id(&self) -> Option<u32> {
+        match self {
+            Response::Version { .. } => None,
+            Response::Status { id, .. }
+            | Response::Handle { id, .. }
+            | Response::Data { id, .. }
+            | Response::Name { id, .. }
+            | Response::Attrs { id, .. }
+            | Response::ExtendedReply { id, .. } => Some(*id),
+        }
+    }
 }
 
 pub fn decode_response(packet: Bytes) -> Result<Response, DecodeError> {

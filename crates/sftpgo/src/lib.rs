@@ -5,6 +5,7 @@ pub mod api_client;
 pub mod cli;
 pub mod conn_threads;
 pub mod hostkeys;
+pub mod log_writer;
 pub mod logging;
 pub mod service;
 pub mod sshd;

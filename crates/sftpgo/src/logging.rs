@@ -29,13 +29,14 @@ use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 pub use crate::cli::LogOptions;
+use crate::log_writer::{BatchGuard, batched};
 
 type FilterHandle = tracing_subscriber::reload::Handle<Targets, tracing_subscriber::Registry>;
 
 /// Keeps the background writer alive (dropping it flushes pending lines) and lets the
 /// level change while running (SIGHUP).
 pub struct LogGuard {
-    _worker: tracing_appender::non_blocking::WorkerGuard,
+    _writer: BatchGuard,
     filter: FilterHandle,
     verbose: bool,
 }
@@ -57,18 +58,19 @@ impl LogGuard {
 /// Lines are handed to a background thread; keep the returned guard alive until exit so
 /// that pending lines are flushed.
 pub fn init(opts: &LogOptions) -> anyhow::Result<LogGuard> {
-    let (writer, worker) = if opts.file_path.is_empty() || opts.file_path == "-" {
-        tracing_appender::non_blocking(io::stdout())
+    let (writer, guard) = if opts.file_path.is_empty() || opts.file_path == "-" {
+        batched(io::stdout())
     } else {
-        tracing_appender::non_blocking(RotatingFile::open(opts)?)
-    };
+        batched(RotatingFile::open(opts)?)
+    }
+    .context("cannot start the log writer thread")?;
     let (filter_layer, handle) = tracing_subscriber::reload::Layer::new(filter(opts.verbose));
     tracing_subscriber::registry()
         .with(json_layer(writer).with_filter(filter_layer))
         .try_init()
         .context("a logger is already installed")?;
     Ok(LogGuard {
-        _worker: worker,
+        _writer: guard,
         filter: handle,
         verbose: opts.verbose,
     })
@@ -333,8 +335,8 @@ fn prune_older_than(path: &Path, max_age: Duration) -> usize {
 }
 
 impl Write for RotatingFile {
-    /// Each call carries one whole line (from the non-blocking worker): it is written in
-    /// full to one file, rotating first if it would not fit.
+    /// Each call carries whole lines (a batch from the log writer thread): they are
+    /// written in full to one file, rotating first if they would not fit.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.written > 0 && self.written + buf.len() as u64 > self.max_bytes {
             self.rotate()?;

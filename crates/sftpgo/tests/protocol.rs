@@ -943,3 +943,44 @@ async fn atomic_uploads_are_never_partial() {
     assert_eq!(std::fs::read(home.join("f")).unwrap(), b"replacement+");
     srv.stop().await;
 }
+
+/// A write the kernel refuses fails the upload: the writes after it fail too, whatever
+/// order their replies go out in (OpenSSH's client keeps only the last status it reads),
+/// CLOSE reports the failure, and nothing is written after the failed write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_write_the_later_ones_and_close_fail() {
+    let (srv, mut c) = setup(&all_perms()).await;
+    let flags = codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
+    let h = c.open("/holey.bin", flags).await.unwrap().unwrap();
+    let write = |offset: u64, data: &'static str| {
+        let handle = h.clone();
+        move |id| Request::Write {
+            id,
+            handle,
+            offset,
+            data: b(data),
+        }
+    };
+    let ok = c.send(write(0, "before")).await.unwrap();
+    // Past the largest file offset Linux allows (EFBIG / EINVAL from pwrite).
+    let bad = c.send(write(1 << 62, "x")).await.unwrap();
+    let mut later = Vec::new();
+    for off in [6u64, 12, 18] {
+        later.push(c.send(write(off, "after!")).await.unwrap());
+    }
+    let status = |r: Response| match r {
+        Response::Status { code, .. } => code,
+        other => panic!("expected STATUS, got {other:?}"),
+    };
+    assert_eq!(status(c.reply(ok).await.unwrap()), codec::SSH_FX_OK);
+    assert_ne!(status(c.reply(bad).await.unwrap()), codec::SSH_FX_OK);
+    for id in later {
+        assert_ne!(status(c.reply(id).await.unwrap()), codec::SSH_FX_OK);
+    }
+    assert_eq!(c.close(&h).await.unwrap(), codec::SSH_FX_FAILURE);
+    assert_eq!(
+        std::fs::read(srv.home("u").join("holey.bin")).unwrap(),
+        b"before"
+    );
+    srv.stop().await;
+}

@@ -139,7 +139,7 @@ impl SftpClient {
                 .recv()
                 .await?
                 .context("channel closed while waiting for a reply")?;
-            match response_id(&r) {
+            match r.id() {
                 Some(rid) if rid == id => return Ok(r),
                 Some(rid) => {
                     self.early.insert(rid, r);
@@ -273,17 +273,5 @@ fn expect_ok(r: Response) -> Result<()> {
     match r {
         Response::Status { code, .. } if code == codec::SSH_FX_OK => Ok(()),
         other => bail!("expected OK, got {other:?}"),
-    }
-}
-
-pub fn response_id(r: &Response) -> Option<u32> {
-    match r {
-        Response::Version { .. } => None,
-        Response::Status { id, .. }
-        | Response::Handle { id, .. }
-        | Response::Data { id, .. }
-        | Response::Name { id, .. }
-        | Response::Attrs { id, .. }
-        | Response::ExtendedReply { id, .. } => Some(*id),
     }
 }
