@@ -15,7 +15,7 @@
 #                  REPS rounds, medians
 #   PIPE_INFLIGHT  files (small files) or 64 KiB requests (1 GiB streams) in flight with the
 #                  pipelining client sftpbench (64); PIPE_CIPHERS its stream ciphers
-#                  (default: CIPHERS; empty skips the streams)
+#                  (default: aes128-gcm@openssh.com; empty skips the streams)
 #   LOGINS         sequential connect+auth+ls+disconnect runs (200)
 #   IDLE_SESSIONS  concurrent idle authenticated SFTP sessions for the memory figure (1000)
 #   MANY_SESSIONS  idle sessions held at once by our server only (10000; 0 skips). OpenSSH is
@@ -383,7 +383,7 @@ for op in pipe_put pipe_get; do
     "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.ours.$op" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.$op" 1)" | bc -l)"
   fig pipe "$name, pipelined: server CPU ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
 done
-for cipher in ${PIPE_CIPHERS-$CIPHERS}; do
+for cipher in ${PIPE_CIPHERS-aes128-gcm@openssh.com}; do
   for dir in up down; do
     declare -A PR=()
     for server in ours openssh; do
@@ -394,8 +394,8 @@ for cipher in ${PIPE_CIPHERS-$CIPHERS}; do
         rates+=("$(echo "$out" | awk '{print $2 / $1 / 1e6}')")
       done
       PR[$server]=$(printf '%s\n' "${rates[@]}" | median)
-      [ $dir = down ] && rm -f "$WORK/data/pipe.bin"
     done
+    if [ $dir = down ]; then rm -f "$WORK/data/pipe.bin"; fi
     fig pipe "$cipher $dir, pipelined ($PIPE_INFLIGHT x 64 KiB in flight), MB/s" MB/s higher "${PR[ours]}" "${PR[openssh]}"
   done
 done

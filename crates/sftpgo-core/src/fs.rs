@@ -108,13 +108,11 @@ impl UserFs {
         }
     }
 
-    /// The regular file at `path` (not following a final symlink), if it is one.
-    async fn regular_file(&self, path: &VirtualPath) -> Option<FileStat> {
-        let p = path.clone();
-        self.cached_or_blocking(|r| r.lstat_cached(path), move |r| r.lstat(&p))
-            .await
-            .ok()
-            .filter(FileStat::is_file)
+    /// The regular file at `path` (not following a final symlink), if it is one. Runs in
+    /// the blocking job of the operation that needs it, so that probe and operation are
+    /// one step in the session's order.
+    fn regular_file(r: &Root, path: &VirtualPath) -> Option<FileStat> {
+        r.lstat(path).ok().filter(FileStat::is_file)
     }
 
     pub fn user(&self) -> &User {
@@ -275,9 +273,13 @@ impl UserFs {
     /// Removes a file or symlink (directories need [`UserFs::rmdir`]).
     pub async fn remove(&self, path: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::Delete, "remove", path)?;
-        let file = self.regular_file(path).await;
         let p = path.clone();
-        self.blocking(move |r| r.remove_file(&p)).await?;
+        let file = self
+            .blocking(move |r| {
+                let file = Self::regular_file(r, &p);
+                r.remove_file(&p).map(|()| file)
+            })
+            .await?;
         // Quota counts files (inodes): only the last link of a file frees it.
         if let Some(st) = file.as_ref().filter(|st| st.nlink == 1) {
             self.quota.record(-(st.size as i64), -1).await;
@@ -301,23 +303,26 @@ impl UserFs {
                 "the home directory cannot be renamed".into(),
             ));
         }
-        // A file replaced by the rename stops counting (unless it is the same file, which
-        // rename leaves alone, or another hard link keeps it).
-        let replaced = match (replace, self.regular_file(to).await) {
-            (true, Some(target)) if target.nlink == 1 => {
-                let source = self.regular_file(from).await;
-                let same = source.is_some_and(|s| (s.dev, s.ino) == (target.dev, target.ino));
-                (!same).then_some(target.size as i64)
-            }
-            _ => None,
-        };
-        let size = if self.state.observers.actions.wants(ActionKind::Rename) {
-            self.regular_file(from).await.map(|st| st.size)
-        } else {
-            None
-        };
+        let wants_size = self.state.observers.actions.wants(ActionKind::Rename);
         let (f, t) = (from.clone(), to.clone());
-        self.blocking(move |r| r.rename(&f, &t, replace)).await?;
+        let (replaced, size) = self
+            .blocking(move |r| {
+                let source = Self::regular_file(r, &f);
+                // A file replaced by the rename stops counting (unless it is the same
+                // file, which rename leaves alone, or another hard link keeps it).
+                let replaced = match (replace, Self::regular_file(r, &t)) {
+                    (true, Some(target)) if target.nlink == 1 => {
+                        let same = source
+                            .as_ref()
+                            .is_some_and(|s| (s.dev, s.ino) == (target.dev, target.ino));
+                        (!same).then_some(target.size as i64)
+                    }
+                    _ => None,
+                };
+                let size = wants_size.then(|| source.map(|st| st.size)).flatten();
+                r.rename(&f, &t, replace).map(|()| (replaced, size))
+            })
+            .await?;
         if let Some(size) = replaced {
             self.quota.record(-size, -1).await;
         }
@@ -428,6 +433,7 @@ impl UserFs {
             .await?;
         Ok(Transfer::start_download(
             file,
+            self.io.clone(),
             path.clone(),
             self.root.host_path(path),
             self.state.clone(),
@@ -551,6 +557,7 @@ impl UserFs {
         };
         Ok(Transfer::start_upload(
             file,
+            self.io.clone(),
             path.clone(),
             self.root.host_path(path),
             self.state.clone(),

@@ -1,13 +1,21 @@
-//! Blocking filesystem work for one owner (an open file, a session's filesystem), run in
-//! submission order on at most one blocking thread at a time.
+//! A session's blocking filesystem work (lookups that need the disk, opens, creates, its
+//! transfers' reads and writes) run in submission order on at most one blocking thread at
+//! a time.
 //!
 //! Why one thread, drained in a loop: a client keeping 64 requests in flight then costs
 //! one thread handoff per burst rather than one per request (a handoff is two context
-//! switches, more than a small request's own work), and the requests do not fight over
-//! kernel locks they would take in turn anyway: concurrent `pwrite`s of one file spin on
-//! its inode lock, concurrent creates in one directory on the directory's. Order also
-//! keeps a client's pipelined requests meaning what it sent (a MKDIR before the OPEN of a
-//! file inside it). Different owners (files, sessions) still run in parallel.
+//! switches, more than a small request's own work; perf of 2000 small files uploaded 64 at
+//! a time: 2.2 instead of 2.7 server context switches per file with a queue per open file,
+//! and 0.3 instead of 2.7 futex calls), and the requests do not fight over kernel locks
+//! they would take in turn anyway: concurrent `pwrite`s of one file spin on its inode
+//! lock, concurrent creates in one directory on the directory's. Order also keeps a
+//! client's pipelined requests meaning what it sent (a MKDIR before the OPEN of a file
+//! inside it): `UserFs` submits each request's filesystem work, probes included (RENAME,
+//! REMOVE), as one job before it first waits. (Not yet so: an upload OPEN under a quota
+//! reads the usage from the data provider first; SETSTAT of a size stats, then checks
+//! the quota, then truncates.) Sessions run in parallel; within one, work is serial, as in OpenSSH's
+//! sftp-server (clients move files in parallel over several connections: OpenSSH's
+//! `sftp -R` pipelines within one file, WinSCP, FileZilla and rclone open more).
 
 use std::collections::VecDeque;
 use std::io;

@@ -66,13 +66,16 @@ struct Inner {
     /// Highest end offset written (uploads), to measure growth against the quota.
     max_end: AtomicU64,
     throttle: Option<Throttle>,
-    /// The file, and its I/O in order on one blocking thread at a time.
-    io: SerialIo<File>,
+    file: Arc<File>,
+    /// The session's I/O queue (see [`SerialIo`]): the file's I/O runs there in order,
+    /// with the session's other work, on one blocking thread at a time.
+    io: SerialIo<Arc<Root>>,
 }
 
 impl Transfer {
     pub(crate) fn start_download(
         file: File,
+        io: SerialIo<Arc<Root>>,
         path: VirtualPath,
         host_path: PathBuf,
         state: Arc<ConnectionState>,
@@ -80,6 +83,7 @@ impl Transfer {
     ) -> Self {
         Self::start(
             file,
+            io,
             TransferKind::Download,
             path,
             host_path,
@@ -90,8 +94,10 @@ impl Transfer {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start_upload(
         file: File,
+        io: SerialIo<Arc<Root>>,
         path: VirtualPath,
         host_path: PathBuf,
         state: Arc<ConnectionState>,
@@ -101,6 +107,7 @@ impl Transfer {
     ) -> Self {
         Self::start(
             file,
+            io,
             TransferKind::Upload,
             path,
             host_path,
@@ -114,6 +121,7 @@ impl Transfer {
     #[allow(clippy::too_many_arguments)]
     fn start(
         file: File,
+        io: SerialIo<Arc<Root>>,
         kind: TransferKind,
         path: VirtualPath,
         host_path: PathBuf,
@@ -150,7 +158,8 @@ impl Transfer {
                 accounting,
                 max_end,
                 throttle,
-                io: SerialIo::new(file),
+                file: Arc::new(file),
+                io,
             }),
         }
     }
@@ -168,19 +177,20 @@ impl Transfer {
         self.inner.stats.bytes.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` on the file on the blocking pool, after the transfer's earlier I/O
+    /// Runs `f` on the file on the blocking pool, after the session's earlier I/O
     /// (see [`SerialIo`]).
     async fn blocking<T, F>(&self, f: F) -> io::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&File) -> io::Result<T> + Send + 'static,
     {
-        self.inner.io.run(f).await
+        let file = self.inner.file.clone();
+        self.inner.io.run(move |_| f(&file)).await
     }
 
     /// [`SerialIo::now_if_idle`] on the file.
     fn now_if_idle<T>(&self, f: impl FnOnce(&File) -> T) -> Option<T> {
-        self.inner.io.now_if_idle(f)
+        self.inner.io.now_if_idle(|_| f(&self.inner.file))
     }
 
     /// Reads up to `len` bytes at `offset`, appending them to `buf` (which the caller
@@ -424,7 +434,7 @@ impl Transfer {
             })
         };
         // Without a temp file to publish, closing needs only an fstat: done here when
-        // the transfer's I/O is over (it is, once the client has its write replies).
+        // the session's queued I/O is over (it is, once the client has its write replies).
         let inline = match atomic {
             None => self.now_if_idle(|f| size_of(f).map(|size| (size, true))),
             Some(_) => None,

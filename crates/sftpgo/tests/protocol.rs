@@ -984,3 +984,70 @@ async fn after_a_failed_write_the_later_ones_and_close_fail() {
     );
     srv.stop().await;
 }
+
+/// Requests sent back to back without waiting are carried out in the order sent: a file
+/// created inside a directory made by the request before, then renamed and stat'ed, all
+/// in one burst, every step seeing the one before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_see_the_effects_of_earlier_ones() {
+    let (srv, mut c) = setup(&all_perms()).await;
+    for round in 0..20 {
+        let d = format!("/d{round}");
+        let f = format!("{d}/f");
+        let g = format!("{d}/g");
+        let mkdir = c
+            .send(|id| Request::Mkdir {
+                id,
+                path: b(&d),
+                attrs: FileAttrs::default(),
+            })
+            .await
+            .unwrap();
+        let flags = codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
+        let open = c
+            .send(|id| Request::Open {
+                id,
+                path: b(&f),
+                pflags: flags,
+                attrs: FileAttrs::default(),
+            })
+            .await
+            .unwrap();
+        let rename = c
+            .send(|id| Request::Rename {
+                id,
+                old: b(&f),
+                new: b(&g),
+            })
+            .await
+            .unwrap();
+        let stat = c
+            .send(|id| Request::Stat { id, path: b(&g) })
+            .await
+            .unwrap();
+        let gone = c
+            .send(|id| Request::Lstat { id, path: b(&f) })
+            .await
+            .unwrap();
+        let status = |r: Response| match r {
+            Response::Status { code, .. } => code,
+            other => panic!("expected STATUS, got {other:?}"),
+        };
+        assert_eq!(status(c.reply(mkdir).await.unwrap()), codec::SSH_FX_OK);
+        let handle = match c.reply(open).await.unwrap() {
+            Response::Handle { handle, .. } => handle,
+            other => panic!("round {round}: OPEN inside the new dir: {other:?}"),
+        };
+        assert_eq!(status(c.reply(rename).await.unwrap()), codec::SSH_FX_OK);
+        assert!(
+            matches!(c.reply(stat).await.unwrap(), Response::Attrs { .. }),
+            "round {round}: STAT after RENAME"
+        );
+        assert_eq!(
+            status(c.reply(gone).await.unwrap()),
+            codec::SSH_FX_NO_SUCH_FILE
+        );
+        assert_eq!(c.close(&handle).await.unwrap(), codec::SSH_FX_OK);
+    }
+    srv.stop().await;
+}
