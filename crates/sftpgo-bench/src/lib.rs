@@ -192,25 +192,15 @@ impl Session {
         let mut writes_left = vec![0usize; count];
         let mut handles: Vec<Bytes> = vec![Bytes::new(); count];
         let (mut started, mut done) = (0, 0);
-        let open = |s: &mut Self, i: usize| {
-            let path = Bytes::from(format!("{dir}/f{}", i + 1));
-            s.queue(|id| Request::Open {
-                id,
-                path,
-                pflags: SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC,
-                attrs: FileAttrs::default(),
-            })
-        };
+        let open =
+            |s: &mut Self, i| s.open_nth(dir, i, SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC);
         while started < count.min(inflight.max(1)) {
             steps.insert(open(self, started), Step::Open(started));
             started += 1;
         }
         while done < count {
             let r = self.reply().await?;
-            let step = r
-                .id()
-                .and_then(|id| steps.remove(&id))
-                .with_context(|| format!("unexpected reply {r:?}"))?;
+            let step = answered(&mut steps, &r)?;
             match step {
                 Step::Open(i) => {
                     handles[i] = expect_handle(r)?;
@@ -271,15 +261,7 @@ impl Session {
         }
         let mut steps: HashMap<u32, Step> = HashMap::new();
         let (mut started, mut done, mut total) = (0, 0, 0u64);
-        let open = |s: &mut Self, i: usize| {
-            let path = Bytes::from(format!("{dir}/f{}", i + 1));
-            s.queue(|id| Request::Open {
-                id,
-                path,
-                pflags: SSH_FXF_READ,
-                attrs: FileAttrs::default(),
-            })
-        };
+        let open = |s: &mut Self, i| s.open_nth(dir, i, SSH_FXF_READ);
         let read = |s: &mut Self, i: usize, handle: Bytes, offset: u64| {
             let h = handle.clone();
             let id = s.queue(|id| Request::Read {
@@ -296,10 +278,7 @@ impl Session {
         }
         while done < count {
             let r = self.reply().await?;
-            let step = r
-                .id()
-                .and_then(|id| steps.remove(&id))
-                .with_context(|| format!("unexpected reply {r:?}"))?;
+            let step = answered(&mut steps, &r)?;
             match step {
                 Step::Open(i) => {
                     let (id, step) = read(self, i, expect_handle(r)?, 0);
@@ -402,10 +381,7 @@ impl Session {
                 break;
             }
             let r = self.reply().await?;
-            let (offset, len) = r
-                .id()
-                .and_then(|id| pending.remove(&id))
-                .with_context(|| format!("unexpected reply {r:?}"))?;
+            let (offset, len) = answered(&mut pending, &r)?;
             match r {
                 Response::Data { data, .. } if !data.is_empty() => {
                     let got = data.len() as u32;
@@ -430,6 +406,17 @@ impl Session {
         Ok(total)
     }
 
+    /// Queues the OPEN of `dir/f{i+1}` (the bench's file names).
+    fn open_nth(&mut self, dir: &str, i: usize, pflags: u32) -> u32 {
+        let path = Bytes::from(format!("{dir}/f{}", i + 1));
+        self.queue(|id| Request::Open {
+            id,
+            path,
+            pflags,
+            attrs: FileAttrs::default(),
+        })
+    }
+
     async fn open_handle(&mut self, path: Bytes, pflags: u32) -> Result<Bytes> {
         let shown = String::from_utf8_lossy(&path).into_owned();
         self.queue(|id| Request::Open {
@@ -440,6 +427,13 @@ impl Session {
         });
         expect_handle(self.reply().await?).with_context(|| format!("OPEN {shown}"))
     }
+}
+
+/// What was waiting for this reply (by request id).
+fn answered<T>(waiting: &mut HashMap<u32, T>, r: &Response) -> Result<T> {
+    r.id()
+        .and_then(|id| waiting.remove(&id))
+        .with_context(|| format!("unexpected reply {r:?}"))
 }
 
 fn chunks(data: &Bytes, size: usize) -> impl Iterator<Item = Bytes> + '_ {
