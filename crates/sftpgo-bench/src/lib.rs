@@ -328,14 +328,13 @@ impl Session {
         let (mut offset, mut outstanding, mut eof) = (0u64, 0usize, false);
         loop {
             while !eof && outstanding < inflight.max(1) {
-                let mut buf = BytesMut::zeroed(chunk);
-                let n = read_full(&mut file, &mut buf)?;
+                let mut buf = Vec::with_capacity(chunk);
+                let n = (&mut file).take(chunk as u64).read_to_end(&mut buf)?;
                 if n == 0 {
                     eof = true;
                     break;
                 }
-                buf.truncate(n);
-                let (h, data) = (handle.clone(), buf.freeze());
+                let (h, data) = (handle.clone(), Bytes::from(buf));
                 self.queue(|id| Request::Write {
                     id,
                     handle: h,
@@ -440,17 +439,6 @@ fn chunks(data: &Bytes, size: usize) -> impl Iterator<Item = Bytes> + '_ {
     (0..data.len())
         .step_by(size)
         .map(move |at| data.slice(at..data.len().min(at + size)))
-}
-
-fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 fn expect_handle(r: Response) -> Result<Bytes> {
