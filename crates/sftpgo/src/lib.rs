@@ -7,6 +7,7 @@ pub mod conn_threads;
 pub mod hostkeys;
 pub mod log_writer;
 pub mod logging;
+pub mod read_ahead;
 pub mod service;
 pub mod sshd;
 pub mod version;

@@ -233,7 +233,11 @@ impl SshServer {
         let login_timeout = self.settings.login_timeout;
         let session = tokio::time::timeout(
             login_timeout,
-            russh::server::run_stream(self.current_config(), stream, handler),
+            russh::server::run_stream(
+                self.current_config(),
+                crate::read_ahead::ReadAhead::new(stream),
+                handler,
+            ),
         )
         .await;
         let mut session = match session {
@@ -551,6 +555,13 @@ async fn run_sftp(conn: Arc<Connection>, channel: Channel<Msg>, limits: Limits) 
                     None => break,
                 },
             };
+            // Requests whose results arrived together run one after the other on this
+            // thread, each waking this task right after its reply: let them all reply
+            // first, so their replies leave in one SSH packet and one TCP write instead
+            // of one each (a lone reply waits only for one poll of the reactor).
+            if rx.is_empty() && first.len() < COALESCE_SMALL {
+                tokio::task::yield_now().await;
+            }
             let (reply, rest) = coalesce(first, &mut rx);
             pending = rest;
             if write_half.data_bytes(reply).await.is_err() {
@@ -567,20 +578,22 @@ async fn run_sftp(conn: Arc<Connection>, channel: Channel<Msg>, limits: Limits) 
     tracing::debug!(sender = "sftpd", connection_id = %conn.id, "SFTP session ended");
 }
 
+/// Replies shorter than this are gathered into one channel message (see [`coalesce`]).
+const COALESCE_SMALL: usize = 4096;
+
 /// Small replies waiting together go out in one channel message (fewer SSH packets for
 /// metadata-heavy work); large ones are passed on without a copy. Returns the message to
 /// send and a large reply taken from the queue that must go out next.
 fn coalesce(first: Bytes, rx: &mut mpsc::Receiver<Bytes>) -> (Bytes, Option<Bytes>) {
-    const SMALL: usize = 4096;
     const MAX: usize = 32 * 1024;
-    if first.len() >= SMALL || rx.is_empty() {
+    if first.len() >= COALESCE_SMALL || rx.is_empty() {
         return (first, None);
     }
     let mut acc = BytesMut::with_capacity(MAX);
     acc.extend_from_slice(&first);
     while acc.len() < MAX {
         match rx.try_recv() {
-            Ok(next) if next.len() < SMALL => acc.extend_from_slice(&next),
+            Ok(next) if next.len() < COALESCE_SMALL => acc.extend_from_slice(&next),
             Ok(next) => return (acc.freeze(), Some(next)),
             Err(_) => break,
         }
