@@ -31,6 +31,8 @@ const BATCH_WAIT: Duration = Duration::from_millis(1);
 /// with others: see [`Shared::drain`]).
 trait Job<R>: Send {
     fn run(&mut self, resource: &R);
+    /// May wait long (fsync): results finished before it are handed back before it runs.
+    fn long(&self) -> bool;
     /// Hands the result to the waiting request (none if `run` panicked, which fails
     /// it). False when nobody waits any more.
     fn deliver(self: Box<Self>) -> bool;
@@ -38,6 +40,7 @@ trait Job<R>: Send {
 
 struct Call<F, T> {
     f: Option<F>,
+    long: bool,
     result: Option<io::Result<T>>,
     tx: tokio::sync::oneshot::Sender<io::Result<T>>,
 }
@@ -51,6 +54,10 @@ where
         if let Some(f) = self.f.take() {
             self.result = Some(f(resource));
         }
+    }
+
+    fn long(&self) -> bool {
+        self.long
     }
 
     fn deliver(self: Box<Self>) -> bool {
@@ -108,9 +115,28 @@ impl<R: Send + Sync + 'static> SerialIo<R> {
         T: Send + 'static,
         F: FnOnce(&R) -> io::Result<T> + Send + 'static,
     {
+        self.submit(f, false).await
+    }
+
+    /// [`SerialIo::run`] for work that may wait long (fsync): results of work finished
+    /// before it are handed back before it starts, not after (see [`Shared::drain`]).
+    pub(crate) async fn run_long<T, F>(&self, f: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&R) -> io::Result<T> + Send + 'static,
+    {
+        self.submit(f, true).await
+    }
+
+    async fn submit<T, F>(&self, f: F, long: bool) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&R) -> io::Result<T> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Box<dyn Job<R>> = Box::new(Call {
             f: Some(f),
+            long,
             result: None,
             tx,
         });
@@ -160,15 +186,19 @@ impl<R> Shared<R> {
     /// 64 small files in flight got each reply in its own TCP segment (~3 `sendto` and 3
     /// wakeups per file, a third of the connection thread's time). Together, the replies
     /// leave in one write, as OpenSSH's single loop sends them. A lone request is not
-    /// delayed: the queue is dry right after it.
+    /// delayed: the queue is dry right after it. A result waits at most for the jobs
+    /// that follow it in its burst, short ones: before a long one (fsync) the batch
+    /// goes back.
     fn drain(&self) {
         let mut done: Vec<Box<dyn Job<R>>> = Vec::new();
         let mut first_done = Instant::now();
         loop {
             let next = {
                 let mut q = self.lock();
-                let due = done.len() >= BATCH_MAX
-                    || (!done.is_empty() && first_done.elapsed() >= BATCH_WAIT);
+                let due = !done.is_empty()
+                    && (done.len() >= BATCH_MAX
+                        || first_done.elapsed() >= BATCH_WAIT
+                        || q.jobs.front().is_some_and(|job| job.long()));
                 match q.jobs.pop_front() {
                     Some(job) if !due => Some(job),
                     Some(job) => {
@@ -364,5 +394,56 @@ mod tests {
             seen += 1;
         }
         assert_eq!(seen, 2000);
+    }
+
+    /// A long job (fsync) does not hold back the results finished before it: here it
+    /// waits until the earlier request has its result, which would never come if that
+    /// result waited for the long job's batch.
+    #[tokio::test]
+    async fn results_before_a_long_job_are_not_held_behind_it() {
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+        let (step_tx, step_rx) = std::sync::mpsc::channel::<()>();
+        let io = SerialIo::new((Mutex::new(gate_rx), Mutex::new(step_rx)));
+        type Res = (
+            Mutex<std::sync::mpsc::Receiver<()>>,
+            Mutex<std::sync::mpsc::Receiver<()>>,
+        );
+        // Holds the queue so that the short job and the long one are queued together.
+        let gate = tokio::spawn({
+            let io = io.clone();
+            async move {
+                io.run(|(gate, _): &Res| gate.lock().unwrap().recv().map_err(io::Error::other))
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        let short = tokio::spawn({
+            let io = io.clone();
+            async move { io.run(|_: &Res| Ok(7u32)).await }
+        });
+        let long = tokio::spawn({
+            let io = io.clone();
+            async move {
+                io.run_long(|(_, step): &Res| {
+                    step.lock()
+                        .unwrap()
+                        .recv()
+                        .map(|()| 8u32)
+                        .map_err(io::Error::other)
+                })
+                .await
+            }
+        });
+        tokio::task::yield_now().await;
+        gate_tx.send(()).unwrap();
+        gate.await.unwrap().unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), short)
+            .await
+            .expect("the short job's result waited for the long job")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, 7);
+        step_tx.send(()).unwrap();
+        assert_eq!(long.await.unwrap().unwrap(), 8);
     }
 }

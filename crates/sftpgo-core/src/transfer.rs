@@ -188,6 +188,17 @@ impl Transfer {
         self.inner.io.run(move |_| f(&file)).await
     }
 
+    /// [`Transfer::blocking`] for work that may wait long (fsync; see
+    /// [`SerialIo::run_long`]).
+    async fn blocking_long<T, F>(&self, f: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&File) -> io::Result<T> + Send + 'static,
+    {
+        let file = self.inner.file.clone();
+        self.inner.io.run_long(move |_| f(&file)).await
+    }
+
     /// [`SerialIo::now_if_idle`] on the file.
     fn now_if_idle<T>(&self, f: impl FnOnce(&File) -> T) -> Option<T> {
         self.inner.io.now_if_idle(|_| f(&self.inner.file))
@@ -356,7 +367,7 @@ impl Transfer {
     }
 
     pub async fn sync(&self) -> Result<(), FsError> {
-        self.blocking(|f| f.sync_all())
+        self.blocking_long(|f| f.sync_all())
             .await
             .map_err(|e| FsError::Failure(e.to_string()))
     }
@@ -442,7 +453,8 @@ impl Transfer {
         let outcome = match inline {
             Some(res) => res,
             None => {
-                self.blocking(move |f| {
+                let publishes = atomic.is_some();
+                let finish = move |f: &File| {
                     let size = size_of(f)?;
                     let Some((root, temp, target, replace)) = atomic else {
                         return Ok((size, true));
@@ -455,8 +467,12 @@ impl Transfer {
                         let _ = root.remove_file(&temp);
                     }
                     Ok((size, published))
-                })
-                .await
+                };
+                if publishes {
+                    self.blocking_long(finish).await
+                } else {
+                    self.blocking(finish).await
+                }
             }
         };
         let mut final_size = None;
