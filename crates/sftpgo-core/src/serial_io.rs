@@ -251,7 +251,8 @@ impl<R> Shared<R> {
 }
 
 /// A request's wait for its result, which also hands over the results finished in the
-/// same batch after it (see [`Shared::hand_back`]) when it is woken or dropped.
+/// same batch after it (see [`Shared::hand_back`]) when it ends: dropped once its result
+/// is taken, or cancelled.
 struct ReadyFirst<'a, R, T> {
     rx: tokio::sync::oneshot::Receiver<io::Result<T>>,
     shared: &'a Shared<R>,
@@ -264,12 +265,8 @@ impl<R, T> std::future::Future for ReadyFirst<'_, R, T> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let this = self.get_mut();
-        let res = std::pin::Pin::new(&mut this.rx).poll(cx);
-        if res.is_ready() {
-            this.shared.deliver_ready();
-        }
-        res
+        // The hand-over happens in `drop`, right after the result is taken.
+        std::pin::Pin::new(&mut self.get_mut().rx).poll(cx)
     }
 }
 
