@@ -316,19 +316,25 @@ done
 # the note on ext4 above); medians. Also the server's CPU and context switches per file
 # (perf stat, inherited by OpenSSH's per-session processes): the wall times are
 # latency-bound round trips and vary a lot on this VM; these vary less.
-server_cpu() { # ours: the process; OpenSSH: the listener with its reaped sessions
-  if [ "$1" = ours ]; then cpu_of $OURS_PID; else sleep 0.2; cpu_of $SSHD_PID; fi
+server_cpu() { # "total system" CPU seconds; ours: the process; OpenSSH: the listener with its reaped sessions
+  local pid=$OURS_PID; [ "$1" = ours ] || { sleep 0.2; pid=$SSHD_PID; }
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15+$16+$17)/hz, ($15+$17)/hz}' "/proc/$pid/stat"
 }
 # measure server op command...: runs the command (stdout to $WORK/measure.out) under perf
-# stat; appends "wall_s cpu_ms_per_file switches_per_file" to $WORK/sm.<server>.<op>.
+# stat; appends "wall_s cpu_ms_per_file switches_per_file sys_ms_per_file client_ms_per_file"
+# to $WORK/sm.<server>.<op> (server CPU in the kernel; client = sftp + ssh user+system, when
+# the command is timed through TIMED, else nan).
 measure() {
   local server=$1 op=$2; shift 2
-  local ps_pid= c0 c1 t0 t1 cs=nan
+  local ps_pid= c0 c1 k0 k1 t0 t1 cs=nan client=nan
   if command -v perf >/dev/null; then
     perf stat -e context-switches -x, -o "$WORK/pstat" -p "$(pid_of "$server")" 2>/dev/null & ps_pid=$!
     sleep 0.3
   fi
-  c0=$(server_cpu "$server"); t0=$(now); "$@" > "$WORK/measure.out"; t1=$(now); c1=$(server_cpu "$server")
+  rm -f "$WORK/client.time"
+  read -r c0 k0 <<< "$(server_cpu "$server")"; t0=$(now); "$@" > "$WORK/measure.out"; t1=$(now)
+  read -r c1 k1 <<< "$(server_cpu "$server")"
+  [ ! -s "$WORK/client.time" ] || client=$(awk -v n="$SMALL_FILES" '{print ($1 + $2) * 1000 / n}' "$WORK/client.time")
   # sftpbench prints its own time, which leaves out connecting and logging in.
   case $op in pipe_*) t0=0; t1=$(awk '{print $1}' "$WORK/measure.out");; esac
   if [ -n "$ps_pid" ]; then
@@ -336,7 +342,8 @@ measure() {
     cs=$(awk -F, '$3=="context-switches" {print $1}' "$WORK/pstat")
     cs=$(echo "${cs:-nan} / $SMALL_FILES" | bc -l 2>/dev/null || echo nan)
   fi
-  echo "$(echo "$t1 - $t0" | bc -l) $(echo "($c1 - $c0) * 1000 / $SMALL_FILES" | bc -l) $cs" >> "$WORK/sm.$server.$op"
+  echo "$(echo "$t1 - $t0" | bc -l) $(echo "($c1 - $c0) * 1000 / $SMALL_FILES" | bc -l) $cs" \
+    "$(echo "($k1 - $k0) * 1000 / $SMALL_FILES" | bc -l) $client" >> "$WORK/sm.$server.$op"
 }
 col_median() { awk -v c="$2" '{print $c}' "$1" | median; }
 col_range() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{a[NR]=$1} END {printf "%.3g-%.3g", a[1], a[NR]}'; }
@@ -347,7 +354,9 @@ for rep in $(seq "$REPS"); do
     echo "ls -l $d" > "$WORK/sm_ls.batch"
     echo "get -r $d $SMALL/back_${server}_$rep" > "$WORK/sm_get.batch"
     for op in put ls get; do
+      TIMED=(/usr/bin/time -o "$WORK/client.time" -f '%U %S')
       measure $server $op sftp_run $server $GCM "$WORK/sm_$op.batch" /dev/stdout
+      TIMED=()
       cp "$WORK/measure.out" "$WORK/sm_$op.out"
     done
     got=$(find "$SMALL/back_${server}_$rep" -type f | wc -l); listed=$(grep -c '[ /]f[0-9]*$' "$WORK/sm_ls.out" || true)
@@ -364,6 +373,19 @@ for op in put get; do
   fig small "$op -r: server CPU ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
   cs_o=$(col_median "$WORK/sm.ours.$op" 3); cs_s=$(col_median "$WORK/sm.openssh.$op" 3)
   [ "$cs_o" = nan ] || fig small "$op -r: server context switches per file" n lower "$cs_o" "$cs_s"
+  fig small "$op -r: server CPU in the kernel, ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 4)" "$(col_median "$WORK/sm.openssh.$op" 4)"
+  fig small "$op -r: client CPU (sftp + ssh), ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 5)" "$(col_median "$WORK/sm.openssh.$op" 5)"
+done
+# How far any server could get ahead of OpenSSH here with this client: the round trips are
+# sequential, so a file costs at least the client's CPU for it plus the server's kernel work
+# (TCP over loopback, ext4, wakeups); a server with no user-space cost at all would take that
+# long. Ceiling = OpenSSH's wall time per file / (client CPU + our kernel CPU, per file).
+CEILINGS=
+for op in put get; do
+  CEILINGS="$CEILINGS$(awk -v op="$op" -v n="$SMALL_FILES" -v w="$(col_median "$WORK/sm.openssh.$op" 1)" \
+    -v c="$(col_median "$WORK/sm.ours.$op" 5)" -v k="$(col_median "$WORK/sm.ours.$op" 4)" \
+    'BEGIN {printf "| %s -r | %.3f | %.3f | %.3f | %.2f |\n", op, w * 1000 / n, c, k, w * 1000 / n / (c + k)}')
+"
 done
 
 # 2b. The same files through a client that pipelines (sftpbench, crates/sftpgo-bench):
@@ -442,6 +464,10 @@ fi
 echo "| small files ($SMALL_FILES x $SMALL_KIB KiB, aes128-gcm) | ours | OpenSSH | ratio |"
 echo "|---|---|---|---|"
 awk -F'\t' '$1=="small" {printf "| %s | %.3g | %.3g | %.2f |\n", $2, $5, $6, $7}' "$FIGS"
+echo
+echo "| small files with OpenSSH sftp: ceiling | OpenSSH wall ms/file | client CPU ms/file (with ours) | our server kernel CPU ms/file | highest ratio a server with no user-space cost could reach |"
+echo "|---|---|---|---|---|"
+printf '%s' "$CEILINGS"
 echo
 echo "| pipelining client (sftpbench, $PIPE_INFLIGHT in flight) | ours | OpenSSH | ratio |"
 echo "|---|---|---|---|"
