@@ -148,9 +148,10 @@ for port in $OURS_PORT $SSHD_PORT; do # until both answer with an SSH banner (30
   [ "$banner" = SSH- ] || { echo "nothing answers SSH on port $port" >&2; exit 1; }
 done
 
-cpu_of() { # utime+stime+cutime+cstime in seconds
-  awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15+$16+$17)/hz}' "/proc/$1/stat"
+cpu_and_sys_of() { # "utime+stime+cutime+cstime stime+cstime" in seconds
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15+$16+$17)/hz, ($15+$17)/hz}' "/proc/$1/stat"
 }
+cpu_of() { cpu_and_sys_of "$1" | cut -d' ' -f1; }
 port_of() { if [ "$1" = ours ]; then echo $OURS_PORT; else echo $SSHD_PORT; fi; }
 user_of() { if [ "$1" = ours ]; then echo bench; else echo root; fi; }
 pid_of() { if [ "$1" = ours ]; then echo $OURS_PID; else echo $SSHD_PID; fi; }
@@ -317,8 +318,7 @@ done
 # (perf stat, inherited by OpenSSH's per-session processes): the wall times are
 # latency-bound round trips and vary a lot on this VM; these vary less.
 server_cpu() { # "total system" CPU seconds; ours: the process; OpenSSH: the listener with its reaped sessions
-  local pid=$OURS_PID; [ "$1" = ours ] || { sleep 0.2; pid=$SSHD_PID; }
-  awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15+$16+$17)/hz, ($15+$17)/hz}' "/proc/$pid/stat"
+  if [ "$1" = ours ]; then cpu_and_sys_of $OURS_PID; else sleep 0.2; cpu_and_sys_of $SSHD_PID; fi
 }
 # measure server op command...: runs the command (stdout to $WORK/measure.out) under perf
 # stat; appends "wall_s cpu_ms_per_file switches_per_file sys_ms_per_file client_ms_per_file"

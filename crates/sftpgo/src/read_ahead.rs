@@ -8,8 +8,8 @@
 //! handles them without waiting on the socket, the SFTP layer serves them together and
 //! russh sends their replies in one write, as OpenSSH's poll loop does.
 //! Why not tokio's `BufReader`: its buffer lives as long as the connection, and idle
-//! sessions must stay small (under 64 KiB each, see bench/); this one is allocated when
-//! a read finds it empty and freed as soon as the socket has nothing more to give.
+//! sessions must stay small (under 64 KiB each, see bench/); this one is taken when a
+//! read finds it empty and released as soon as the socket has nothing more to give.
 //! Reads of [`READ_AHEAD`] bytes or more (the rest of a large packet) bypass it, so bulk
 //! data is copied through it at most once per packet and only for its first part.
 //! The buffer is never zero-filled (`poll_read_buf` reads into its spare capacity): a
