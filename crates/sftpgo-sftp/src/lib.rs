@@ -4,4 +4,4 @@
 pub mod codec;
 pub mod session;
 
-pub use session::{ChunkSource, Limits, SessionError, serve};
+pub use session::{ChunkSource, Limits, Replies, ReplySender, SessionError, replies, serve};

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -49,6 +49,54 @@ pub trait ChunkSource: Send {
     fn next_chunk(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
 }
 
+/// A session's replies, taken by the adapter's writer in the order they are ready.
+pub struct Replies {
+    rx: mpsc::Receiver<Bytes>,
+    serving: Arc<AtomicUsize>,
+}
+
+/// The session's side of [`Replies`].
+pub struct ReplySender {
+    tx: mpsc::Sender<Bytes>,
+    /// Requests taken in and not yet answered.
+    serving: Arc<AtomicUsize>,
+}
+
+/// A reply queue holding up to `capacity` replies the writer has not taken yet.
+pub fn replies(capacity: usize) -> (ReplySender, Replies) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let serving = Arc::new(AtomicUsize::new(0));
+    (
+        ReplySender {
+            tx,
+            serving: serving.clone(),
+        },
+        Replies { rx, serving },
+    )
+}
+
+impl Replies {
+    /// The next reply; `None` once the session has ended and every reply was taken.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        self.rx.recv().await
+    }
+
+    /// A reply that is ready now.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.rx.try_recv().ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Whether requests are still being served, so more replies will follow (a writer
+    /// may wait a moment to send them together; with none coming, waiting only delays).
+    pub fn more_coming(&self) -> bool {
+        self.serving.load(Ordering::Acquire) > 0
+    }
+}
+
 /// The extensions advertised in VERSION, each implemented below.
 const EXTENSIONS: &[(&[u8], &[u8])] = &[
     (b"posix-rename@openssh.com", b"1"),
@@ -77,12 +125,12 @@ pub enum SessionError {
 pub async fn serve<S: ChunkSource>(
     conn: Arc<Connection>,
     mut input: S,
-    out: mpsc::Sender<Bytes>,
+    out: ReplySender,
     limits: Limits,
 ) -> Result<(), SessionError> {
     let session = Arc::new(Session {
         conn: conn.clone(),
-        out,
+        out: out.tx,
         limits,
         handles: Mutex::new(HashMap::new()),
         next_handle: AtomicU32::new(1),
@@ -149,6 +197,7 @@ pub async fn serve<S: ChunkSource>(
                 break 'outer Ok(());
             };
             let session = session.clone();
+            let serving = Serving::start(&out.serving);
             tasks.spawn(async move {
                 let reply = match request {
                     Incoming::Request(r) => session.handle(r).await,
@@ -160,6 +209,7 @@ pub async fn serve<S: ChunkSource>(
                     } => session.handle_write(id, &handle, offset, data).await,
                 };
                 let _ = session.out.send(reply).await;
+                drop(serving);
                 drop(permit);
             });
             while tasks.try_join_next().is_some() {}
@@ -184,6 +234,22 @@ pub async fn serve<S: ChunkSource>(
         tracing::warn!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), error = %e, "closing SFTP session");
     }
     result
+}
+
+/// Counts a request as being served until dropped (answered, or aborted at the end).
+struct Serving(Arc<AtomicUsize>);
+
+impl Serving {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A framed request: decoded, or a WRITE whose data is still in the received chunks.
@@ -627,5 +693,27 @@ fn longname_info(st: &FileStat) -> codec::LongnameInfo {
         gid: st.gid,
         size: st.size,
         mtime: st.mtime,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn replies_say_more_are_coming_while_a_request_is_served() {
+        let (tx, mut rx) = replies(4);
+        assert!(!rx.more_coming());
+        let first = Serving::start(&tx.serving);
+        let second = Serving::start(&tx.serving);
+        tx.tx.send(Bytes::from_static(b"first")).await.unwrap();
+        drop(first);
+        assert_eq!(rx.try_recv().as_deref(), Some(&b"first"[..]));
+        assert!(rx.is_empty());
+        assert!(rx.more_coming(), "the second request is still being served");
+        drop(second);
+        assert!(!rx.more_coming());
+        drop(tx);
+        assert_eq!(rx.recv().await, None, "the session ended");
     }
 }

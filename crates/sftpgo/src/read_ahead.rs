@@ -39,22 +39,21 @@ thread_local! {
 /// A stream whose reads are served from a read-ahead buffer; writes pass through.
 pub struct ReadAhead<S> {
     inner: S,
-    /// What was read ahead and not yet handed out; no allocation while nothing waits.
-    buf: BytesMut,
+    /// What was read ahead and not yet handed out; `None` (no allocation) while the
+    /// socket is dry. A buffer read to its very end is still `Some`: its allocation is
+    /// reused for the next read rather than swapped for the thread's spare.
+    buf: Option<BytesMut>,
 }
 
 impl<S> ReadAhead<S> {
     pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            buf: BytesMut::new(),
-        }
+        Self { inner, buf: None }
     }
 
     /// Whether a buffer is allocated (for tests: an idle stream holds none).
     #[cfg(test)]
     fn holds_buffer(&self) -> bool {
-        self.buf.capacity() > 0
+        self.buf.is_some()
     }
 }
 
@@ -65,30 +64,30 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         dst: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.buf.is_empty() {
-            if dst.remaining() >= READ_AHEAD {
+        let buf = match &mut this.buf {
+            Some(buf) if !buf.is_empty() => buf,
+            _ if dst.remaining() >= READ_AHEAD => {
                 return Pin::new(&mut this.inner).poll_read(cx, dst);
             }
-            if this.buf.capacity() == 0
-                && let Some(spare) = SPARE.take()
-            {
-                this.buf = spare;
-            }
-            // Reuses the allocation (everything in it was handed out, nothing shares it).
-            this.buf.reserve(READ_AHEAD);
-            match poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buf) {
-                Poll::Pending => {
-                    let released = std::mem::take(&mut this.buf);
-                    SPARE.set(Some(SPARE.take().unwrap_or(released)));
-                    return Poll::Pending;
+            held => {
+                let buf = held.get_or_insert_with(|| SPARE.take().unwrap_or_default());
+                // Reuses the allocation (everything in it was handed out, nothing shares it).
+                buf.reserve(READ_AHEAD);
+                match poll_read_buf(Pin::new(&mut this.inner), cx, buf) {
+                    Poll::Pending => {
+                        if let Some(released) = held.take() {
+                            SPARE.set(Some(SPARE.take().unwrap_or(released)));
+                        }
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(_)) => buf,
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(_)) => {}
             }
-        }
-        let n = dst.remaining().min(this.buf.len());
-        dst.put_slice(&this.buf[..n]);
-        this.buf.advance(n);
+        };
+        let n = dst.remaining().min(buf.len());
+        dst.put_slice(&buf[..n]);
+        buf.advance(n);
         Poll::Ready(Ok(()))
     }
 }
@@ -191,6 +190,32 @@ mod tests {
         assert!(r.holds_buffer());
         assert!(poll_once(&mut r, 4).is_pending());
         assert!(!r.holds_buffer(), "an idle stream holds no buffer");
+    }
+
+    #[test]
+    fn a_released_buffer_waits_in_the_thread_spare_for_the_next_stream() {
+        let script = |chunk: &[u8]| Script {
+            chunks: VecDeque::from([chunk.to_vec()]),
+            reads: 0,
+            eof: false,
+        };
+        let mut first = ReadAhead::new(script(&[1; 64]));
+        assert!(matches!(poll_once(&mut first, 64), Poll::Ready(Ok(b)) if b == [1; 64]));
+        assert!(
+            first.holds_buffer(),
+            "read to its end, still held for the next read"
+        );
+        // Where the allocation starts: the 64 bytes handed out are behind the view.
+        let start = first.buf.as_ref().map(|b| b.as_ptr() as usize - 64);
+        assert!(poll_once(&mut first, 4).is_pending());
+        assert!(!first.holds_buffer());
+        let mut second = ReadAhead::new(script(&[2; 8]));
+        assert!(matches!(poll_once(&mut second, 8), Poll::Ready(Ok(b)) if b == [2; 8]));
+        assert_eq!(
+            second.buf.as_ref().map(|b| b.as_ptr() as usize - 8),
+            start,
+            "the spare's allocation, not a new one"
+        );
     }
 
     #[test]

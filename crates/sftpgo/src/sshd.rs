@@ -18,7 +18,7 @@ use sftpgo_sftp::{ChunkSource, Limits};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::conn_threads::ConnectionThreads;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -544,7 +544,7 @@ impl ChunkSource for ChannelSource {
 /// Runs one SFTP session: the session reads, a separate task writes replies.
 async fn run_sftp(conn: Arc<Connection>, channel: Channel<Msg>, limits: Limits) {
     let (read_half, write_half) = channel.split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    let (tx, mut rx) = sftpgo_sftp::replies(256);
     let writer = tokio::spawn(async move {
         let mut pending: Option<Bytes> = None;
         loop {
@@ -558,8 +558,10 @@ async fn run_sftp(conn: Arc<Connection>, channel: Channel<Msg>, limits: Limits) 
             // Requests whose results arrived together run one after the other on this
             // thread, each waking this task right after its reply: let them all reply
             // first, so their replies leave in one SSH packet and one TCP write instead
-            // of one each (a lone reply waits only for one poll of the reactor).
-            if rx.is_empty() && first.len() < COALESCE_SMALL {
+            // of one each. A lone reply (no other request being served: a client that
+            // waits for each answer) goes at once; yielding would only cost it a turn of
+            // the reactor (an `epoll_wait`).
+            if rx.is_empty() && first.len() < COALESCE_SMALL && rx.more_coming() {
                 tokio::task::yield_now().await;
             }
             let (reply, rest) = coalesce(first, &mut rx);
@@ -584,7 +586,7 @@ const COALESCE_SMALL: usize = 4096;
 /// Small replies waiting together go out in one channel message (fewer SSH packets for
 /// metadata-heavy work); large ones are passed on without a copy. Returns the message to
 /// send and a large reply taken from the queue that must go out next.
-fn coalesce(first: Bytes, rx: &mut mpsc::Receiver<Bytes>) -> (Bytes, Option<Bytes>) {
+fn coalesce(first: Bytes, rx: &mut sftpgo_sftp::Replies) -> (Bytes, Option<Bytes>) {
     const MAX: usize = 32 * 1024;
     if first.len() >= COALESCE_SMALL || rx.is_empty() {
         return (first, None);
@@ -593,9 +595,9 @@ fn coalesce(first: Bytes, rx: &mut mpsc::Receiver<Bytes>) -> (Bytes, Option<Byte
     acc.extend_from_slice(&first);
     while acc.len() < MAX {
         match rx.try_recv() {
-            Ok(next) if next.len() < COALESCE_SMALL => acc.extend_from_slice(&next),
-            Ok(next) => return (acc.freeze(), Some(next)),
-            Err(_) => break,
+            Some(next) if next.len() < COALESCE_SMALL => acc.extend_from_slice(&next),
+            Some(next) => return (acc.freeze(), Some(next)),
+            None => break,
         }
     }
     (acc.freeze(), None)
