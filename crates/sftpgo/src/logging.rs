@@ -18,7 +18,6 @@ use anyhow::Context;
 use file_rotate::compression::Compression;
 use file_rotate::suffix::AppendCount;
 use file_rotate::{ContentLimit, FileRotate};
-use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent;
@@ -121,94 +120,135 @@ where
     W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
-        let mut visitor = FieldVisitor(Vec::new());
-        event.record(&mut visitor);
-        let mut fields = visitor.0;
-        let mut take = |name: &str| {
-            let i = fields.iter().position(|(k, _)| *k == name)?;
-            Some(fields.remove(i).1)
-        };
+        let mut fields = FieldWriter::default();
+        event.record(&mut fields);
         // Events bridged from the `log` crate carry their real target in `log.*` fields.
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        let sender = match take("sender") {
-            Some(Value::String(s)) => s,
-            Some(other) => other.to_string(),
-            None => meta
-                .target()
-                .strip_prefix("sftpgo_")
-                .unwrap_or(meta.target())
-                .to_string(),
-        };
-        // As in 0.9 (zerolog), an empty message is left out.
-        let message = take("message").filter(|m| m.as_str() != Some(""));
+        let target = meta.target();
+        let sender = fields
+            .sender
+            .as_deref()
+            .unwrap_or_else(|| target.strip_prefix("sftpgo_").unwrap_or(target));
         // Same text as format("%Y-%m-%dT%H:%M:%S%.3fZ"), without parsing a format string
         // per line (chrono's strftime parser showed in the small-file profile).
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let head = [
-            ("level", Value::String(meta.level().as_str().to_lowercase())),
-            ("time", Value::String(time)),
-            ("sender", Value::String(sender)),
-        ];
         // Written by hand to keep the key order: the fixed keys, then the event's fields
-        // in the order they were recorded.
-        let mut line = Vec::with_capacity(256);
-        line.push(b'{');
-        let pairs = head
-            .into_iter()
-            .chain(message.map(|m| ("message", m)))
-            .chain(fields);
-        for (i, (key, value)) in pairs.enumerate() {
-            if i > 0 {
-                line.push(b',');
-            }
-            if serde_json::to_writer(&mut line, key).is_err() {
-                return;
-            }
-            line.push(b':');
-            if serde_json::to_writer(&mut line, &value).is_err() {
-                return;
-            }
+        // in the order they were recorded (already JSON in `fields.rest`).
+        let mut line = Vec::with_capacity(96 + sender.len() + fields.rest.len());
+        line.extend_from_slice(b"{\"level\":\"");
+        line.extend_from_slice(level_name(meta.level()).as_bytes());
+        line.extend_from_slice(b"\",\"time\":\"");
+        line.extend_from_slice(time.as_bytes());
+        line.extend_from_slice(b"\",\"sender\":");
+        json_string(&mut line, sender);
+        // As in 0.9 (zerolog), an empty message is left out.
+        if let Some(message) = fields.message.as_deref().filter(|m| !m.is_empty()) {
+            line.extend_from_slice(b",\"message\":");
+            json_string(&mut line, message);
         }
+        line.extend_from_slice(&fields.rest);
         line.extend_from_slice(b"}\n");
         let _ = self.make_writer.make_writer().write_all(&line);
     }
 }
 
-/// Collects event fields in order, keeping numbers and booleans typed; everything else
-/// (Debug and Display values) becomes a string.
-struct FieldVisitor(Vec<(&'static str, Value)>);
+/// The `level` text, as zerolog writes it.
+fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "trace",
+        Level::DEBUG => "debug",
+        Level::INFO => "info",
+        Level::WARN => "warn",
+        Level::ERROR => "error",
+    }
+}
 
-impl FieldVisitor {
-    fn put(&mut self, field: &Field, value: Value) {
-        // `log.target`, `log.file`, ...: bridge metadata, already folded into `sender`.
-        if !field.name().starts_with("log.") {
-            self.0.push((field.name(), value));
+/// `value` as a JSON string (serde_json's escaping) appended to `out`.
+fn json_string(out: &mut Vec<u8>, value: &str) {
+    // Writing into a Vec cannot fail; serializing a str has no other error.
+    let _ = serde_json::to_writer(out, value);
+}
+
+/// Writes an event's fields as JSON as they are recorded (`,"key":value`), numbers and
+/// booleans typed, everything else (Debug and Display values) as strings; keeps `sender`
+/// and `message` aside, since the line puts them first. Why not collect
+/// `serde_json::Value`s: a string and a map entry per field was most of the cost of a
+/// transfer log line (perf, small-file uploads: ~7% of the server's user time).
+#[derive(Default)]
+struct FieldWriter {
+    rest: Vec<u8>,
+    sender: Option<String>,
+    message: Option<String>,
+    /// Reused to format Debug values before they are escaped.
+    text: String,
+}
+
+impl FieldWriter {
+    /// The JSON key of an ordinary field, or `None` for `sender`, `message` and the
+    /// `log.*` fields of bridged records (already folded into the target).
+    fn key(&mut self, field: &Field) -> Option<()> {
+        let name = field.name();
+        if matches!(name, "sender" | "message") || name.starts_with("log.") {
+            return None;
+        }
+        self.rest.push(b',');
+        json_string(&mut self.rest, name);
+        self.rest.push(b':');
+        Some(())
+    }
+
+    fn put_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "sender" => self.sender = Some(value.to_owned()),
+            "message" => self.message = Some(value.to_owned()),
+            _ => {
+                if self.key(field).is_some() {
+                    json_string(&mut self.rest, value);
+                }
+            }
+        }
+    }
+
+    /// A number or boolean: typed in the line, as text in `sender` or `message`.
+    fn put_scalar<T: serde::Serialize + std::fmt::Display>(&mut self, field: &Field, value: T) {
+        match field.name() {
+            "sender" | "message" => self.put_str(field, &value.to_string()),
+            _ => {
+                if self.key(field).is_some() {
+                    let _ = serde_json::to_writer(&mut self.rest, &value);
+                }
+            }
         }
     }
 }
 
-impl Visit for FieldVisitor {
+impl Visit for FieldWriter {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.put(field, Value::String(format!("{value:?}")));
+        use std::fmt::Write as _;
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let _ = write!(text, "{value:?}");
+        self.put_str(field, &text);
+        self.text = text;
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, Value::String(value.into()));
+        self.put_str(field, value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, value.into());
+        self.put_scalar(field, value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, value.into());
+        self.put_scalar(field, value);
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, value.into());
+        self.put_scalar(field, value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, value.into());
+        self.put_scalar(field, value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, Value::String(value.to_string()));
+        self.put_str(field, &value.to_string());
     }
 }
 
@@ -354,6 +394,7 @@ impl Write for RotatingFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::sync::{Arc, Mutex};
     use std::time::SystemTime;
 
@@ -475,9 +516,10 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(JsonLayer::new(capture.clone()));
         tracing::subscriber::with_default(subscriber, || {
             tracing::error!(target: "sftpgo", path = "a\"b\n\u{1}é", ratio = 0.5, neg = -3i64, "quote \" and newline\n");
+            tracing::info!(target: "sftpgo", sender = 5u64, dbg = ?"q\"\n", nan = f64::NAN);
         });
         let raw = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(raw.lines().count(), 1, "{raw}");
+        assert_eq!(raw.lines().count(), 2, "{raw}");
         let l = lines(&capture);
         assert_eq!(l[0]["level"], "error");
         assert_eq!(l[0]["sender"], "sftpgo");
@@ -485,6 +527,12 @@ mod tests {
         assert_eq!(l[0]["message"], "quote \" and newline\n");
         assert_eq!(l[0]["ratio"], 0.5);
         assert_eq!(l[0]["neg"], -3);
+        assert_eq!(
+            l[1]["sender"], "5",
+            "a sender that is not a string, as text"
+        );
+        assert_eq!(l[1]["dbg"], "\"q\\\"\\n\"", "Debug text, escaped once more");
+        assert!(l[1]["nan"].is_null());
     }
 
     #[test]
