@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -52,26 +52,35 @@ pub trait ChunkSource: Send {
 /// A session's replies, taken by the adapter's writer in the order they are ready.
 pub struct Replies {
     rx: mpsc::Receiver<Bytes>,
-    serving: Arc<AtomicUsize>,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
 }
 
 /// The session's side of [`Replies`].
 pub struct ReplySender {
     tx: mpsc::Sender<Bytes>,
-    /// Requests taken in and not yet answered.
-    serving: Arc<AtomicUsize>,
+    /// One permit per request taken in and not yet answered (released once its reply is
+    /// queued): bounds the requests served at once, and tells the writer whether more
+    /// replies are coming.
+    in_flight: Arc<Semaphore>,
 }
 
-/// A reply queue holding up to `capacity` replies the writer has not taken yet.
-pub fn replies(capacity: usize) -> (ReplySender, Replies) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let serving = Arc::new(AtomicUsize::new(0));
+/// The reply queue of a session served with `limits` (pass the same to [`serve`]).
+/// Every request holds a permit until its reply is queued, so requests alone never
+/// fill the queue.
+pub fn replies(limits: &Limits) -> (ReplySender, Replies) {
+    let (tx, rx) = mpsc::channel(2 * limits.max_in_flight);
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     (
         ReplySender {
             tx,
-            serving: serving.clone(),
+            in_flight: in_flight.clone(),
         },
-        Replies { rx, serving },
+        Replies {
+            rx,
+            in_flight,
+            max_in_flight: limits.max_in_flight,
+        },
     )
 }
 
@@ -93,7 +102,7 @@ impl Replies {
     /// Whether requests are still being served, so more replies will follow (a writer
     /// may wait a moment to send them together; with none coming, waiting only delays).
     pub fn more_coming(&self) -> bool {
-        self.serving.load(Ordering::Acquire) > 0
+        self.in_flight.available_permits() < self.max_in_flight
     }
 }
 
@@ -135,7 +144,6 @@ pub async fn serve<S: ChunkSource>(
         handles: Mutex::new(HashMap::new()),
         next_handle: AtomicU32::new(1),
     });
-    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     let mut reader = PacketReader::new(limits.max_packet_len as usize + 1024);
     let mut initialized = false;
     let mut tasks = tokio::task::JoinSet::new();
@@ -193,11 +201,10 @@ pub async fn serve<S: ChunkSource>(
                 break 'outer Err(SessionError::NotInitialized);
             }
             conn.touch();
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            let Ok(permit) = out.in_flight.clone().acquire_owned().await else {
                 break 'outer Ok(());
             };
             let session = session.clone();
-            let serving = Serving::start(&out.serving);
             tasks.spawn(async move {
                 let reply = match request {
                     Incoming::Request(r) => session.handle(r).await,
@@ -209,7 +216,6 @@ pub async fn serve<S: ChunkSource>(
                     } => session.handle_write(id, &handle, offset, data).await,
                 };
                 let _ = session.out.send(reply).await;
-                drop(serving);
                 drop(permit);
             });
             while tasks.try_join_next().is_some() {}
@@ -234,22 +240,6 @@ pub async fn serve<S: ChunkSource>(
         tracing::warn!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), error = %e, "closing SFTP session");
     }
     result
-}
-
-/// Counts a request as being served until dropped (answered, or aborted at the end).
-struct Serving(Arc<AtomicUsize>);
-
-impl Serving {
-    fn start(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::AcqRel);
-        Self(count.clone())
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// A framed request: decoded, or a WRITE whose data is still in the received chunks.
@@ -702,10 +692,10 @@ mod tests {
 
     #[tokio::test]
     async fn replies_say_more_are_coming_while_a_request_is_served() {
-        let (tx, mut rx) = replies(4);
+        let (tx, mut rx) = replies(&Limits::default());
         assert!(!rx.more_coming());
-        let first = Serving::start(&tx.serving);
-        let second = Serving::start(&tx.serving);
+        let first = tx.in_flight.clone().acquire_owned().await.unwrap();
+        let second = tx.in_flight.clone().acquire_owned().await.unwrap();
         tx.tx.send(Bytes::from_static(b"first")).await.unwrap();
         drop(first);
         assert_eq!(rx.try_recv().as_deref(), Some(&b"first"[..]));

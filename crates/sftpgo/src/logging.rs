@@ -185,17 +185,17 @@ struct FieldWriter {
 }
 
 impl FieldWriter {
-    /// The JSON key of an ordinary field, or `None` for `sender`, `message` and the
-    /// `log.*` fields of bridged records (already folded into the target).
-    fn key(&mut self, field: &Field) -> Option<()> {
+    /// Writes the JSON key of an ordinary field; false for the `log.*` fields of bridged
+    /// records (already folded into the target), which are left out.
+    fn key(&mut self, field: &Field) -> bool {
         let name = field.name();
-        if matches!(name, "sender" | "message") || name.starts_with("log.") {
-            return None;
+        if name.starts_with("log.") {
+            return false;
         }
         self.rest.push(b',');
         json_string(&mut self.rest, name);
         self.rest.push(b':');
-        Some(())
+        true
     }
 
     fn put_str(&mut self, field: &Field, value: &str) {
@@ -203,7 +203,7 @@ impl FieldWriter {
             "sender" => self.sender = Some(value.to_owned()),
             "message" => self.message = Some(value.to_owned()),
             _ => {
-                if self.key(field).is_some() {
+                if self.key(field) {
                     json_string(&mut self.rest, value);
                 }
             }
@@ -215,7 +215,7 @@ impl FieldWriter {
         match field.name() {
             "sender" | "message" => self.put_str(field, &value.to_string()),
             _ => {
-                if self.key(field).is_some() {
+                if self.key(field) {
                     let _ = serde_json::to_writer(&mut self.rest, &value);
                 }
             }

@@ -544,7 +544,7 @@ impl ChunkSource for ChannelSource {
 /// Runs one SFTP session: the session reads, a separate task writes replies.
 async fn run_sftp(conn: Arc<Connection>, channel: Channel<Msg>, limits: Limits) {
     let (read_half, write_half) = channel.split();
-    let (tx, mut rx) = sftpgo_sftp::replies(256);
+    let (tx, mut rx) = sftpgo_sftp::replies(&limits);
     let writer = tokio::spawn(async move {
         let mut pending: Option<Bytes> = None;
         loop {
