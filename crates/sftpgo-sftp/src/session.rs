@@ -151,6 +151,9 @@ pub async fn serve<S: ChunkSource>(
         let chunk = tokio::select! {
             chunk = input.next_chunk() => chunk,
             _ = conn.closed().cancelled() => break Ok(()),
+            // A finished request's task is freed now, not when the next request comes:
+            // an idle session holds none.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
         let Some(chunk) = chunk else { break Ok(()) };
         reader.push_bytes(chunk);
@@ -218,7 +221,6 @@ pub async fn serve<S: ChunkSource>(
                 let _ = session.out.send(reply).await;
                 drop(permit);
             });
-            while tasks.try_join_next().is_some() {}
         }
     };
     // Let requests still running finish briefly (a client may half-close after its last
