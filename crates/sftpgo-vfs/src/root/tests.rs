@@ -286,6 +286,41 @@ fn directories_and_special_files_are_not_opened_as_files() {
         read(&root, "/fifo").is_err(),
         "a FIFO must not be opened (nor hang)"
     );
+    // Nor for writing, with or without create; an exclusive create (which skips the type
+    // check) fails because something is there, and a dangling symlink is no way around it.
+    let write = |create: bool, exclusive: bool| OpenOptions {
+        write: true,
+        create,
+        exclusive,
+        ..Default::default()
+    };
+    for (create, exclusive) in [(false, false), (true, false)] {
+        let err = root.open_file(&vp("/fifo"), &write(create, exclusive));
+        assert!(err.is_err(), "FIFO opened for writing (create {create})");
+    }
+    assert_eq!(
+        root.open_file(&vp("/fifo"), &write(true, true))
+            .unwrap_err()
+            .kind(),
+        io::ErrorKind::AlreadyExists
+    );
+    symlink("fifo", tmp.path().join("u1/to_fifo")).unwrap();
+    symlink("gone", tmp.path().join("u1/dangling")).unwrap();
+    for p in ["/to_fifo", "/dangling"] {
+        assert_eq!(
+            root.open_file(&vp(p), &write(true, true))
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::AlreadyExists,
+            "{p}"
+        );
+    }
+    assert!(!tmp.path().join("u1/gone").exists());
+    // What an exclusive create returns is a new regular file in blocking mode.
+    let f = root.open_file(&vp("/new"), &write(true, true)).unwrap();
+    assert!(f.metadata().unwrap().is_file());
+    let fl = rustix::fs::fcntl_getfl(&f).unwrap();
+    assert!(!fl.contains(rustix::fs::OFlags::NONBLOCK));
 }
 
 #[test]
