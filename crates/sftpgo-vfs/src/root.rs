@@ -369,9 +369,10 @@ impl Root {
                 "not a regular file",
             ));
         }
-        let mut status = rustix::fs::fcntl_getfl(&fd).map_err(from_errno)?;
-        status.remove(OFlags::NONBLOCK);
-        rustix::fs::fcntl_setfl(&fd, status).map_err(from_errno)?;
+        // The status flags are the ones just opened with (F_SETFL changes only O_APPEND,
+        // O_ASYNC, O_DIRECT, O_NOATIME and O_NONBLOCK and ignores the rest): no F_GETFL.
+        flags.remove(OFlags::NONBLOCK);
+        rustix::fs::fcntl_setfl(&fd, flags).map_err(from_errno)?;
         Ok(File::from(fd))
     }
 

@@ -413,6 +413,8 @@ fn open_file_flags() {
         ..Default::default()
     };
     let mut f = root.open_file(&vp("/f"), &a).unwrap();
+    let fl = rustix::fs::fcntl_getfl(&f).unwrap();
+    assert!(fl.contains(rustix::fs::OFlags::APPEND) && !fl.contains(rustix::fs::OFlags::NONBLOCK));
     std::io::Write::write_all(&mut f, b"!").unwrap();
     drop(f);
     assert_eq!(std::fs::read(home.join("f")).unwrap(), b"hello!");
@@ -449,6 +451,10 @@ fn open_file_flags() {
     let f = root.open_file(&vp("/new"), &r).unwrap();
     let fl = rustix::io::fcntl_getfd(&f).unwrap();
     assert!(fl.contains(rustix::io::FdFlags::CLOEXEC));
+    // ... and blocking: O_NONBLOCK only kept the open itself from hanging on a FIFO.
+    let fl = rustix::fs::fcntl_getfl(&f).unwrap();
+    assert!(!fl.contains(rustix::fs::OFlags::NONBLOCK));
+    assert!(!fl.contains(rustix::fs::OFlags::APPEND));
     // Creating through a dangling link to the outside is refused, nothing is created.
     symlink(tmp.path().join("outside/new"), home.join("dangling")).unwrap();
     symlink("../outside/new2", home.join("dangling2")).unwrap();
