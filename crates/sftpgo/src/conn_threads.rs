@@ -81,6 +81,10 @@ impl ConnectionThreads {
             .expect("at least one connection thread");
         thread.live.fetch_add(1, Ordering::Relaxed);
         let live = Live(thread.live.clone());
+        // Boxed: an async block keeps what it captured for its whole life, so awaiting a
+        // captured `fut` would hold it twice (captured and being awaited), and this task
+        // lives as long as the connection.
+        let fut = Box::pin(fut);
         thread.handle.spawn(async move {
             let _live = live;
             fut.await
