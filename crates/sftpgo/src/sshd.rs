@@ -362,7 +362,7 @@ fn acceptable_user_key_algorithm(algorithm: &Algorithm) -> bool {
 /// The futures of these methods are fields of russh's session future, which every
 /// connection holds for its whole life; the login calls (data provider queries, password
 /// hashing) are boxed so that their state is allocated while they run, not in every idle
-/// session (2 KiB each, heaptrack of 300 idle sessions).
+/// session (2 KiB per session, heaptrack of 300 idle sessions).
 impl russh::server::Handler for SshHandler {
     type Error = russh::Error;
 
