@@ -425,14 +425,14 @@ impl UserFs {
             read: true,
             ..Default::default()
         };
-        let file = self
+        let opened = self
             .cached_or_blocking(
                 |r| r.open_file_cached(path, &opts),
-                move |r| r.open_file(&p, &opts),
+                move |r| r.open_file_sized(&p, &opts),
             )
             .await?;
         Ok(Transfer::start_download(
-            file,
+            opened,
             self.io.clone(),
             path.clone(),
             self.root.host_path(path),
@@ -524,12 +524,18 @@ impl UserFs {
                     };
                     return Ok(Ok((existing, resolved, remaining, file, Some(upload), 0)));
                 }
-                let file = r.open_file(&p, &opts)?;
+                let opened = r.open_file_sized(&p, &opts)?;
                 if existing.is_none() {
                     chown_created(r, &p, owner);
                 }
-                let size = file.metadata()?.len();
-                Ok(Ok((existing, resolved, remaining, file, None, size)))
+                Ok(Ok((
+                    existing,
+                    resolved,
+                    remaining,
+                    opened.file,
+                    None,
+                    opened.size,
+                )))
             })
             .await?;
         let (existing, resolved, remaining, file, atomic, initial_size) = opened?;

@@ -569,7 +569,8 @@ impl Session {
     async fn read(&self, id: u32, handle: &[u8], offset: u64, len: u32) -> Reply {
         let (t, _g) = self.file_gated(handle).await?;
         let len = len.min(self.limits.max_read_len) as usize;
-        let mut buf = BytesMut::with_capacity(codec::DATA_HEADER_LEN + len);
+        let mut buf =
+            BytesMut::with_capacity(codec::DATA_HEADER_LEN + t.read_capacity(offset, len));
         codec::begin_data(&mut buf, id);
         let (mut buf, res) = t.read_at(offset, len, buf).await;
         match res? {

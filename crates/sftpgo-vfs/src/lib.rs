@@ -12,4 +12,6 @@ mod path;
 mod root;
 
 pub use path::{PathError, VirtualPath};
-pub use root::{DirEntry, FileStat, OpenOptions, Root, StatVfs, ensure_home, is_escape};
+pub use root::{
+    DirEntry, FileStat, OpenOptions, OpenedFile, Root, StatVfs, ensure_home, is_escape,
+};

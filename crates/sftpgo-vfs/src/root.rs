@@ -53,6 +53,15 @@ fn from_errno(e: rustix::io::Errno) -> io::Error {
     io::Error::from_raw_os_error(e.raw_os_error())
 }
 
+/// A regular file [`Root`] opened, and its size as the open found it (after any
+/// truncation; 0 for a file the open created): what a download expects to read, known
+/// without another syscall.
+#[derive(Debug)]
+pub struct OpenedFile {
+    pub file: File,
+    pub size: u64,
+}
+
 /// How to open a file (SFTP pflags, mapped).
 #[derive(Debug, Clone, Copy)]
 pub struct OpenOptions {
@@ -303,20 +312,34 @@ impl Root {
     /// Opens a regular file. Devices, FIFOs and directories are refused (O_NONBLOCK keeps
     /// a FIFO from hanging the open; it has no effect on regular files).
     pub fn open_file(&self, p: &VirtualPath, o: &OpenOptions) -> io::Result<File> {
+        self.open_file_sized(p, o).map(|opened| opened.file)
+    }
+
+    /// [`Root::open_file`], with the file's size as the open saw it.
+    pub fn open_file_sized(&self, p: &VirtualPath, o: &OpenOptions) -> io::Result<OpenedFile> {
         self.open_file_with(p, o, Lookup::MayBlock)
     }
 
-    /// [`Root::open_file`] if the kernel can do it from its caches; `Ok(None)` if that
-    /// would need the disk, or the open creates or truncates (the kernel refuses
+    /// [`Root::open_file_sized`] if the kernel can do it from its caches; `Ok(None)` if
+    /// that would need the disk, or the open creates or truncates (the kernel refuses
     /// `RESOLVE_CACHED` for those).
-    pub fn open_file_cached(&self, p: &VirtualPath, o: &OpenOptions) -> io::Result<Option<File>> {
+    pub fn open_file_cached(
+        &self,
+        p: &VirtualPath,
+        o: &OpenOptions,
+    ) -> io::Result<Option<OpenedFile>> {
         if o.create || o.truncate {
             return Ok(None);
         }
         cached(self.open_file_with(p, o, Lookup::CachedOnly))
     }
 
-    fn open_file_with(&self, p: &VirtualPath, o: &OpenOptions, lookup: Lookup) -> io::Result<File> {
+    fn open_file_with(
+        &self,
+        p: &VirtualPath,
+        o: &OpenOptions,
+        lookup: Lookup,
+    ) -> io::Result<OpenedFile> {
         let writing = o.write || o.append;
         let mut flags = match (o.read, writing) {
             (_, false) => OFlags::RDONLY,
@@ -357,7 +380,10 @@ impl Root {
         };
         let fd = self.open_with(p.relative(), flags, mode, lookup)?;
         if creates_new {
-            return Ok(File::from(fd));
+            return Ok(OpenedFile {
+                file: File::from(fd),
+                size: 0,
+            });
         }
         let st = rustix::fs::fstat(&fd).map_err(from_errno)?;
         if FileStat::from(&st).is_dir() {
@@ -373,7 +399,10 @@ impl Root {
         // O_ASYNC, O_DIRECT, O_NOATIME and O_NONBLOCK and ignores the rest): no F_GETFL.
         flags.remove(OFlags::NONBLOCK);
         rustix::fs::fcntl_setfl(&fd, flags).map_err(from_errno)?;
-        Ok(File::from(fd))
+        Ok(OpenedFile {
+            file: File::from(fd),
+            size: st.st_size as u64,
+        })
     }
 
     /// Stat following symlinks (beneath the root).

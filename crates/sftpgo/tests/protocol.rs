@@ -985,6 +985,56 @@ async fn after_a_failed_write_the_later_ones_and_close_fail() {
     srv.stop().await;
 }
 
+/// A READ returns what the file holds when it is served, not what it held at OPEN (the
+/// server sizes its buffers by the size at open): a file that grew after it was opened
+/// reads whole, up to the READ's length, and a READ at the old end finds the new data;
+/// one that shrank ends where it now ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_see_a_file_that_changed_after_open() {
+    let (srv, mut c) = setup(&all_perms()).await;
+    let path = srv.home("u").join("log.txt");
+    let content = pattern(600_000, 7);
+    std::fs::write(&path, &content[..1000]).unwrap();
+    let h = c.open("/log.txt", codec::SSH_FXF_READ).await.unwrap().unwrap();
+    let mut read = async |offset: u64, len: u32| {
+        let handle = h.clone();
+        match c
+            .call(|id| Request::Read {
+                id,
+                handle,
+                offset,
+                len,
+            })
+            .await
+            .unwrap()
+        {
+            Response::Data { data, .. } => Ok(data.to_vec()),
+            Response::Status { code, .. } => Err(code),
+            other => panic!("{other:?}"),
+        }
+    };
+    // As opened: 1000 bytes, then EOF.
+    assert_eq!(read(0, 4096).await, Ok(content[..1000].to_vec()));
+    assert_eq!(read(1000, 4096).await, Err(codec::SSH_FX_EOF));
+    // Grown to 600,000 bytes: whole READs from the start and from the old end.
+    std::fs::write(&path, &content).unwrap();
+    assert_eq!(read(0, 255 * 1024).await, Ok(content[..255 * 1024].to_vec()));
+    assert_eq!(
+        read(1000, 100_000).await,
+        Ok(content[1000..101_000].to_vec())
+    );
+    assert_eq!(
+        read(590_000, 255 * 1024).await,
+        Ok(content[590_000..].to_vec())
+    );
+    // Shrunk to 10 bytes: a READ ends at the new end; past it, EOF.
+    std::fs::write(&path, &content[..10]).unwrap();
+    assert_eq!(read(0, 255 * 1024).await, Ok(content[..10].to_vec()));
+    assert_eq!(read(10, 4096).await, Err(codec::SSH_FX_EOF));
+    assert_eq!(c.close(&h).await.unwrap(), codec::SSH_FX_OK);
+    srv.stop().await;
+}
+
 /// Requests sent back to back without waiting are carried out in the order sent: a file
 /// created inside a directory made by the request before, then renamed and stat'ed, all
 /// in one burst, every step seeing the one before.

@@ -405,7 +405,7 @@ fn open_file_flags() {
         truncate: true,
         ..Default::default()
     };
-    drop(root.open_file(&vp("/f"), &r).unwrap());
+    assert_eq!(root.open_file_sized(&vp("/f"), &r).unwrap().size, 5);
     assert_eq!(std::fs::read(home.join("f")).unwrap(), b"hello");
     // Append writes at the end.
     let a = OpenOptions {
@@ -424,7 +424,8 @@ fn open_file_flags() {
         truncate: true,
         ..Default::default()
     };
-    drop(root.open_file(&vp("/f"), &t).unwrap());
+    // The size an open reports is the size after it truncated.
+    assert_eq!(root.open_file_sized(&vp("/f"), &t).unwrap().size, 0);
     assert_eq!(std::fs::read(home.join("f")).unwrap(), b"");
     // Create mode: permission bits only, never setuid.
     let c = OpenOptions {
@@ -433,8 +434,17 @@ fn open_file_flags() {
         mode: 0o4600,
         ..Default::default()
     };
-    drop(root.open_file(&vp("/new"), &c).unwrap());
+    assert_eq!(root.open_file_sized(&vp("/new"), &c).unwrap().size, 0);
     assert_eq!(root.stat(&vp("/new")).unwrap().mode & 0o7777, 0o600);
+    // Opening it again (create, not exclusive) finds what was written meanwhile; an
+    // exclusive create made an empty file.
+    std::fs::write(home.join("new"), b"abc").unwrap();
+    assert_eq!(root.open_file_sized(&vp("/new"), &c).unwrap().size, 3);
+    let x = OpenOptions {
+        exclusive: true,
+        ..c
+    };
+    assert_eq!(root.open_file_sized(&vp("/new2"), &x).unwrap().size, 0);
     // Never a directory for writing, nor a missing parent.
     for (p, o) in [("/dir", &t), ("/dir", &c), ("/", &c)] {
         assert_eq!(
@@ -567,7 +577,12 @@ fn swapped_symlink_race_never_escapes() {
         // Nor does a cached lookup (the outside secret is 7 bytes, the inside one 6).
         for p in ["/d/secret", "/f"] {
             if let Ok(Some(f)) = root.open_file_cached(&vp(p), &ro) {
-                assert_eq!(f.metadata().unwrap().len(), 6, "{p}: cached open escaped");
+                assert_eq!(
+                    f.file.metadata().unwrap().len(),
+                    6,
+                    "{p}: cached open escaped"
+                );
+                assert_eq!(f.size, 6, "{p}: cached open escaped");
             }
             if let Ok(Some(st)) = root.stat_cached(&vp(p)) {
                 assert_eq!(st.size, 6, "{p}: cached stat escaped");
@@ -677,7 +692,8 @@ fn cached_lookups_answer_like_the_blocking_ones() {
     for p in ["/d/f", "/link"] {
         let data = read(&root, p).unwrap(); // warms the dentry cache
         let f = root.open_file_cached(&vp(p), &ro).unwrap().expect("cached");
-        assert_eq!(f.metadata().unwrap().len(), data.len() as u64);
+        assert_eq!(f.file.metadata().unwrap().len(), data.len() as u64);
+        assert_eq!(f.size, data.len() as u64);
         assert_eq!(
             root.stat_cached(&vp(p)).unwrap(),
             Some(root.stat(&vp(p)).unwrap())
