@@ -143,7 +143,9 @@ impl UserFs {
         )))
     }
 
-    async fn blocking<T, F>(&self, f: F) -> Result<T, FsError>
+    /// Runs `op`'s filesystem work on `path` on the session's I/O thread (see
+    /// [`SerialIo`]); a failure becomes an [`FsError`] (see [`UserFs::failed`]).
+    async fn blocking<T, F>(&self, op: &str, path: &VirtualPath, f: F) -> Result<T, FsError>
     where
         T: Send + 'static,
         F: FnOnce(&Root) -> io::Result<T> + Send + 'static,
@@ -151,14 +153,55 @@ impl UserFs {
         self.io
             .run(move |root| f(root))
             .await
-            .map_err(FsError::from_io)
+            .map_err(|e| self.failed(op, path, e))
+    }
+
+    /// The error a request gets for a filesystem error. What the client's request does
+    /// not explain (no space, a read-only or failing disk, a link loop or a path leading
+    /// out of the home dir planted on the host) also gets a warning in the log: the client
+    /// only sees a status, the operator must see why. What describes the request (no such
+    /// file, already exists, not a directory, not empty, a permission the filesystem
+    /// refuses) is an answer, not logged.
+    fn failed(&self, op: &str, path: &VirtualPath, err: io::Error) -> FsError {
+        use io::ErrorKind as K;
+        let escape = sftpgo_vfs::is_escape(&err);
+        let answer = matches!(
+            err.kind(),
+            K::NotFound
+                | K::PermissionDenied
+                | K::AlreadyExists
+                | K::NotADirectory
+                | K::IsADirectory
+                | K::DirectoryNotEmpty
+                | K::InvalidFilename
+        );
+        let fs_err = FsError::from_io(err);
+        if escape || !answer {
+            tracing::warn!(
+                sender = "fs",
+                op,
+                username = %self.state.user.username,
+                file_path = %self.root.host_path(path).display(),
+                connection_id = %self.state.id,
+                protocol = self.state.protocol().as_str(),
+                error = %fs_err,
+                "filesystem operation failed"
+            );
+        }
+        fs_err
     }
 
     /// A lookup the kernel may answer from its caches: tried on this thread first
     /// (`RESOLVE_CACHED` does no disk I/O, so it cannot stall the runtime), and on the
     /// blocking pool only when it would need the disk. A metadata request then costs no
     /// thread handoff, which is most of its latency (two context switches per handoff).
-    async fn cached_or_blocking<T, C, F>(&self, cached: C, slow: F) -> Result<T, FsError>
+    async fn cached_or_blocking<T, C, F>(
+        &self,
+        op: &str,
+        path: &VirtualPath,
+        cached: C,
+        slow: F,
+    ) -> Result<T, FsError>
     where
         T: Send + 'static,
         C: FnOnce(&Root) -> io::Result<Option<T>>,
@@ -168,8 +211,8 @@ impl UserFs {
         // requests sent before it did (a STAT right behind a MKDIR).
         match self.io.now_if_idle(|root| cached(root)) {
             Some(Ok(Some(v))) => Ok(v),
-            Some(Err(e)) => Err(FsError::from_io(e)),
-            Some(Ok(None)) | None => self.blocking(slow).await,
+            Some(Err(e)) => Err(self.failed(op, path, e)),
+            Some(Ok(None)) | None => self.blocking(op, path, slow).await,
         }
     }
 
@@ -215,39 +258,45 @@ impl UserFs {
     pub async fn stat(&self, path: &VirtualPath) -> Result<FileStat, FsError> {
         self.check(Permission::List, "stat", path)?;
         let p = path.clone();
-        self.cached_or_blocking(|r| r.stat_cached(path), move |r| r.stat(&p))
+        self.cached_or_blocking("stat", path, |r| r.stat_cached(path), move |r| r.stat(&p))
             .await
     }
 
     pub async fn lstat(&self, path: &VirtualPath) -> Result<FileStat, FsError> {
         self.check(Permission::List, "lstat", path)?;
         let p = path.clone();
-        self.cached_or_blocking(|r| r.lstat_cached(path), move |r| r.lstat(&p))
-            .await
+        self.cached_or_blocking(
+            "lstat",
+            path,
+            |r| r.lstat_cached(path),
+            move |r| r.lstat(&p),
+        )
+        .await
     }
 
     pub async fn read_dir(&self, path: &VirtualPath) -> Result<Vec<DirEntry>, FsError> {
         self.check(Permission::List, "list", path)?;
         let p = path.clone();
-        self.blocking(move |r| r.read_dir(&p)).await
+        self.blocking("list", path, move |r| r.read_dir(&p)).await
     }
 
     pub async fn read_link(&self, path: &VirtualPath) -> Result<Vec<u8>, FsError> {
         self.check(Permission::List, "readlink", path)?;
         let p = path.clone();
-        self.blocking(move |r| r.read_link(&p)).await
+        self.blocking("readlink", path, move |r| r.read_link(&p))
+            .await
     }
 
     pub async fn statvfs(&self, path: &VirtualPath) -> Result<StatVfs, FsError> {
         self.check(Permission::List, "statvfs", path)?;
         let p = path.clone();
-        self.blocking(move |r| r.statvfs(&p)).await
+        self.blocking("statvfs", path, move |r| r.statvfs(&p)).await
     }
 
     pub async fn mkdir(&self, path: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::CreateDirs, "mkdir", path)?;
         let (p, mode, owner) = (path.clone(), self.mode(0o777), self.owner);
-        self.blocking(move |r| {
+        self.blocking("mkdir", path, move |r| {
             r.mkdir(&p, mode)?;
             chown_created(r, &p, owner);
             Ok(())
@@ -265,7 +314,7 @@ impl UserFs {
             ));
         }
         let p = path.clone();
-        self.blocking(move |r| r.rmdir(&p)).await?;
+        self.blocking("rmdir", path, move |r| r.rmdir(&p)).await?;
         self.log_command("Rmdir", path, None);
         Ok(())
     }
@@ -275,7 +324,7 @@ impl UserFs {
         self.check(Permission::Delete, "remove", path)?;
         let p = path.clone();
         let file = self
-            .blocking(move |r| {
+            .blocking("remove", path, move |r| {
                 let file = Self::regular_file(r, &p);
                 r.remove_file(&p).map(|()| file)
             })
@@ -306,7 +355,7 @@ impl UserFs {
         let wants_size = self.state.observers.actions.wants(ActionKind::Rename);
         let (f, t) = (from.clone(), to.clone());
         let (replaced, size) = self
-            .blocking(move |r| {
+            .blocking("rename", from, move |r| {
                 let source = Self::regular_file(r, &f);
                 // A file replaced by the rename stops counting (unless it is the same
                 // file, which rename leaves alone, or another hard link keeps it).
@@ -335,7 +384,8 @@ impl UserFs {
     pub async fn symlink(&self, target: &[u8], link: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::CreateSymlinks, "symlink", link)?;
         let (t, l) = (target.to_vec(), link.clone());
-        self.blocking(move |r| r.symlink(&t, &l)).await?;
+        self.blocking("symlink", link, move |r| r.symlink(&t, &l))
+            .await?;
         self.log_command("Symlink", link, None);
         Ok(())
     }
@@ -344,7 +394,8 @@ impl UserFs {
         self.check(Permission::CreateSymlinks, "hardlink", to)?;
         // Quota counts files (inodes): a new link to a file adds nothing.
         let (f, t) = (from.clone(), to.clone());
-        self.blocking(move |r| r.hard_link(&f, &t)).await?;
+        self.blocking("hardlink", from, move |r| r.hard_link(&f, &t))
+            .await?;
         self.log_command("Link", from, Some(to));
         Ok(())
     }
@@ -360,7 +411,10 @@ impl UserFs {
         let size_change = match attrs.size {
             Some(new) => {
                 let p = path.clone();
-                let old = self.blocking(move |r| r.stat(&p)).await?.size as i64;
+                let old = self
+                    .blocking("setstat", path, move |r| r.stat(&p))
+                    .await?
+                    .size as i64;
                 let growth = new as i64 - old;
                 if growth > 0
                     && let Some(remaining) = self.quota.admit_write(false).await?
@@ -375,7 +429,7 @@ impl UserFs {
             None => 0,
         };
         let p = path.clone();
-        self.blocking(move |r| {
+        self.blocking("setstat", path, move |r| {
             if let Some(size) = attrs.size {
                 r.set_len(&p, size)?;
             }
@@ -427,6 +481,8 @@ impl UserFs {
         };
         let opened = self
             .cached_or_blocking(
+                "download",
+                path,
                 |r| r.open_file_cached(path, &opts),
                 move |r| r.open_file_sized(&p, &opts),
             )
@@ -465,7 +521,7 @@ impl UserFs {
         let quota = self.quota.clone();
         // One trip to the blocking pool: probe, quota decision, open.
         let opened = self
-            .blocking(move |r| {
+            .blocking("upload", path, move |r| {
                 // Most uploads create a new file. An exclusive create tries that first, and
                 // its success says nothing was there, which the probes below would spend
                 // three more path walks on (lstat, stat, fstat; the first of a name not

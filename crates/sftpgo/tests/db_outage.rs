@@ -6,22 +6,18 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::client::{Credential, SftpClient};
+use common::logs::Logs;
 use common::proxy::Proxy;
 use common::*;
-use serde_json::Value;
 use sftpgo::service::Tuning;
 use sftpgo_provider::Permission;
 use sftpgo_provider::sql::{ServerSettings, testdb};
 use sftpgo_sftp::codec::{self, Request};
-use tracing_subscriber::Layer as _;
-use tracing_subscriber::layer::SubscriberExt;
 
 const PW: &str = "outage-pw";
 /// The server's `connect_timeout` and `statement_timeout` in this test (seconds).
@@ -29,48 +25,6 @@ const DB_TIMEOUT: u64 = 2;
 /// Longest a login may take while the database is gone: far above the provider's bound
 /// (wait for a connection + statement timeout), far below a hang.
 const LOGIN_BOUND: Duration = Duration::from_secs(30);
-
-/// The server's log lines (JSON), captured in memory for the whole test process.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn install() -> Self {
-        static LOGS: OnceLock<Logs> = OnceLock::new();
-        LOGS.get_or_init(|| {
-            let logs = Logs::default();
-            let writer = logs.clone();
-            let subscriber = tracing_subscriber::registry().with(
-                sftpgo::logging::json_layer(move || writer.clone())
-                    .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
-            );
-            tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-            logs
-        })
-        .clone()
-    }
-
-    fn lines(&self) -> Vec<Value> {
-        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("log lines are JSON"))
-            .collect()
-    }
-
-    fn find(&self, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        self.lines().into_iter().find(|v| pred(v))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgresql_lost_and_back() {

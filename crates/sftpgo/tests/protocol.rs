@@ -995,7 +995,11 @@ async fn reads_see_a_file_that_changed_after_open() {
     let path = srv.home("u").join("log.txt");
     let content = pattern(600_000, 7);
     std::fs::write(&path, &content[..1000]).unwrap();
-    let h = c.open("/log.txt", codec::SSH_FXF_READ).await.unwrap().unwrap();
+    let h = c
+        .open("/log.txt", codec::SSH_FXF_READ)
+        .await
+        .unwrap()
+        .unwrap();
     let mut read = async |offset: u64, len: u32| {
         let handle = h.clone();
         match c
@@ -1018,7 +1022,10 @@ async fn reads_see_a_file_that_changed_after_open() {
     assert_eq!(read(1000, 4096).await, Err(codec::SSH_FX_EOF));
     // Grown to 600,000 bytes: whole READs from the start and from the old end.
     std::fs::write(&path, &content).unwrap();
-    assert_eq!(read(0, 255 * 1024).await, Ok(content[..255 * 1024].to_vec()));
+    assert_eq!(
+        read(0, 255 * 1024).await,
+        Ok(content[..255 * 1024].to_vec())
+    );
     assert_eq!(
         read(1000, 100_000).await,
         Ok(content[1000..101_000].to_vec())
