@@ -538,10 +538,10 @@ impl UserFs {
                         truncate: false,
                         ..opts
                     };
-                    match r.open_file(&probe, &create) {
-                        Ok(file) => {
+                    match r.open_file_sized(&probe, &create) {
+                        Ok(opened) => {
                             chown_created(r, &probe, owner);
-                            return Ok(Ok((None, None, remaining, file, None, 0)));
+                            return Ok(Ok((None, None, remaining, opened, None)));
                         }
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !flags.exclusive => {}
                         Err(e) => return Err(e),
@@ -572,29 +572,22 @@ impl UserFs {
                         truncate: false,
                         ..opts
                     };
-                    let file = r.open_file(&temp, &temp_opts)?;
+                    let opened = r.open_file_sized(&temp, &temp_opts)?;
                     chown_created(r, &temp, owner);
                     let upload = AtomicUpload {
                         temp,
                         replace: !flags.exclusive,
                     };
-                    return Ok(Ok((existing, resolved, remaining, file, Some(upload), 0)));
+                    return Ok(Ok((existing, resolved, remaining, opened, Some(upload))));
                 }
                 let opened = r.open_file_sized(&p, &opts)?;
                 if existing.is_none() {
                     chown_created(r, &p, owner);
                 }
-                Ok(Ok((
-                    existing,
-                    resolved,
-                    remaining,
-                    opened.file,
-                    None,
-                    opened.size,
-                )))
+                Ok(Ok((existing, resolved, remaining, opened, None)))
             })
             .await?;
-        let (existing, resolved, remaining, file, atomic, initial_size) = opened?;
+        let (existing, resolved, remaining, opened, atomic) = opened?;
         // Quota counts files (inodes). An atomic upload puts a new file at the path: the
         // old entry stops counting only if it was the last link of a regular file. An
         // in-place upload writes the file the path resolves to.
@@ -612,13 +605,13 @@ impl UserFs {
         let accounting = UploadAccounting {
             quota: self.quota.clone(),
             base_size,
-            initial_size: initial_size as i64,
+            initial_size: opened.size as i64,
             new_file,
             remaining,
             append: flags.append,
         };
         Ok(Transfer::start_upload(
-            file,
+            opened.file,
             self.io.clone(),
             path.clone(),
             self.root.host_path(path),
