@@ -1,12 +1,12 @@
 //! One SFTP session: reads packets from the channel, serves many requests at once
-//! (clients keep dozens in flight), and writes replies as they complete, possibly out of
-//! order, as the protocol allows. Reading and writing never wait on each other, so a
+//! (clients keep dozens in flight), and writes the replies in the order the requests
+//! came (see [`Replies`]). Reading and writing never wait on each other, so a
 //! server-side rekey cannot deadlock the session.
 //!
 //! This adapter only translates: permissions, confinement, transfers and logging are the
 //! shared layer's ([`sftpgo_core`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use sftpgo_core::fs::UploadFlags;
 use sftpgo_core::{Connection, FsError, SetAttrs, Transfer};
 use sftpgo_vfs::{DirEntry, FileStat, VirtualPath};
-use tokio::sync::{RwLock, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, RwLock, Semaphore, mpsc};
 
 use crate::codec::{self, DecodeError, Extended, FileAttrs, Frame, PacketReader, Request};
 
@@ -49,27 +49,48 @@ pub trait ChunkSource: Send {
     fn next_chunk(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
 }
 
-/// A session's replies, taken by the adapter's writer in the order they are ready.
+/// A session's replies, taken by the adapter's writer in the order of the requests.
+///
+/// Requests are served concurrently and may finish in any order, but their replies go
+/// out in request order: the protocol would allow any order, yet clients rely on this
+/// one. paramiko's pipelined upload waits for its WRITEs' statuses in the order it sent
+/// them and drops any other it reads meanwhile, then waits forever for the one it
+/// dropped (a `put` of a few MiB hung); SFTPGo 0.9's library (pkg/sftp) orders its
+/// replies for the same reason, and OpenSSH's sftp-server answers one request at a time.
+/// The cost is that a slow request holds back the replies of later ones, never their
+/// work.
 pub struct Replies {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Queued>,
+    /// Replies that came before an earlier request's: `held[i]` answers request
+    /// `next + i`. At most `max_in_flight` long: each holds its request's permit.
+    held: VecDeque<Option<Queued>>,
+    next: u64,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
 }
 
+/// A reply on its way to the writer: the request's place in order and its in-flight
+/// permit, released when the reply is taken.
+struct Queued {
+    seq: u64,
+    reply: Bytes,
+    _permit: OwnedSemaphorePermit,
+}
+
 /// The session's side of [`Replies`].
 pub struct ReplySender {
-    tx: mpsc::Sender<Bytes>,
-    /// One permit per request taken in and not yet answered (released once its reply is
-    /// queued): bounds the requests served at once, and tells the writer whether more
-    /// replies are coming.
+    tx: mpsc::Sender<Queued>,
+    /// One permit per request taken in whose reply the writer has not taken yet: bounds
+    /// the requests served (and the replies held back) at once, and tells the writer
+    /// whether more replies are coming.
     in_flight: Arc<Semaphore>,
 }
 
 /// The reply queue of a session served with `limits` (pass the same to [`serve`]).
-/// Every request holds a permit until its reply is queued, so requests alone never
-/// fill the queue.
+/// Every request holds a permit until its reply is taken, so requests alone never fill
+/// the queue.
 pub fn replies(limits: &Limits) -> (ReplySender, Replies) {
-    let (tx, rx) = mpsc::channel(2 * limits.max_in_flight);
+    let (tx, rx) = mpsc::channel(limits.max_in_flight);
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     (
         ReplySender {
@@ -78,6 +99,8 @@ pub fn replies(limits: &Limits) -> (ReplySender, Replies) {
         },
         Replies {
             rx,
+            held: VecDeque::new(),
+            next: 0,
             in_flight,
             max_in_flight: limits.max_in_flight,
         },
@@ -85,18 +108,68 @@ pub fn replies(limits: &Limits) -> (ReplySender, Replies) {
 }
 
 impl Replies {
-    /// The next reply; `None` once the session has ended and every reply was taken.
+    /// The next reply in request order; `None` once the session has ended and every
+    /// reply was taken.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        self.rx.recv().await
+        loop {
+            if let Some(reply) = self.take_next() {
+                return Some(reply);
+            }
+            match self.rx.recv().await {
+                Some(q) => self.hold(q),
+                // The session ended: requests cut short at its end never reply, so
+                // what is left goes out in order, past the gaps.
+                None => {
+                    while let Some(slot) = self.held.pop_front() {
+                        self.next += 1;
+                        if let Some(q) = slot {
+                            return Some(q.reply);
+                        }
+                    }
+                    return None;
+                }
+            }
+        }
     }
 
-    /// A reply that is ready now.
+    /// The next reply in request order, if it is ready now.
     pub fn try_recv(&mut self) -> Option<Bytes> {
-        self.rx.try_recv().ok()
+        self.receive_ready();
+        self.take_next()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+    /// Whether the next reply in request order is not ready yet.
+    pub fn is_empty(&mut self) -> bool {
+        self.receive_ready();
+        !matches!(self.held.front(), Some(Some(_)))
+    }
+
+    fn receive_ready(&mut self) {
+        while let Ok(q) = self.rx.try_recv() {
+            self.hold(q);
+        }
+    }
+
+    fn hold(&mut self, q: Queued) {
+        // Sequence numbers are handed out once each, in order, and `next` only passes
+        // those already taken: a reply is never behind `next`.
+        debug_assert!(q.seq >= self.next, "reply {} after {}", q.seq, self.next);
+        let Some(i) = q.seq.checked_sub(self.next) else {
+            return;
+        };
+        let i = i as usize;
+        if self.held.len() <= i {
+            self.held.resize_with(i + 1, || None);
+        }
+        self.held[i] = Some(q);
+    }
+
+    fn take_next(&mut self) -> Option<Bytes> {
+        if !matches!(self.held.front(), Some(Some(_))) {
+            return None;
+        }
+        self.next += 1;
+        self.held.pop_front().flatten().map(|q| q.reply)
     }
 
     /// Whether requests are still being served, so more replies will follow (a writer
@@ -146,6 +219,8 @@ pub async fn serve<S: ChunkSource>(
     });
     let mut reader = PacketReader::new(limits.max_packet_len as usize + 1024);
     let mut initialized = false;
+    // Each request's place in the order of replies (see [`Replies`]).
+    let mut next_seq = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
     let result = 'outer: loop {
         let chunk = tokio::select! {
@@ -178,49 +253,60 @@ pub async fn serve<S: ChunkSource>(
                 Frame::Packet(packet) => match codec::decode_request(packet) {
                     Ok(r) => Incoming::Request(r),
                     Err(DecodeError::UnknownType { id: Some(id), ty }) => {
-                        session
-                            .reply(|b| {
-                                codec::encode_status(
-                                    b,
-                                    id,
-                                    codec::SSH_FX_OP_UNSUPPORTED,
-                                    &format!("unsupported request type {ty}"),
-                                )
-                            })
-                            .await;
-                        continue;
+                        Incoming::Unsupported { id, ty }
                     }
                     Err(e) => break 'outer Err(SessionError::Malformed(e.to_string())),
                 },
             };
-            if let Incoming::Request(Request::Init { .. }) = request {
-                initialized = true;
-                session
-                    .reply(|b| codec::encode_version(b, 3, EXTENSIONS))
-                    .await;
-                continue;
-            }
-            if !initialized {
+            let is_init = matches!(request, Incoming::Request(Request::Init { .. }));
+            if !initialized && !is_init && !matches!(request, Incoming::Unsupported { .. }) {
                 break 'outer Err(SessionError::NotInitialized);
             }
-            conn.touch();
             let Ok(permit) = out.in_flight.clone().acquire_owned().await else {
                 break 'outer Ok(());
             };
-            let session = session.clone();
-            tasks.spawn(async move {
-                let reply = match request {
-                    Incoming::Request(r) => session.handle(r).await,
-                    Incoming::Write {
-                        id,
-                        handle,
-                        offset,
-                        data,
-                    } => session.handle_write(id, &handle, offset, data).await,
-                };
-                let _ = session.out.send(reply).await;
-                drop(permit);
-            });
+            let seq = next_seq;
+            next_seq += 1;
+            let answered = move |reply| Queued {
+                seq,
+                reply,
+                _permit: permit,
+            };
+            match request {
+                Incoming::Request(Request::Init { .. }) => {
+                    initialized = true;
+                    let mut buf = BytesMut::with_capacity(256);
+                    codec::encode_version(&mut buf, 3, EXTENSIONS);
+                    let _ = session.out.send(answered(buf.freeze())).await;
+                }
+                Incoming::Unsupported { id, ty } => {
+                    let mut buf = BytesMut::with_capacity(64);
+                    let msg = format!("unsupported request type {ty}");
+                    codec::encode_status(&mut buf, id, codec::SSH_FX_OP_UNSUPPORTED, &msg);
+                    let _ = session.out.send(answered(buf.freeze())).await;
+                }
+                Incoming::Request(r) => {
+                    conn.touch();
+                    let session = session.clone();
+                    tasks.spawn(async move {
+                        let reply = session.handle(r).await;
+                        let _ = session.out.send(answered(reply)).await;
+                    });
+                }
+                Incoming::Write {
+                    id,
+                    handle,
+                    offset,
+                    data,
+                } => {
+                    conn.touch();
+                    let session = session.clone();
+                    tasks.spawn(async move {
+                        let reply = session.handle_write(id, &handle, offset, data).await;
+                        let _ = session.out.send(answered(reply)).await;
+                    });
+                }
+            }
         }
     };
     // Let requests still running finish briefly (a client may half-close after its last
@@ -244,7 +330,8 @@ pub async fn serve<S: ChunkSource>(
     result
 }
 
-/// A framed request: decoded, or a WRITE whose data is still in the received chunks.
+/// A framed request: decoded, a WRITE whose data is still in the received chunks, or a
+/// request type this server does not know (answered OP_UNSUPPORTED).
 enum Incoming {
     Request(Request),
     Write {
@@ -253,11 +340,15 @@ enum Incoming {
         offset: u64,
         data: Vec<Bytes>,
     },
+    Unsupported {
+        id: u32,
+        ty: u8,
+    },
 }
 
 struct Session {
     conn: Arc<Connection>,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Queued>,
     limits: Limits,
     handles: Mutex<HashMap<u32, Arc<HandleEntry>>>,
     next_handle: AtomicU32,
@@ -331,12 +422,6 @@ fn set_attrs_of(a: &FileAttrs) -> SetAttrs {
 impl Session {
     fn lock_handles(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<HandleEntry>>> {
         self.handles.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn reply(&self, encode: impl FnOnce(&mut BytesMut)) {
-        let mut buf = BytesMut::with_capacity(64);
-        encode(&mut buf);
-        let _ = self.out.send(buf.freeze()).await;
     }
 
     /// Serves one request and encodes its reply.
@@ -693,14 +778,24 @@ fn longname_info(st: &FileStat) -> codec::LongnameInfo {
 mod tests {
     use super::*;
 
+    /// A reply as the session queues it: request `seq`, holding a fresh permit.
+    async fn queue(tx: &ReplySender, seq: u64, reply: &'static [u8]) {
+        let permit = tx.in_flight.clone().acquire_owned().await.unwrap();
+        let q = Queued {
+            seq,
+            reply: Bytes::from_static(reply),
+            _permit: permit,
+        };
+        tx.tx.send(q).await.unwrap();
+    }
+
     #[tokio::test]
     async fn replies_say_more_are_coming_while_a_request_is_served() {
         let (tx, mut rx) = replies(&Limits::default());
         assert!(!rx.more_coming());
-        let first = tx.in_flight.clone().acquire_owned().await.unwrap();
         let second = tx.in_flight.clone().acquire_owned().await.unwrap();
-        tx.tx.send(Bytes::from_static(b"first")).await.unwrap();
-        drop(first);
+        queue(&tx, 0, b"first").await;
+        assert!(rx.more_coming());
         assert_eq!(rx.try_recv().as_deref(), Some(&b"first"[..]));
         assert!(rx.is_empty());
         assert!(rx.more_coming(), "the second request is still being served");
@@ -708,5 +803,41 @@ mod tests {
         assert!(!rx.more_coming());
         drop(tx);
         assert_eq!(rx.recv().await, None, "the session ended");
+    }
+
+    #[tokio::test]
+    async fn replies_leave_in_request_order_and_hold_their_permits_until_taken() {
+        let limits = Limits {
+            max_in_flight: 4,
+            ..Limits::default()
+        };
+        let (tx, mut rx) = replies(&limits);
+        // Requests 1, 3 and 2 finish before request 0.
+        queue(&tx, 1, b"one").await;
+        queue(&tx, 3, b"three").await;
+        queue(&tx, 2, b"two").await;
+        assert!(rx.is_empty(), "nothing may overtake request 0");
+        assert_eq!(rx.try_recv(), None);
+        assert_eq!(
+            tx.in_flight.available_permits(),
+            1,
+            "held replies keep their permits"
+        );
+        queue(&tx, 0, b"zero").await;
+        assert!(!rx.is_empty());
+        for want in [&b"zero"[..], b"one", b"two"] {
+            assert_eq!(rx.try_recv().as_deref(), Some(want));
+        }
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"three"[..]));
+        assert_eq!(tx.in_flight.available_permits(), 4);
+        assert!(!rx.more_coming());
+        // At the end of a session, requests cut short leave gaps: the rest still goes,
+        // in order.
+        queue(&tx, 6, b"six").await;
+        queue(&tx, 5, b"five").await;
+        drop(tx);
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"five"[..]));
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"six"[..]));
+        assert_eq!(rx.recv().await, None);
     }
 }

@@ -1108,3 +1108,79 @@ async fn pipelined_requests_see_the_effects_of_earlier_ones() {
     }
     srv.stop().await;
 }
+
+/// Replies come in the order of the requests, whatever each costs: paramiko's pipelined
+/// upload hangs otherwise (see `sftpgo_sftp::Replies`). Requests that wait for the disk
+/// (WRITE, fsync, MKDIR) are mixed with ones answered at once (REALPATH, a READ of an
+/// unknown handle, an unknown request type), and all are read back raw, in arrival order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_come_in_request_order() {
+    let (srv, mut c) = setup(&all_perms()).await;
+    let flags = codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
+    let handle = c.open("/ordered", flags).await.unwrap().expect("open");
+    let chunk = Bytes::from(pattern(64 * 1024, 3));
+    // Rounds of 61 requests: more than our test client buffers unread would stall it.
+    for round in 0..4u64 {
+        let mut sent = Vec::new();
+        for i in round * 60..(round + 1) * 60 {
+            let h = handle.clone();
+            let id = match i % 6 {
+                0 | 1 => {
+                    c.send(|id| Request::Write {
+                        id,
+                        handle: h,
+                        offset: i * chunk.len() as u64,
+                        data: chunk.clone(),
+                    })
+                    .await
+                }
+                2 if i % 60 == 2 => {
+                    c.send(|id| Request::Extended {
+                        id,
+                        ext: Extended::Fsync { handle: h },
+                    })
+                    .await
+                }
+                2 | 3 => c.send(|id| Request::Realpath { id, path: b(".") }).await,
+                4 => {
+                    c.send(|id| Request::Read {
+                        id,
+                        handle: b("no-such-handle"),
+                        offset: 0,
+                        len: 10,
+                    })
+                    .await
+                }
+                _ => {
+                    let path = format!("/dir{i}");
+                    c.send(|id| Request::Mkdir {
+                        id,
+                        path: b(&path),
+                        attrs: FileAttrs::default(),
+                    })
+                    .await
+                }
+            }
+            .unwrap();
+            sent.push(id);
+            if i % 60 == 59 {
+                // An unknown request type, answered by the session loop itself.
+                let id = c.next_id();
+                let mut raw = BytesMut::new();
+                raw.put_u32(5);
+                raw.put_u8(222);
+                raw.put_u32(id);
+                c.send_raw(&raw).await.unwrap();
+                sent.push(id);
+            }
+        }
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let r = c.recv().await.unwrap().expect("a reply for every request");
+            got.push(r.id().expect("an id"));
+        }
+        assert_eq!(got, sent, "replies in request order");
+    }
+    assert_eq!(c.close(&handle).await.unwrap(), codec::SSH_FX_OK);
+    srv.stop().await;
+}
