@@ -31,6 +31,18 @@ fn client_available(name: &str, probe: &[&str], install: &str) -> bool {
     ok
 }
 
+/// A server with one user who logs in by key or password, the user's key, and a work dir
+/// for the client's files.
+async fn server_with_user(
+    name: &str,
+    password: Option<&str>,
+) -> (TestServer, TestKey, tempfile::TempDir) {
+    let srv = TestServer::start().await;
+    let key = keygen(srv.dir.path(), "ed25519");
+    srv.add_user(name, password, &[&key], &all_perms()).await;
+    (srv, key, tempfile::tempdir().unwrap())
+}
+
 async fn run(cmd: &mut tokio::process::Command, what: &str) -> Output {
     let out = tokio::time::timeout(Duration::from_secs(300), cmd.kill_on_drop(true).output())
         .await
@@ -82,11 +94,7 @@ async fn paramiko_scripts_work() {
     ) {
         return;
     }
-    let srv = TestServer::start().await;
-    let key = keygen(srv.dir.path(), "ed25519");
-    srv.add_user("py", Some("py-secret"), &[&key], &all_perms())
-        .await;
-    let work = tempfile::tempdir().unwrap();
+    let (srv, key, work) = server_with_user("py", Some("py-secret")).await;
     let big = pattern((5 << 20) + 123, 5);
     let small = pattern(7000, 6);
     std::fs::write(work.path().join("big.bin"), &big).unwrap();
@@ -121,10 +129,7 @@ async fn rclone_copies_checks_and_moves_a_tree() {
     if !client_available("rclone", &["rclone", "version"], "apt-get install rclone") {
         return;
     }
-    let srv = TestServer::start().await;
-    let key = keygen(srv.dir.path(), "ed25519");
-    srv.add_user("rc", None, &[&key], &all_perms()).await;
-    let work = tempfile::tempdir().unwrap();
+    let (srv, key, work) = server_with_user("rc", None).await;
     let src = work.path().join("src");
     let files = make_tree(&src);
     let rclone = |args: &[&str]| {
@@ -211,11 +216,7 @@ async fn curl_libssh2_transfers_and_quote_commands() {
     ) {
         return;
     }
-    let srv = TestServer::start().await;
-    let key = keygen(srv.dir.path(), "ed25519");
-    srv.add_user("cu", Some("cu-secret"), &[&key], &all_perms())
-        .await;
-    let work = tempfile::tempdir().unwrap();
+    let (srv, key, work) = server_with_user("cu", Some("cu-secret")).await;
     let data = pattern((2 << 20) + 77, 31);
     std::fs::write(work.path().join("data.bin"), &data).unwrap();
     let url = |path: &str| format!("sftp://127.0.0.1:{}/{path}", srv.addr.port());
@@ -316,11 +317,7 @@ async fn lftp_mirrors_a_tree_both_ways() {
     if !client_available("lftp", &["lftp", "--version"], "apt-get install lftp") {
         return;
     }
-    let srv = TestServer::start().await;
-    let key = keygen(srv.dir.path(), "ed25519");
-    srv.add_user("lf", Some("lf-secret"), &[&key], &all_perms())
-        .await;
-    let work = tempfile::tempdir().unwrap();
+    let (srv, key, work) = server_with_user("lf", Some("lf-secret")).await;
     let files = make_tree(&work.path().join("src"));
     let ssh_opts = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
     let lftp = |connect: String, user: &str, script: &str| {
