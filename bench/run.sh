@@ -97,7 +97,9 @@ SMALL="$FRESH/client"; mkdir -p "$SMALL/src"
 for i in $(seq "$SMALL_FILES"); do head -c $((SMALL_KIB * 1024)) "$WORK/par.bin" > "$SMALL/src/f$i"; done
 for d in ours openssh; do mkdir "$WORK/data/login_$d"; echo -n x > "$WORK/data/one_$d.bin"; done
 
-# Our server: SQLite user pointing at the shared data dir.
+# Our server: SQLite user pointing at the shared data dir, with quota limits (1 TiB, 10
+# million files: never reached) so that every upload is checked and counted, as the
+# issue's "all features switched on" asks.
 python3 - "$WORK" <<'PY'
 import sqlite3, sys, json
 w = sys.argv[1]
@@ -108,7 +110,7 @@ db.execute('''CREATE TABLE IF NOT EXISTS users ("id" integer NOT NULL PRIMARY KE
  "used_quota_size" bigint NOT NULL, "used_quota_files" integer NOT NULL, "last_quota_update" bigint NOT NULL,
  "upload_bandwidth" integer NOT NULL, "download_bandwidth" integer NOT NULL)''')
 key = open(f"{w}/client.pub").read().strip()
-db.execute("INSERT INTO users (username, password, public_keys, home_dir, uid, gid, max_sessions, quota_size, quota_files, permissions, used_quota_size, used_quota_files, last_quota_update, upload_bandwidth, download_bandwidth) VALUES ('bench', NULL, ?, ?, 0,0,0,0,0,'[\"*\"]',0,0,0,0,0)", (json.dumps([key]), f"{w}/data"))
+db.execute("INSERT INTO users (username, password, public_keys, home_dir, uid, gid, max_sessions, quota_size, quota_files, permissions, used_quota_size, used_quota_files, last_quota_update, upload_bandwidth, download_bandwidth) VALUES ('bench', NULL, ?, ?, 0,0,0,?,?,'[\"*\"]',0,0,0,0,0)", (json.dumps([key]), f"{w}/data", 1 << 40, 10_000_000))
 db.commit()
 PY
 OURS_PORT=$((20000 + RANDOM % 10000)); SSHD_PORT=$((OURS_PORT + 1))

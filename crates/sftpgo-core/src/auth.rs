@@ -213,7 +213,7 @@ impl Core {
             protocol,
             self.observers().clone(),
         ));
-        let quota = crate::quota::QuotaKeeper::new(self.provider().clone(), state.user.clone());
+        let quota = crate::quota::QuotaKeeper::new(self.quota(), state.user.clone());
         let fs = crate::fs::UserFs::new(root, state.clone(), settings, quota);
         self.registry().register(state, remote, fs)
     }

@@ -407,7 +407,8 @@ mod tests {
             true,
             sftpgo_provider::TrackQuota::Always,
         );
-        let quota = crate::quota::QuotaKeeper::new(provider, user.clone());
+        let quota =
+            crate::quota::QuotaKeeper::new(&crate::quota::Ledger::new(provider), user.clone());
         let fs = UserFs::new(root, state.clone(), Settings::default(), quota);
         registry.register(state, "127.0.0.1:1".parse().unwrap(), fs)
     }

@@ -331,7 +331,7 @@ impl UserFs {
             .await?;
         // Quota counts files (inodes): only the last link of a file frees it.
         if let Some(st) = file.as_ref().filter(|st| st.nlink == 1) {
-            self.quota.record(-(st.size as i64), -1).await;
+            self.quota.record(-(st.size as i64), -1);
         }
         self.log_command("Remove", path, None);
         self.fire(ActionKind::Delete, path, None, file.map(|st| st.size));
@@ -373,7 +373,7 @@ impl UserFs {
             })
             .await?;
         if let Some(size) = replaced {
-            self.quota.record(-size, -1).await;
+            self.quota.record(-size, -1);
         }
         self.log_command("Rename", from, Some(to));
         self.fire(ActionKind::Rename, from, Some(to), size);
@@ -446,7 +446,7 @@ impl UserFs {
             Ok(())
         })
         .await?;
-        self.quota.record(size_change, 0).await;
+        self.quota.record(size_change, 0);
         self.log_command("Setstat", path, None);
         Ok(())
     }

@@ -71,6 +71,8 @@ struct CoreInner {
     registry: Registry,
     settings: Settings,
     observers: Observers,
+    /// Every user's used quota as this process knows it.
+    quota: quota::Ledger,
     /// Open home dirs, shared by the connections of one home (see `Root::open_shared`).
     roots: std::sync::Mutex<
         std::collections::HashMap<std::path::PathBuf, std::sync::Weak<sftpgo_vfs::Root>>,
@@ -108,6 +110,7 @@ impl Core {
         }));
         Self {
             inner: Arc::new(CoreInner {
+                quota: quota::Ledger::new(provider.clone()),
                 provider,
                 registry: Registry::default(),
                 settings,
@@ -136,6 +139,11 @@ impl Core {
 
     pub fn provider(&self) -> &DataProvider {
         &self.inner.provider
+    }
+
+    /// Users' used quota: what uploads, removes and quota scans change goes through it.
+    pub fn quota(&self) -> &quota::Ledger {
+        &self.inner.quota
     }
 
     pub fn registry(&self) -> &Registry {

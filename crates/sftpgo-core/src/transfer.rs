@@ -516,8 +516,7 @@ impl Transfer {
             Ok((size, true)) => {
                 if let Some(acc) = &self.inner.accounting {
                     acc.quota
-                        .record(size - acc.base_size, i64::from(acc.new_file))
-                        .await;
+                        .record(size - acc.base_size, i64::from(acc.new_file));
                 }
                 final_size = Some(size.max(0) as u64);
                 Ok(())

@@ -212,12 +212,7 @@ async fn run_scan(s: AppState, user: User) {
     let home = PathBuf::from(&user.home_dir);
     let result = tokio::task::spawn_blocking(move || sftpgo_core::quota::scan(&home)).await;
     match result {
-        Ok(Ok((size, files))) => match s
-            .core
-            .provider()
-            .reset_quota(&user.username, size, files)
-            .await
-        {
+        Ok(Ok((size, files))) => match s.core.quota().reset(&user.username, size, files).await {
             Ok(()) => {
                 tracing::info!(sender = "httpd", username = %user.username, size, files, "quota scan done")
             }

@@ -234,20 +234,31 @@ impl DataProvider {
             .unwrap_or(false)
     }
 
-    /// Adds the deltas to the user's used quota, if `track_quota` says this user is tracked.
-    pub async fn update_quota(&self, user: &User, size_delta: i64, files_delta: i64) -> Result<()> {
-        let tracked = match self.track_quota {
+    /// Whether `track_quota` keeps this user's used quota.
+    pub fn tracks_quota(&self, user: &User) -> bool {
+        match self.track_quota {
             TrackQuota::Off => false,
             TrackQuota::Always => true,
             TrackQuota::LimitedUsersOnly => user.has_quota_limits(),
-        };
-        if !tracked {
+        }
+    }
+
+    /// Adds the deltas to the user's used quota, if `track_quota` says this user is tracked.
+    pub async fn update_quota(&self, user: &User, size_delta: i64, files_delta: i64) -> Result<()> {
+        if !self.tracks_quota(user) {
             return Ok(());
         }
+        self.add_quota(&user.username, size_delta, files_delta)
+            .await
+    }
+
+    /// Adds the deltas to the used quota of `username`, atomically (`used = used + ?`);
+    /// for callers that applied `track_quota` themselves ([`DataProvider::tracks_quota`]).
+    pub async fn add_quota(&self, username: &str, size_delta: i64, files_delta: i64) -> Result<()> {
         self.timed(
             "update_quota",
             self.backend.update_quota(
-                &user.username,
+                username,
                 QuotaUpdate::Delta {
                     size: size_delta,
                     files: files_delta,

@@ -102,7 +102,9 @@ impl Running {
         {
             tracing::warn!(sender = "service", "some connections did not end in time");
         }
-        // Transfers are over: what they queued still runs, within the grace period.
+        // Transfers are over: their quota changes are written, and what they queued
+        // still runs, within the grace period.
+        self.core.quota().flush().await;
         self.core.actions().shutdown(self.grace).await;
     }
 }

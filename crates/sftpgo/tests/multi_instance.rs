@@ -94,6 +94,8 @@ async fn two_instances_share_users_and_add_up_quota_exactly() {
     for t in tasks {
         t.await.unwrap();
     }
+    a.core().quota().flush().await;
+    b.core().quota().flush().await;
     let user = b
         .core()
         .provider()

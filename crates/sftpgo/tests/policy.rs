@@ -21,7 +21,9 @@ async fn user_with(srv: &TestServer, name: &str, edit: impl FnOnce(&mut User)) -
     u
 }
 
+/// The stored used quota, once the changes made so far are written.
 async fn used(srv: &TestServer, name: &str) -> (i64, i64) {
+    srv.core().quota().flush().await;
     let u = srv.core().provider().user_by_username(name).await.unwrap();
     (u.used_quota_size, u.used_quota_files)
 }
