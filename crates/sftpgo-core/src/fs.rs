@@ -529,10 +529,9 @@ impl UserFs {
                 // directory, symlink, even dangling) makes it fail with EEXIST, and the
                 // probing path decides. Atomic mode writes a temp file, so it probes.
                 if !atomic_mode && flags.create && quota.allows_another_file(usage) {
-                    let remaining = match quota.admit(usage, true) {
-                        Ok(remaining) => remaining,
-                        Err(e) => return Ok(Err(e)),
-                    };
+                    if let Err(e) = quota.admit(usage, true) {
+                        return Ok(Err(e));
+                    }
                     let create = OpenOptions {
                         exclusive: true,
                         truncate: false,
@@ -541,7 +540,7 @@ impl UserFs {
                     match r.open_file_sized(&probe, &create) {
                         Ok(opened) => {
                             chown_created(r, &probe, owner);
-                            return Ok(Ok((None, None, remaining, opened, None)));
+                            return Ok(Ok((None, None, opened, None)));
                         }
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !flags.exclusive => {}
                         Err(e) => return Err(e),
@@ -551,10 +550,9 @@ impl UserFs {
                 // to (what an in-place upload writes, through a symlink if it is one).
                 let existing = r.lstat(&probe).ok();
                 let resolved = r.stat(&probe).ok();
-                let remaining = match quota.admit(usage, resolved.is_none() && flags.create) {
-                    Ok(remaining) => remaining,
-                    Err(e) => return Ok(Err(e)),
-                };
+                if let Err(e) = quota.admit(usage, resolved.is_none() && flags.create) {
+                    return Ok(Err(e));
+                }
                 // Atomic mode covers writes that replace the whole file; resume and append
                 // must see the existing data, so they write in place.
                 let atomic = atomic_mode
@@ -578,16 +576,16 @@ impl UserFs {
                         temp,
                         replace: !flags.exclusive,
                     };
-                    return Ok(Ok((existing, resolved, remaining, opened, Some(upload))));
+                    return Ok(Ok((existing, resolved, opened, Some(upload))));
                 }
                 let opened = r.open_file_sized(&p, &opts)?;
                 if existing.is_none() {
                     chown_created(r, &p, owner);
                 }
-                Ok(Ok((existing, resolved, remaining, opened, None)))
+                Ok(Ok((existing, resolved, opened, None)))
             })
             .await?;
-        let (existing, resolved, remaining, opened, atomic) = opened?;
+        let (existing, resolved, opened, atomic) = opened?;
         // Quota counts files (inodes). An atomic upload puts a new file at the path: the
         // old entry stops counting only if it was the last link of a regular file. An
         // in-place upload writes the file the path resolves to.
@@ -603,11 +601,10 @@ impl UserFs {
             }
         };
         let accounting = UploadAccounting {
-            quota: self.quota.clone(),
+            reservation: self.quota.reservation(),
             base_size,
             initial_size: opened.size as i64,
             new_file,
-            remaining,
             append: flags.append,
         };
         Ok(Transfer::start_upload(
@@ -625,14 +622,13 @@ impl UserFs {
 
 /// What an upload needs to enforce and record quota.
 pub(crate) struct UploadAccounting {
-    pub quota: QuotaKeeper,
+    /// Counts the upload's growth against the size limit, and records its change.
+    pub reservation: crate::quota::Reservation,
     /// Size of the file the upload replaces or extends (0 for a new file).
     pub base_size: i64,
     /// Size of the opened file right after opening (after any truncation).
     pub initial_size: i64,
     pub new_file: bool,
-    /// Bytes the user may still add; `None` = unlimited.
-    pub remaining: Option<i64>,
     /// O_APPEND writes land at the end whatever their offset.
     pub append: bool,
 }

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::io;
 use std::ops::AddAssign;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -137,10 +138,24 @@ struct AccountState {
     writing: Usage,
     /// Recorded here, not yet written.
     pending: Usage,
+    /// Bytes the uploads in progress (of every connection of the user) have added so far:
+    /// counted against the size limit with the rest, recorded when they close.
+    reserved: i64,
     /// A task is waiting to write `pending`.
     scheduled: bool,
     /// Writes failed in a row (the retry delay doubles with each).
     failures: u32,
+}
+
+impl AccountState {
+    /// The usage as this process knows it, uploads in progress included.
+    fn estimate(&self) -> Usage {
+        let mut u = self.stored.map(|(u, _)| u).unwrap_or_default();
+        u += self.writing;
+        u += self.pending;
+        u.size += self.reserved;
+        u
+    }
 }
 
 impl Account {
@@ -161,25 +176,42 @@ impl Account {
             files: user.used_quota_files,
         };
         s.stored = Some((stored, Instant::now()));
-        let mut u = stored;
-        u += s.pending;
-        Ok(u)
+        Ok(s.estimate())
     }
 
     fn known(&self) -> Option<Usage> {
         let s = self.lock();
-        let (mut u, _) = s.stored.filter(|(_, at)| at.elapsed() < REFRESH_AFTER)?;
-        u += s.writing;
-        u += s.pending;
-        Some(u)
+        s.stored
+            .filter(|(_, at)| at.elapsed() < REFRESH_AFTER)
+            .map(|_| s.estimate())
     }
 
-    /// Adds a change; it is written with the others made within [`FLUSH_DELAY`].
-    fn record(self: &Arc<Self>, delta: Usage) {
+    /// Counts `bytes` more of an upload in progress against `limit`; refused (with the
+    /// bytes left) when the user's usage, the other uploads in progress included, would
+    /// pass it. Uses the last usage read, however old: the upload's open read it.
+    fn reserve(&self, bytes: i64, limit: i64) -> Result<(), i64> {
         let mut s = self.lock();
-        s.pending += delta;
-        if !s.scheduled {
-            s.scheduled = self.schedule(FLUSH_DELAY);
+        if s.stored.is_some() {
+            let used = s.estimate().size;
+            if used + bytes > limit {
+                return Err((limit - used).max(0));
+            }
+        }
+        s.reserved += bytes;
+        Ok(())
+    }
+
+    /// Ends a reservation: its bytes stop counting as in progress, and `delta` (a change
+    /// to record) starts counting as done, at the same moment. The change is written with
+    /// the others made within [`FLUSH_DELAY`].
+    fn settle(self: &Arc<Self>, reserved: i64, delta: Option<Usage>) {
+        let mut s = self.lock();
+        s.reserved -= reserved;
+        if let Some(d) = delta {
+            s.pending += d;
+            if !s.scheduled {
+                s.scheduled = self.schedule(FLUSH_DELAY);
+            }
         }
     }
 
@@ -346,6 +378,16 @@ impl QuotaKeeper {
         tracing::info!(sender = "quota", username = %self.user.username, what, used, limit, "quota exceeded, write denied");
     }
 
+    /// What an upload opened now counts against the size limit while it runs.
+    pub(crate) fn reservation(&self) -> Reservation {
+        Reservation {
+            account: self.account.clone(),
+            limit: (self.enforced() && self.user.quota_size > 0).then_some(self.user.quota_size),
+            tracked: self.provider.tracks_quota(&self.user),
+            bytes: AtomicI64::new(0),
+        }
+    }
+
     /// Records a change, written to the provider within [`FLUSH_DELAY`]. A failed write is
     /// logged with its amounts and retried; it never fails the operation that already
     /// happened.
@@ -353,10 +395,64 @@ impl QuotaKeeper {
         if (size_delta == 0 && files_delta == 0) || !self.provider.tracks_quota(&self.user) {
             return;
         }
-        self.account.record(Usage {
+        let delta = Usage {
             size: size_delta,
             files: files_delta,
-        });
+        };
+        self.account.settle(0, Some(delta));
+    }
+}
+
+/// An upload's growth counted against the user's size limit with the growth of the user's
+/// other uploads in progress, so that uploads running together cannot pass the limit
+/// together. Released when the upload closes or is dropped.
+pub(crate) struct Reservation {
+    account: Arc<Account>,
+    /// The size limit, when one is enforced.
+    limit: Option<i64>,
+    /// Whether `track_quota` records this user's changes.
+    tracked: bool,
+    bytes: AtomicI64,
+}
+
+impl Reservation {
+    /// The upload's growth over what it replaced went from `from` to `to` bytes (either
+    /// may be negative: an overwrite starts below the old size). Refused with the bytes
+    /// left when the limit would be passed.
+    pub(crate) fn grow(&self, from: i64, to: i64) -> Result<(), i64> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        let more = to.max(0) - from.max(0);
+        if more <= 0 {
+            return Ok(());
+        }
+        self.account.reserve(more, limit)?;
+        self.bytes.fetch_add(more, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The upload is over: its growth stops counting as in progress and `size_delta` /
+    /// `files_delta` are recorded in its place, in one step.
+    pub(crate) fn settle(&self, size_delta: i64, files_delta: i64) {
+        let reserved = self.bytes.swap(0, Ordering::Relaxed);
+        let delta = Usage {
+            size: size_delta,
+            files: files_delta,
+        };
+        let delta = (self.tracked && !delta.is_zero()).then_some(delta);
+        if reserved != 0 || delta.is_some() {
+            self.account.settle(reserved, delta);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let reserved = *self.bytes.get_mut();
+        if reserved != 0 {
+            self.account.settle(reserved, None);
+        }
     }
 }
 
@@ -595,5 +691,48 @@ mod tests {
             1,
             "a removed user's change is dropped, not retried"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn uploads_in_progress_count_against_the_limit_together() {
+        let f = fixture().await;
+        let a = QuotaKeeper::new(&f.ledger, f.user.clone());
+        let b = QuotaKeeper::new(&f.ledger, f.user.clone()); // a second connection
+        assert_eq!(a.admit_write(true).await.unwrap(), Some(1_000_000));
+        let up1 = a.reservation();
+        let up2 = b.reservation();
+        up1.grow(0, 600_000).unwrap();
+        assert_eq!(
+            up2.grow(0, 600_000),
+            Err(400_000),
+            "the two would pass 1 MB"
+        );
+        up2.grow(0, 400_000).unwrap();
+        assert!(
+            matches!(b.admit_write(true).await, Err(FsError::QuotaExceeded(_))),
+            "a third upload finds no room at open"
+        );
+        // Growth is counted once: an overwrite below the old size adds nothing.
+        let up3 = a.reservation();
+        up3.grow(-500, -100).unwrap();
+        // up1 closes: its growth is recorded, up2's is dropped (failed upload).
+        up1.settle(600_000, 1);
+        drop(up2);
+        drop(up3);
+        assert_eq!(a.admit_write(true).await.unwrap(), Some(400_000));
+        tokio::time::sleep(FLUSH_DELAY * 2).await;
+        assert_eq!(
+            f.stored().await,
+            (600_000, 1),
+            "only the closed upload is stored"
+        );
+        // Without a size limit nothing is counted.
+        let unlimited = Arc::new(User {
+            quota_size: 0,
+            ..(*f.user).clone()
+        });
+        let c = QuotaKeeper::new(&f.ledger, unlimited).reservation();
+        c.grow(0, 5_000_000).unwrap();
+        assert_eq!(a.admit_write(true).await.unwrap(), Some(400_000));
     }
 }

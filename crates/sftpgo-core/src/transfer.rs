@@ -362,32 +362,29 @@ impl Transfer {
         let Some(acc) = &self.inner.accounting else {
             return Ok(());
         };
-        let Some(remaining) = acc.remaining else {
-            return Ok(());
-        };
         let end = if acc.append {
             acc.initial_size.max(0) as u64 + self.bytes() + len
         } else {
             offset.saturating_add(len)
         };
-        let size_after = self
-            .inner
-            .max_end
-            .fetch_max(end, Ordering::Relaxed)
-            .max(end);
-        let growth = size_after as i64 - acc.base_size;
-        if growth > remaining {
+        let before = self.inner.max_end.fetch_max(end, Ordering::Relaxed);
+        if end <= before {
+            return Ok(()); // no growth (a write after a refused one fails in the I/O queue)
+        }
+        let growth = |size: u64| (size as i64).saturating_sub(acc.base_size);
+        if let Err(left) = acc.reservation.grow(growth(before), growth(end)) {
             self.fail("quota exceeded".into());
+            let more = growth(end) - growth(before).max(0);
             tracing::info!(
                 sender = "quota",
                 username = %self.inner.state.user.username,
                 file_path = %self.inner.host_path.display(),
-                growth,
-                remaining,
+                growth = growth(end),
+                left,
                 "quota exceeded during upload"
             );
             return Err(io::Error::other(format!(
-                "quota exceeded: the upload would add {growth} bytes, {remaining} left"
+                "quota exceeded: the write would add {more} bytes, {left} left"
             )));
         }
         Ok(())
@@ -515,8 +512,8 @@ impl Transfer {
         let result = match outcome {
             Ok((size, true)) => {
                 if let Some(acc) = &self.inner.accounting {
-                    acc.quota
-                        .record(size - acc.base_size, i64::from(acc.new_file));
+                    acc.reservation
+                        .settle(size - acc.base_size, i64::from(acc.new_file));
                 }
                 final_size = Some(size.max(0) as u64);
                 Ok(())

@@ -469,3 +469,70 @@ async fn ten_simultaneous_logins_for_three_sessions_admit_three() {
     assert_eq!(srv.core().registry().sessions_of("three"), 3);
     srv.stop().await;
 }
+
+/// Writes `data` at offset 0 in 32 KiB requests; the status of the first refused one.
+async fn write_until_refused(c: &mut SftpClient, handle: &Bytes, data: &[u8]) -> u32 {
+    for (i, chunk) in data.chunks(32 * 1024).enumerate() {
+        let (h, d) = (handle.clone(), Bytes::copy_from_slice(chunk));
+        let code = c
+            .status(|id| Request::Write {
+                id,
+                handle: h,
+                offset: (i * 32 * 1024) as u64,
+                data: d,
+            })
+            .await
+            .unwrap();
+        if code != codec::SSH_FX_OK {
+            return code;
+        }
+    }
+    codec::SSH_FX_OK
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_running_together_cannot_pass_the_size_quota_together() {
+    let srv = TestServer::start_with(|c| c.sftpd.upload_mode = 1, Tuning::default()).await;
+    user_with(&srv, "two", |u| u.quota_size = 1_000_000).await;
+    let home = srv.home("two");
+    let mut a = SftpClient::connect(srv.addr, "two", Credential::Password(PW))
+        .await
+        .unwrap();
+    let mut b = SftpClient::connect(srv.addr, "two", Credential::Password(PW))
+        .await
+        .unwrap();
+    let flags = codec::SSH_FXF_WRITE | codec::SSH_FXF_CREAT | codec::SSH_FXF_TRUNC;
+    // Both open while nothing is used: each alone would fit.
+    let ha = a.open("/a.bin", flags).await.unwrap().unwrap();
+    let hb = b.open("/b.bin", flags).await.unwrap().unwrap();
+    let data = pattern(600_000, 9);
+    assert_eq!(
+        write_until_refused(&mut a, &ha, &data).await,
+        codec::SSH_FX_OK
+    );
+    // The second connection's upload meets the first one's 600 KB, still in progress.
+    assert_eq!(
+        write_until_refused(&mut b, &hb, &data).await,
+        codec::SSH_FX_FAILURE,
+        "the second upload is refused once both would pass 1 MB"
+    );
+    assert_eq!(a.close(&ha).await.unwrap(), codec::SSH_FX_OK);
+    assert_ne!(b.close(&hb).await.unwrap(), codec::SSH_FX_OK);
+    assert_eq!(std::fs::read(home.join("a.bin")).unwrap(), data);
+    assert!(
+        !home.join("b.bin").exists(),
+        "the refused atomic upload left nothing"
+    );
+    assert_eq!(used(&srv, "two").await, (600_000, 1));
+    // What the refused upload had counted is released: 400 KB fit again.
+    b.put("/c.bin", &pattern(400_000, 3), 32 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(used(&srv, "two").await, (1_000_000, 2));
+    assert_eq!(
+        used(&srv, "two").await,
+        sftpgo_core::quota::scan(&home).unwrap()
+    );
+    drop((a, b));
+    srv.stop().await;
+}
