@@ -160,7 +160,7 @@ impl AccountState {
 
 impl Account {
     /// The usage: the stored figure (read again when older than [`REFRESH_AFTER`]) plus
-    /// the changes recorded here and not yet written.
+    /// the changes recorded here and not yet written, and the uploads in progress.
     async fn usage(&self) -> Result<Usage, ProviderError> {
         if let Some(u) = self.known() {
             return Ok(u);
