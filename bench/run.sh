@@ -347,14 +347,16 @@ measure() {
   echo "$(echo "$t1 - $t0" | bc -l) $(echo "($c1 - $c0) * 1000 / $SMALL_FILES" | bc -l) $cs" \
     "$(echo "($k1 - $k0) * 1000 / $SMALL_FILES" | bc -l) $client" >> "$WORK/sm.$server.$op"
 }
+small_batches() { # prefix remote_dir local_dir: $WORK/<prefix>_{put,ls,get}.batch
+  echo "put -r $SMALL/src $2" > "$WORK/$1_put.batch"
+  echo "ls -l $2" > "$WORK/$1_ls.batch"
+  echo "get -r $2 $3" > "$WORK/$1_get.batch"
+}
 col_median() { awk -v c="$2" '{print $c}' "$1" | median; }
 col_range() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{a[NR]=$1} END {printf "%.3g-%.3g", a[1], a[NR]}'; }
 for rep in $(seq "$REPS"); do
   for server in ours openssh; do
-    d="fresh/small_${server}_$rep"
-    echo "put -r $SMALL/src $d" > "$WORK/sm_put.batch"
-    echo "ls -l $d" > "$WORK/sm_ls.batch"
-    echo "get -r $d $SMALL/back_${server}_$rep" > "$WORK/sm_get.batch"
+    small_batches sm "fresh/small_${server}_$rep" "$SMALL/back_${server}_$rep"
     for op in put ls get; do
       TIMED=(/usr/bin/time -o "$WORK/client.time" -f '%U %S')
       measure $server $op sftp_run $server $GCM "$WORK/sm_$op.batch" /dev/stdout
@@ -389,22 +391,20 @@ pin_servers() { # cpu list
   taskset -a -p -c "$1" "$OURS_PID" >/dev/null; taskset -a -p -c "$1" "$SSHD_PID" >/dev/null
 }
 if [ "$(nproc)" -gt 1 ]; then
+  ALL_CPUS=$(taskset -p -c $$ | sed 's/.*: //')   # what the servers inherited from this script
   pin_servers 0
   for rep in $(seq "$REPS"); do
     for server in ours openssh; do
-      d="fresh/one_${server}_$rep"
-      echo "put -r $SMALL/src $d" > "$WORK/sm1_put.batch"
-      echo "get -r $d $SMALL/back1_${server}_$rep" > "$WORK/sm1_get.batch"
+      small_batches sm1 "fresh/one_${server}_$rep" "$SMALL/back1_${server}_$rep"
       for op in put get; do
-        TIMED=(taskset -c 0); t0=$(now); sftp_run $server $GCM "$WORK/sm1_$op.batch"; t1=$(now); TIMED=()
-        echo "$t1 - $t0" | bc -l >> "$WORK/sm1.$server.$op"
+        TIMED=(taskset -c 0); measure $server one_$op sftp_run $server $GCM "$WORK/sm1_$op.batch"; TIMED=()
       done
     done
   done
-  pin_servers "0-$(($(nproc) - 1))"
+  pin_servers "$ALL_CPUS"
   for op in put get; do
     fig one "$SMALL_FILES x $SMALL_KIB KiB $op -r, client and servers on one vCPU, s, median of $REPS" s lower \
-      "$(median < "$WORK/sm1.ours.$op")" "$(median < "$WORK/sm1.openssh.$op")"
+      "$(col_median "$WORK/sm.ours.one_$op" 1)" "$(col_median "$WORK/sm.openssh.one_$op" 1)"
   done
 fi
 # How far any server could get ahead of OpenSSH here with this client: the round trips are
