@@ -56,6 +56,9 @@ pub struct SftpdConfig {
     /// Seconds a connection may take to authenticate (at least 1); a connection not
     /// authenticated by then is closed.
     pub login_timeout: u64,
+    /// Minutes: at start, atomic-upload temp files not written for this long are removed
+    /// from the users' home dirs (left by a crash); 0 disables the sweep.
+    pub stale_upload_max_age: u64,
 }
 
 impl Default for SftpdConfig {
@@ -71,6 +74,7 @@ impl Default for SftpdConfig {
             actions: ActionsConfig::default(),
             keys: Vec::new(),
             login_timeout: 120,
+            stale_upload_max_age: 360,
         }
     }
 }
@@ -789,6 +793,12 @@ impl Config {
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.sftpd.idle_timeout > 0)
             .then(|| Duration::from_secs(self.sftpd.idle_timeout.saturating_mul(60)))
+    }
+
+    /// `sftpd.stale_upload_max_age` (minutes); `None` when the sweep is off.
+    pub fn stale_upload_max_age(&self) -> Option<Duration> {
+        (self.sftpd.stale_upload_max_age > 0)
+            .then(|| Duration::from_secs(self.sftpd.stale_upload_max_age.saturating_mul(60)))
     }
 
     /// `sftpd.login_timeout` (seconds).

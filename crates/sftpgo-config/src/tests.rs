@@ -247,6 +247,12 @@ fn typed_accessors() {
     assert!(c.action_events().is_empty());
     assert_eq!(c.idle_timeout(), Some(Duration::from_secs(15 * 60)));
     assert_eq!(c.login_timeout(), Duration::from_secs(120));
+    assert_eq!(
+        c.stale_upload_max_age(),
+        Some(Duration::from_secs(6 * 3600))
+    );
+    c.sftpd.stale_upload_max_age = 0;
+    assert_eq!(c.stale_upload_max_age(), None);
     c.sftpd.upload_mode = 1;
     c.data_provider.track_quota = 0;
     c.data_provider.manage_users = 0;

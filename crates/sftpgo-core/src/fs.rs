@@ -43,7 +43,8 @@ impl FsError {
             return FsError::PermissionDenied("path escapes the home directory".into());
         }
         match err.kind() {
-            io::ErrorKind::NotFound => FsError::NotFound,
+            // As OpenSSH's sftp-server: a path through a non-directory names nothing.
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => FsError::NotFound,
             io::ErrorKind::PermissionDenied => FsError::PermissionDenied(err.to_string()),
             _ => FsError::Failure(err.to_string()),
         }
@@ -546,10 +547,30 @@ impl UserFs {
                         Err(e) => return Err(e),
                     }
                 }
-                // The entry itself (what an atomic upload replaces) and what it resolves
-                // to (what an in-place upload writes, through a symlink if it is one).
-                let existing = r.lstat(&probe).ok();
-                let resolved = r.stat(&probe).ok();
+                // Everything known here is refused here, before a byte is written: many
+                // clients (paramiko) never read the status of CLOSE or of pipelined WRITEs.
+                // The entry itself, and the file it leads to: through a symlink, the
+                // link's target (followed inside the home; one leading out is refused).
+                let existing = missing_is_none(r.lstat(&probe))?;
+                let (target, resolved) = match existing {
+                    Some(st) if st.is_symlink() => {
+                        let target = r.real_path(&probe)?;
+                        let resolved = missing_is_none(r.stat(&target))?;
+                        (target, resolved)
+                    }
+                    other => (probe.clone(), other),
+                };
+                if let Some(st) = resolved {
+                    if st.is_dir() {
+                        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+                    }
+                    if !st.is_file() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            "not a regular file",
+                        ));
+                    }
+                }
                 if let Err(e) = quota.admit(usage, resolved.is_none() && flags.create) {
                     return Ok(Err(e));
                 }
@@ -558,12 +579,14 @@ impl UserFs {
                 let atomic = atomic_mode
                     && flags.create
                     && !flags.append
-                    && (flags.truncate || existing.is_none());
+                    && (flags.truncate || resolved.is_none());
                 if atomic {
                     if flags.exclusive && existing.is_some() {
                         return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
                     }
-                    let temp = temp_path(&p)?;
+                    // Beside the file the upload replaces (a symlinked name keeps its link),
+                    // so the rename that publishes it stays within one directory.
+                    let temp = temp_path(&target)?;
                     let temp_opts = OpenOptions {
                         create: true,
                         exclusive: true,
@@ -574,9 +597,10 @@ impl UserFs {
                     chown_created(r, &temp, owner);
                     let upload = AtomicUpload {
                         temp,
+                        target,
                         replace: !flags.exclusive,
                     };
-                    return Ok(Ok((existing, resolved, opened, Some(upload))));
+                    return Ok(Ok((resolved, resolved, opened, Some(upload))));
                 }
                 let opened = r.open_file_sized(&p, &opts)?;
                 if existing.is_none() {
@@ -636,8 +660,19 @@ pub(crate) struct UploadAccounting {
 /// An upload written to a hidden temp file, published by rename on success.
 pub(crate) struct AtomicUpload {
     pub temp: VirtualPath,
+    /// Where it is published: the client's path, or the file a symlink there leads to.
+    pub target: VirtualPath,
     /// False for exclusive creates: publishing must not replace a file that appeared meanwhile.
     pub replace: bool,
+}
+
+/// A stat's result with "no such file" as `None`; other errors stay errors.
+fn missing_is_none(res: io::Result<FileStat>) -> io::Result<Option<FileStat>> {
+    match res {
+        Ok(st) => Ok(Some(st)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `.sftpgo-upload.<random>.<name>` beside the target, within NAME_MAX.
@@ -672,25 +707,42 @@ fn is_temp_name(name: &[u8]) -> bool {
         .is_some_and(|id| id[..16].iter().all(u8::is_ascii_hexdigit) && id[16] == b'.')
 }
 
-/// Removes atomic-upload temp files a crash left under `home` (symlinks not followed).
-/// Returns how many were removed. Run at start: no upload of this process is open then.
-pub fn remove_stale_uploads(home: &std::path::Path) -> std::io::Result<usize> {
-    use std::os::unix::ffi::OsStrExt;
+/// Removes atomic-upload temp files that a crash or a killed process left in the home
+/// dir at `home`, walking it through the confinement layer (symlinks are neither followed
+/// nor removed). Only temps not written for `max_age` go: an upload in progress, of this
+/// process or of another instance sharing the storage, writes its temp file as it goes,
+/// so it is never touched. Returns how many were removed; a home that does not exist has
+/// none.
+pub fn remove_stale_uploads(home: &std::path::Path, max_age: Duration) -> io::Result<usize> {
+    let root = match Root::open(home) {
+        Ok(root) => root,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(max_age)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(i64::MIN, |d| d.as_secs() as i64);
     let mut removed = 0;
-    let mut stack = vec![home.to_path_buf()];
+    let mut stack = vec![VirtualPath::root()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        // A directory removed or made unreadable meanwhile is skipped, not fatal.
+        let Ok(entries) = root.read_dir(&dir) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else {
+        for entry in entries {
+            let Ok(path) = dir.join(&entry.name) else {
                 continue;
             };
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() && is_temp_name(entry.file_name().as_bytes()) {
-                std::fs::remove_file(entry.path())?;
-                removed += 1;
+            if entry.stat.is_dir() {
+                stack.push(path);
+            } else if entry.stat.is_file() && is_temp_name(&entry.name) && entry.stat.mtime < cutoff
+            {
+                match root.remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
@@ -711,8 +763,32 @@ mod temp_tests {
         std::fs::write(&stale, b"partial").unwrap();
         std::fs::write(home.path().join(".sftpgo-upload.notours"), b"user file").unwrap();
         std::fs::write(home.path().join("keep"), b"data").unwrap();
-        assert_eq!(remove_stale_uploads(home.path()).unwrap(), 1);
+        // A fresh temp (an upload in progress) and an old one behind a symlink stay.
+        let fresh = home
+            .path()
+            .join("d/.sftpgo-upload.fedcba9876543210.live.bin");
+        std::fs::write(&fresh, b"in progress").unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let outside = elsewhere.path().join(".sftpgo-upload.0123456789abcdef.x");
+        std::fs::write(&outside, b"not ours").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), home.path().join("link")).unwrap();
+        let hours_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 3600);
+        for f in [&stale, &outside] {
+            std::fs::File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(hours_ago)
+                .unwrap();
+        }
+        let max_age = Duration::from_secs(2 * 3600);
+        assert_eq!(remove_stale_uploads(home.path(), max_age).unwrap(), 1);
         assert!(!stale.exists());
+        assert!(fresh.exists() && outside.exists());
+        assert_eq!(
+            remove_stale_uploads(&home.path().join("missing"), max_age).unwrap(),
+            0
+        );
         assert!(
             home.path().join(".sftpgo-upload.notours").exists()
                 && home.path().join("keep").exists()

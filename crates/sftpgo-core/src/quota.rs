@@ -88,16 +88,31 @@ impl Ledger {
         a
     }
 
-    /// Writes every unwritten change now (shutdown; tests that read the provider). A
-    /// change that still cannot be written is logged with its amounts.
-    pub async fn flush(&self) {
+    /// Writes every unwritten change now, and waits for the writes under way: once it
+    /// returns, the provider holds every change this process has answered a client for,
+    /// so the REST API, which reads users from the provider, shows the usage clients
+    /// see (other instances' changes reach it once they write them, within
+    /// [`FLUSH_DELAY`] plus a round trip). Costs a provider write per user only when that
+    /// user has changes waiting. A change that cannot be written stays pending and is
+    /// retried as usual. Returns the accounts that still have changes pending.
+    pub async fn write_now(&self) -> Vec<(String, i64, i64)> {
         let live: Vec<Arc<Account>> = self.lock().values().filter_map(Weak::upgrade).collect();
+        let mut left_over = Vec::new();
         for a in live {
             a.flush().await;
             let left = a.lock().pending;
             if !left.is_zero() {
-                tracing::warn!(sender = "quota", username = %a.username, size_delta = left.size, files_delta = left.files, "quota changes not recorded; a quota scan repairs the used quota");
+                left_over.push((a.username.clone(), left.size, left.files));
             }
+        }
+        left_over
+    }
+
+    /// Writes every unwritten change now (shutdown; tests that read the provider). A
+    /// change that still cannot be written is logged with its amounts.
+    pub async fn flush(&self) {
+        for (username, size_delta, files_delta) in self.write_now().await {
+            tracing::warn!(sender = "quota", %username, size_delta, files_delta, "quota changes not recorded; a quota scan repairs the used quota");
         }
     }
 

@@ -463,7 +463,7 @@ impl Transfer {
             (
                 root.clone(),
                 upload.temp.clone(),
-                self.inner.path.clone(),
+                upload.target.clone(),
                 upload.replace,
             )
         });

@@ -92,6 +92,7 @@ pub async fn list_users(
         order,
         username: q.get("username").cloned().filter(|u| !u.is_empty()),
     };
+    s.core.quota().write_now().await;
     let users = s.core.provider().list_users(&query).await?;
     Ok(Json(Value::Array(users.iter().map(user_json).collect())))
 }
@@ -106,11 +107,10 @@ pub async fn get_user(
     State(s): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
-    let user = s
-        .core
-        .provider()
-        .user_by_id(parse_id(&path_param(id)?)?)
-        .await?;
+    let id = parse_id(&path_param(id)?)?;
+    // The used quota as clients were answered: this process's changes written first.
+    s.core.quota().write_now().await;
+    let user = s.core.provider().user_by_id(id).await?;
     Ok(Json(user_json(&user)))
 }
 

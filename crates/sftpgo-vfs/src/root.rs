@@ -258,7 +258,35 @@ impl Root {
         self.open_with(rel, flags, mode, Lookup::MayBlock)
     }
 
+    /// openat2 beneath the root; a path through a symlink whose absolute target is the
+    /// home or lies beneath it (an administrator's `ln -s /srv/sftp/alice/shared docs`) is
+    /// resolved again with its links followed inside the home ([`Root::follow_links`]).
     fn open_with(
+        &self,
+        rel: &[u8],
+        flags: OFlags,
+        mode: Mode,
+        lookup: Lookup,
+    ) -> io::Result<OwnedFd> {
+        match self.open_once(rel, flags, mode, lookup) {
+            Err(e) if is_escape(&e) => {
+                // Escapes are rare: the slow path (a readlink per link) runs on the
+                // blocking side only.
+                if lookup == Lookup::CachedOnly {
+                    return Err(not_cached());
+                }
+                // O_CREAT|O_EXCL and O_NOFOLLOW do not follow a final symlink.
+                let follow_final = !(flags.contains(OFlags::NOFOLLOW)
+                    || flags.contains(OFlags::CREATE | OFlags::EXCL));
+                let resolved = self.follow_links(rel, follow_final)?;
+                // Still beneath the root fd: a link swapped in since is refused, not followed.
+                self.open_once(&resolved, flags, mode, lookup)
+            }
+            res => res,
+        }
+    }
+
+    fn open_once(
         &self,
         rel: &[u8],
         flags: OFlags,
@@ -286,6 +314,100 @@ impl Root {
                 res => return res.map_err(from_errno),
             }
         }
+    }
+
+    /// `rel` with every symlink on the way replaced by its target, as the kernel would
+    /// follow it, except that an absolute target is taken as a host path and must be the
+    /// home (as opened, or its real path now) or beneath it; anything else, and a `..`
+    /// above the home, is an escape. The final component is followed only when
+    /// `follow_final`. The walk stops at the first missing component (the rest is left for
+    /// the caller's open, which creates it or reports it missing).
+    ///
+    /// Each step is an `openat2(RESOLVE_BENEATH)` of the path resolved so far, so the walk
+    /// itself never leaves the home; and its result is only a path, opened again beneath
+    /// the root fd by the caller: a link changed in between is refused there, never
+    /// followed out. Written by hand because no crate resolves beneath a dir fd while
+    /// mapping host-absolute link targets into it.
+    fn follow_links(&self, rel: &[u8], follow_final: bool) -> io::Result<Vec<u8>> {
+        const MAX_LINKS: usize = 40; // the kernel's MAXSYMLINKS
+        // Components still to walk, the next one last.
+        let mut todo: Vec<Vec<u8>> = components(rel).rev().map(<[u8]>::to_vec).collect();
+        let mut done: Vec<Vec<u8>> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            if c == b".." {
+                done.pop().ok_or_else(escape)?;
+                continue;
+            }
+            let last = todo.is_empty();
+            done.push(c);
+            if last && !follow_final {
+                break;
+            }
+            let path = done.join(&b'/');
+            let fd = match self.open_once(
+                &path,
+                OFlags::PATH | OFlags::NOFOLLOW,
+                Mode::empty(),
+                Lookup::MayBlock,
+            ) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            };
+            if !FileStat::from(&rustix::fs::fstat(&fd).map_err(from_errno)?).is_symlink() {
+                continue;
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            // readlinkat on an O_PATH|O_NOFOLLOW handle with an empty path reads that link.
+            let target = rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(from_errno)?;
+            let target = target.to_bytes();
+            done.pop();
+            if target.starts_with(b"/") {
+                done.clear();
+                let rest = self.beneath_home(target).ok_or_else(escape)?;
+                todo.extend(components(&rest).rev().map(<[u8]>::to_vec));
+            } else {
+                todo.extend(components(target).rev().map(<[u8]>::to_vec));
+            }
+        }
+        let mut out = done.join(&b'/');
+        for c in todo.iter().rev() {
+            if !out.is_empty() {
+                out.push(b'/');
+            }
+            out.extend_from_slice(c);
+        }
+        if out.is_empty() {
+            out.push(b'.');
+        }
+        Ok(out)
+    }
+
+    /// For a host-absolute symlink target, the part below the home: `Some(b"")` for the
+    /// home itself, `None` for anything outside it (a sibling home with a common prefix
+    /// included: whole components are compared). The home is matched as configured and as
+    /// its real path now (the fd's `/proc/self/fd` link), so a home configured through a
+    /// symlinked parent still recognises links made with either spelling. A target with
+    /// `..` is refused: what it names depends on links lexical matching cannot see.
+    fn beneath_home(&self, target: &[u8]) -> Option<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let parts: Vec<&[u8]> = components(target).collect();
+        if parts.contains(&&b".."[..]) {
+            return None;
+        }
+        let strip = |home: &Path| -> Option<Vec<u8>> {
+            let home: Vec<&[u8]> = components(home.as_os_str().as_bytes()).collect();
+            let rest = parts.strip_prefix(home.as_slice())?;
+            Some(rest.join(&b'/'))
+        };
+        strip(&self.host).or_else(|| {
+            let real = std::fs::read_link(format!("/proc/self/fd/{}", self.dir.as_raw_fd()));
+            strip(&real.ok()?)
+        })
     }
 
     /// Opens the parent of `p` beneath the root and returns it with the final name.
@@ -521,18 +643,28 @@ impl Root {
             .map_err(from_errno)
     }
 
-    /// The target of a symlink as an absolute virtual path. A link whose target is a
-    /// host-absolute path or climbs out of the home is refused as an escape: showing it
-    /// would reveal the host layout, and following it is refused anyway.
+    /// The target of a symlink as an absolute virtual path. A host-absolute target is
+    /// shown as the virtual path it names when it is the home or beneath it (the link is
+    /// followed then); a target elsewhere, or one that climbs out of the home, is refused
+    /// as an escape: showing it would reveal the host layout, and following it is refused
+    /// anyway.
     pub fn read_link(&self, p: &VirtualPath) -> io::Result<Vec<u8>> {
         let (dir, name) = self.parent(p)?;
         let target = rustix::fs::readlinkat(&dir, name, Vec::new()).map_err(from_errno)?;
         let target = target.to_bytes();
         if target.starts_with(b"/") {
-            return Err(escape());
+            let rest = self.beneath_home(target).ok_or_else(escape)?;
+            return Ok(virtual_of(&rest)?.as_bytes().to_vec());
         }
         let base = p.parent().unwrap_or_else(VirtualPath::root);
         Ok(resolve_strictly(&base, target)?.as_bytes().to_vec())
+    }
+
+    /// Where `p` leads once every symlink on the way, the final one included, is followed
+    /// inside the home (up to the first missing component): the file an upload through a
+    /// symlinked name must write. Links leading out of the home are an escape.
+    pub fn real_path(&self, p: &VirtualPath) -> io::Result<VirtualPath> {
+        virtual_of(&self.follow_links(p.relative(), true)?)
     }
 
     /// Hard link (the source is not followed if it is a symlink).
@@ -667,6 +799,20 @@ fn resolve_strictly(base: &VirtualPath, target: &[u8]) -> io::Result<VirtualPath
         out.extend_from_slice(part);
     }
     VirtualPath::parse(&out).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// The virtual path of a path relative to the root (`.` or empty is the root).
+fn virtual_of(rel: &[u8]) -> io::Result<VirtualPath> {
+    let mut abs = Vec::with_capacity(rel.len() + 1);
+    abs.push(b'/');
+    abs.extend_from_slice(rel);
+    VirtualPath::parse(&abs).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// The components of a path: no empty ones, no `.`.
+fn components(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    p.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
 }
 
 /// The path from directory `base` to `target`, e.g. `/d` → `/a/b` is `../a/b`.

@@ -215,7 +215,9 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
         .context("cannot start the actions")?;
     let core = Core::with_observers(provider, settings, Observers { metrics, actions });
     warn_if_quota_unenforceable(&core).await;
-    tokio::spawn(remove_stale_uploads(core.clone()));
+    if let Some(max_age) = config.stale_upload_max_age() {
+        tokio::spawn(remove_stale_uploads(core.clone(), max_age));
+    }
 
     let key_paths = config.host_key_paths(config_dir);
     let dir = config_dir.to_path_buf();
@@ -405,8 +407,9 @@ async fn start_httpd(
     Ok(addr)
 }
 
-/// Deletes atomic-upload temp files a crash left in the users' home dirs.
-async fn remove_stale_uploads(core: Core) {
+/// Deletes atomic-upload temp files a crash left in the users' home dirs: only those not
+/// written for `max_age`, so it runs beside the uploads the server already serves.
+async fn remove_stale_uploads(core: Core, max_age: Duration) {
     let mut query = sftpgo_provider::UserQuery {
         limit: 500,
         ..Default::default()
@@ -421,8 +424,10 @@ async fn remove_stale_uploads(core: Core) {
         };
         for user in &users {
             let home = PathBuf::from(&user.home_dir);
-            match tokio::task::spawn_blocking(move || sftpgo_core::fs::remove_stale_uploads(&home))
-                .await
+            match tokio::task::spawn_blocking(move || {
+                sftpgo_core::fs::remove_stale_uploads(&home, max_age)
+            })
+            .await
             {
                 Ok(Ok(0)) => {}
                 Ok(Ok(n)) => {

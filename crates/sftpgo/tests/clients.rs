@@ -14,23 +14,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Whether `probe` (a client's version command) runs; if not, fails under
-/// `SFTPGO_REQUIRE_CLIENTS=1`, else reports the skip.
-fn client_available(name: &str, probe: &[&str], install: &str) -> bool {
-    let ok = std::process::Command::new(probe[0])
-        .args(&probe[1..])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("SFTPGO_REQUIRE_CLIENTS").as_deref() != Ok("1"),
-            "{name} is required (SFTPGO_REQUIRE_CLIENTS=1) but not installed: {install}"
-        );
-        eprintln!("SKIPPED: {name} is not installed ({install})");
-    }
-    ok
-}
-
 /// A server with one user who logs in by key or password, the user's key, and a work dir
 /// for the client's files.
 async fn server_with_user(

@@ -25,7 +25,9 @@ fn on_postgres(s: ServerSettings) -> impl FnOnce(&mut sftpgo_config::Config) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_users_and_add_up_quota_exactly() {
-    let db = testdb::postgres().await;
+    let Some(db) = testdb::postgres().await else {
+        return;
+    };
     let a = TestServer::start_with(
         on_postgres(db.settings.clone()),
         Tuning {
@@ -113,7 +115,9 @@ async fn two_instances_share_users_and_add_up_quota_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initprovider_creates_the_schema_and_exits() {
-    let db = testdb::postgres().await;
+    let Some(db) = testdb::postgres().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let s = &db.settings;
     let out = Command::new(env!("CARGO_BIN_EXE_sftpgo"))

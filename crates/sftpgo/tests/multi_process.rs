@@ -20,7 +20,9 @@ use sftpgo_sftp::codec::{self, Request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_on_one_postgresql_database() {
-    let db = testdb::postgres().await;
+    let Some(db) = testdb::postgres().await else {
+        return;
+    };
     let (_homes, home) = two_processes("postgresql", &db.settings).await;
     let backend = sftpgo_provider::postgres::PostgresBackend::connect(&db.settings)
         .await
@@ -31,7 +33,9 @@ async fn two_processes_on_one_postgresql_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_on_one_mariadb_database() {
-    let db = testdb::mysql().await;
+    let Some(db) = testdb::mysql().await else {
+        return;
+    };
     let (_homes, home) = two_processes("mysql", &db.settings).await;
     let backend = sftpgo_provider::mysql::MySqlBackend::connect(&db.settings)
         .await

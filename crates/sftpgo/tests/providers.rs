@@ -15,13 +15,17 @@ const PW: &str = "secret-pw";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_and_upload_on_postgresql() {
-    let db = testdb::postgres().await;
+    let Some(db) = testdb::postgres().await else {
+        return;
+    };
     login_and_upload("postgresql", Some(db.settings.clone())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_and_upload_on_mysql() {
-    let db = testdb::mysql().await;
+    let Some(db) = testdb::mysql().await else {
+        return;
+    };
     login_and_upload("mysql", Some(db.settings.clone())).await;
 }
 

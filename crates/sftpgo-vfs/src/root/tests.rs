@@ -110,6 +110,114 @@ fn symlinks_leaving_the_root_are_refused() {
     assert!(!tmp.path().join("outside/x").exists());
 }
 
+/// An administrator's absolute link into the home (`ln -s /srv/sftp/alice/shared docs`)
+/// is followed like a relative one, by every operation; absolute links anywhere else,
+/// a sibling home with a common prefix included, stay refused.
+#[test]
+fn absolute_symlinks_into_the_home_are_followed() {
+    let (tmp, root) = setup();
+    let home = tmp.path().join("u1");
+    std::fs::create_dir_all(home.join("shared/sub")).unwrap();
+    std::fs::write(home.join("shared/f"), b"inside").unwrap();
+    symlink(home.join("shared"), home.join("docs")).unwrap();
+    symlink(home.join("shared/f"), home.join("flink")).unwrap();
+    // Spelled with extra slashes and dots, and the home itself.
+    let spelled = format!("{}//./shared/", home.display());
+    symlink(&spelled, home.join("docs2")).unwrap();
+    symlink(&home, home.join("homelink")).unwrap();
+    // A chain: absolute -> relative -> absolute.
+    symlink("docs", home.join("rel_to_abs")).unwrap();
+    symlink(home.join("rel_to_abs/sub"), home.join("chain")).unwrap();
+    // Outside: the sibling u10 shares the prefix "u1"; `..` in an absolute target.
+    symlink(tmp.path().join("u10"), home.join("sib_abs")).unwrap();
+    symlink(
+        format!("{}/../u10", home.display()),
+        home.join("dotdot_abs"),
+    )
+    .unwrap();
+    // A home configured through a symlinked parent: links may use either spelling.
+    symlink(tmp.path(), tmp.path().join("u1").with_file_name("alias")).unwrap();
+    let aliased = Root::open(&tmp.path().join("alias/u1")).unwrap();
+
+    for r in [&root, &aliased] {
+        assert_eq!(read(r, "/docs/f").unwrap(), b"inside");
+        assert_eq!(read(r, "/docs2/f").unwrap(), b"inside");
+        assert_eq!(read(r, "/flink").unwrap(), b"inside");
+        assert_eq!(read(r, "/homelink/shared/f").unwrap(), b"inside");
+        assert!(r.stat(&vp("/docs")).unwrap().is_dir());
+        assert!(r.stat(&vp("/chain")).unwrap().is_dir());
+        assert!(r.stat(&vp("/docs/sub/..")).is_ok());
+        assert_eq!(r.stat(&vp("/flink")).unwrap().size, 6);
+        assert!(r.lstat(&vp("/docs")).unwrap().is_symlink());
+        assert!(r.lstat(&vp("/docs/f")).unwrap().is_file());
+        let mut names: Vec<_> = r
+            .read_dir(&vp("/docs"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, [b"f".to_vec(), b"sub".to_vec()]);
+        assert_eq!(r.read_link(&vp("/docs")).unwrap(), b"/shared");
+        assert_eq!(r.read_link(&vp("/homelink")).unwrap(), b"/");
+        assert_eq!(r.real_path(&vp("/flink")).unwrap(), vp("/shared/f"));
+        assert_eq!(r.real_path(&vp("/chain")).unwrap(), vp("/shared/sub"));
+        assert_eq!(r.real_path(&vp("/docs/new")).unwrap(), vp("/shared/new"));
+        for p in ["/sib_abs/secret", "/dotdot_abs/secret"] {
+            assert!(is_escape(&read(r, p).unwrap_err()), "{p}");
+            assert!(is_escape(&r.stat(&vp(p)).unwrap_err()), "{p}");
+            assert!(is_escape(&r.real_path(&vp(p)).unwrap_err()), "{p}");
+        }
+        assert!(is_escape(&r.read_link(&vp("/sib_abs")).unwrap_err()));
+        assert!(is_escape(&r.read_dir(&vp("/sib_abs")).unwrap_err()));
+    }
+    // Writes, creates, mkdir and rename through the link land inside the home.
+    let w = OpenOptions {
+        write: true,
+        create: true,
+        truncate: true,
+        ..Default::default()
+    };
+    use std::io::Write;
+    root.open_file(&vp("/docs/new"), &w)
+        .unwrap()
+        .write_all(b"new")
+        .unwrap();
+    assert_eq!(std::fs::read(home.join("shared/new")).unwrap(), b"new");
+    let excl = OpenOptions {
+        exclusive: true,
+        ..w
+    };
+    root.open_file(&vp("/docs/excl"), &excl).unwrap();
+    assert!(home.join("shared/excl").is_file());
+    root.mkdir(&vp("/docs/d"), 0o755).unwrap();
+    assert!(home.join("shared/d").is_dir());
+    root.rename(&vp("/docs/new"), &vp("/docs/d/moved"), false)
+        .unwrap();
+    assert!(home.join("shared/d/moved").is_file());
+    // Writing through a file link writes the file it points to; the link stays.
+    root.open_file(&vp("/flink"), &w)
+        .unwrap()
+        .write_all(b"changed")
+        .unwrap();
+    assert_eq!(std::fs::read(home.join("shared/f")).unwrap(), b"changed");
+    assert!(root.lstat(&vp("/flink")).unwrap().is_symlink());
+    // A dangling absolute link into the home: a create makes its target.
+    symlink(home.join("shared/later"), home.join("dangling")).unwrap();
+    root.open_file(&vp("/dangling"), &w).unwrap();
+    assert!(home.join("shared/later").is_file());
+    // Escapes through absolute links still write nothing.
+    assert!(is_escape(
+        &root.open_file(&vp("/sib_abs/x"), &w).unwrap_err()
+    ));
+    assert!(!tmp.path().join("u10/x").exists());
+    // A loop of links ends.
+    symlink(home.join("loop2"), home.join("loop1")).unwrap();
+    symlink(home.join("loop1"), home.join("loop2")).unwrap();
+    let err = root.stat(&vp("/loop1")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+}
+
 #[test]
 fn symlinks_inside_the_root_work() {
     let (tmp, root) = setup();
@@ -533,6 +641,9 @@ fn swapped_symlink_race_never_escapes() {
     std::fs::write(home.join("f"), b"inside").unwrap();
     symlink(&outside, home.join("evil")).unwrap();
     symlink(outside.join("secret"), home.join("evilf")).unwrap();
+    // Absolute links into the home take the slow path, which must hold under the race.
+    symlink(home.join("d"), home.join("abs_d")).unwrap();
+    symlink(home.join("f"), home.join("abs_f")).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let swapper = {
         let (home, stop) = (home.clone(), stop.clone());
@@ -554,7 +665,7 @@ fn swapped_symlink_race_never_escapes() {
         ..Default::default()
     };
     for _ in 0..5000 {
-        for p in ["/d/secret", "/f"] {
+        for p in ["/d/secret", "/f", "/abs_d/secret", "/abs_f"] {
             match read(&root, p) {
                 Ok(data) => {
                     assert_eq!(data, b"inside", "{p}: read escaped the root");
@@ -734,4 +845,87 @@ fn cached_lookups_answer_like_the_blocking_ones() {
             .is_none()
     );
     assert!(!home.join("new").exists());
+}
+
+/// Random graphs of symlinks (relative, absolute into the home, absolute out of it, with
+/// `..`, chains and loops) and random paths through them: every lookup either fails or
+/// reaches a file inside the home, never one outside, and agrees with `real_path`.
+#[test]
+fn random_symlink_graphs_never_lead_out() {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..40 {
+        let (tmp, root) = setup();
+        let home = tmp.path().join("u1");
+        let outside = tmp.path().join("outside");
+        for d in ["a", "a/b", "c"] {
+            std::fs::create_dir(home.join(d)).unwrap();
+        }
+        for f in ["f", "a/f", "a/b/f", "c/f"] {
+            std::fs::write(home.join(f), b"inside").unwrap();
+        }
+        let names = ["l0", "a/l1", "a/b/l2", "c/l3", "l4", "a/l5"];
+        let home_s = home.display().to_string();
+        let targets = |r: u64| -> String {
+            match r % 14 {
+                0 => format!("{home_s}/a"),
+                1 => format!("{home_s}/a/b/f"),
+                2 => format!("{home_s}/"),
+                3 => format!("{home_s}/../u10"),
+                4 => outside.display().to_string(),
+                5 => format!("{}/secret", outside.display()),
+                6 => "..".into(),
+                7 => "../..".into(),
+                8 => "b".into(),
+                9 => "../l0".into(),
+                10 => format!("{home_s}/l4"),
+                11 => format!("{home_s}0"),
+                12 => "f".into(),
+                _ => format!("{home_s}/c/l3"),
+            }
+        };
+        for n in names {
+            symlink(targets(next()), home.join(n)).unwrap();
+        }
+        let parts = [
+            "l0", "a", "l1", "b", "l2", "c", "l3", "l4", "l5", "..", "f", "secret",
+        ];
+        for _ in 0..200 {
+            let len = 1 + next() % 5;
+            let mut p = String::new();
+            for _ in 0..len {
+                p.push('/');
+                p.push_str(parts[(next() % parts.len() as u64) as usize]);
+            }
+            let v = vp(&p);
+            if let Ok(data) = read(&root, &p) {
+                assert_eq!(data, b"inside", "round {round}: {p} read outside");
+                let real = root.real_path(&v).unwrap();
+                assert_eq!(read(&root, &real.display().to_string()).unwrap(), b"inside");
+            }
+            if let Ok(st) = root.stat(&v) {
+                let real = root
+                    .real_path(&v)
+                    .expect("what stat reaches has a real path");
+                let via_real = root.lstat(&real).unwrap();
+                assert_eq!(
+                    (st.dev, st.ino),
+                    (via_real.dev, via_real.ino),
+                    "round {round}: {p}"
+                );
+            }
+            if let Ok(entries) = root.read_dir(&v) {
+                assert!(
+                    entries.iter().all(|e| e.name != b"secret"),
+                    "round {round}: {p} listed outside"
+                );
+            }
+        }
+        assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"outside");
+    }
 }

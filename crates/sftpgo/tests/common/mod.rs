@@ -22,6 +22,9 @@ pub struct TestServer {
     pub dir: TempDir,
     pub running: Option<Running>,
     pub addr: SocketAddr,
+    /// What it was started with, for [`TestServer::restart`].
+    config: Config,
+    tuning: Tuning,
 }
 
 impl TestServer {
@@ -43,7 +46,7 @@ impl TestServer {
         // The API is off unless a test asks for it (Tuning::http_port).
         config.httpd.bind_port = 0;
         configure(&mut config);
-        let running = sftpgo::service::start(&config, dir.path(), tuning)
+        let running = sftpgo::service::start(&config, dir.path(), tuning.clone())
             .await
             .expect("server starts");
         let addr = running.ssh_addr;
@@ -51,7 +54,22 @@ impl TestServer {
             dir,
             running: Some(running),
             addr,
+            config,
+            tuning,
         }
+    }
+
+    /// Stops the server and starts it again on the same config dir and database (new
+    /// ports): what a restart after a crash or an upgrade finds.
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let running = sftpgo::service::start(&self.config, self.dir.path(), self.tuning.clone())
+            .await
+            .expect("server restarts");
+        self.addr = running.ssh_addr;
+        self.running = Some(running);
     }
 
     pub fn core(&self) -> &sftpgo_core::Core {
@@ -210,6 +228,32 @@ pub async fn sftp_batch(
     .await
     .expect("sftp finished in time")
     .expect("sftp output")
+}
+
+/// Whether `probe` (a client's version command) runs; if not, fails under
+/// `SFTPGO_REQUIRE_CLIENTS=1`, else reports the skip.
+pub fn client_available(name: &str, probe: &[&str], install: &str) -> bool {
+    let ok = std::process::Command::new(probe[0])
+        .args(&probe[1..])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("SFTPGO_REQUIRE_CLIENTS").as_deref() != Ok("1"),
+            "{name} is required (SFTPGO_REQUIRE_CLIENTS=1) but not installed: {install}"
+        );
+        eprintln!("SKIPPED: {name} is not installed ({install})");
+    }
+    ok
+}
+
+/// [`client_available`] for paramiko.
+pub fn paramiko_available() -> bool {
+    client_available(
+        "paramiko",
+        &["python3", "-c", "import paramiko"],
+        "python3 -m pip install paramiko",
+    )
 }
 
 pub fn all_perms() -> Vec<Permission> {
