@@ -59,6 +59,10 @@ pub struct SftpdConfig {
     /// Minutes: at start, atomic-upload temp files not written for this long are removed
     /// from the users' home dirs (left by a crash); 0 disables the sweep.
     pub stale_upload_max_age: u64,
+    /// MiB that password checks running at once may use (64 MiB each for argon2id): they
+    /// run at most one per core and at most this budget / 64 at once (at least one); a
+    /// login waits up to 10 s for its turn, then fails.
+    pub password_check_memory_mib: u64,
 }
 
 impl Default for SftpdConfig {
@@ -75,6 +79,7 @@ impl Default for SftpdConfig {
             keys: Vec::new(),
             login_timeout: 120,
             stale_upload_max_age: 360,
+            password_check_memory_mib: 512,
         }
     }
 }

@@ -240,6 +240,9 @@ impl Transfer {
                 )),
             );
         }
+        if let Err(e) = file_range(offset, len as u64) {
+            return (buf, Err(e));
+        }
         if let Some(t) = &self.inner.throttle {
             t.consume(len).await;
         }
@@ -689,9 +692,23 @@ fn pread_into(
     })
 }
 
+/// Refuses a range a file position cannot hold. File offsets are `off_t` (i64): a larger
+/// `u64` from a client would reach `preadv2`/`pwritev2` as a negative number, and -1 there
+/// means "at the current position", not an error.
+fn file_range(offset: u64, len: u64) -> io::Result<()> {
+    match offset.checked_add(len) {
+        Some(end) if end <= i64::MAX as u64 => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("offset {offset} + length {len} is beyond the largest file offset"),
+        )),
+    }
+}
+
 /// Writes all of `bufs`, in order, at `offset` with as few `pwritev` calls as the kernel
 /// allows.
 fn pwrite_all_vectored(file: &File, bufs: &[Bytes], mut offset: u64) -> io::Result<()> {
+    file_range(offset, bufs.iter().map(|b| b.len() as u64).sum())?;
     const IOV_MAX: usize = 1024;
     let mut first = 0; // index of the first buffer not fully written
     let mut skip = 0; // bytes of it already written

@@ -108,7 +108,13 @@ pub struct DataProvider {
     manage_users: bool,
     track_quota: TrackQuota,
     observer: Option<QueryObserver>,
+    /// Bounds the password verifications running at once (see [`password::CheckLimit`]).
+    checks: Arc<password::CheckLimit>,
 }
+
+/// `sftpd.password_check_memory_mib`'s default: with 64 MiB per argon2id check, at most 8
+/// checks at once (fewer on machines with fewer cores).
+pub const DEFAULT_PASSWORD_CHECK_MEMORY_MIB: u64 = 512;
 
 /// Told of every backend call: operation name, duration, and whether the backend answered
 /// (a missing user is an answer; a broken connection is not). Feeds the metrics.
@@ -137,7 +143,17 @@ impl DataProvider {
             manage_users,
             track_quota,
             observer: None,
+            checks: Arc::new(password::CheckLimit::sized(
+                DEFAULT_PASSWORD_CHECK_MEMORY_MIB,
+                password::CHECK_WAIT,
+            )),
         }
+    }
+
+    /// The same provider, verifying passwords under `limit`.
+    pub fn with_check_limit(mut self, limit: password::CheckLimit) -> Self {
+        self.checks = Arc::new(limit);
+        self
     }
 
     /// The same provider, reporting each backend call to `observer`.
@@ -228,10 +244,22 @@ impl DataProvider {
         let Some(stored) = user.password.clone().filter(|p| !p.is_empty()) else {
             return false;
         };
+        if let Err(e) = password::check_cost(&stored) {
+            tracing::warn!(sender = "auth", username = %user.username, error = %e, "the stored password hash asks more work than a login may cost; login refused (set a new password)");
+            return false;
+        }
         let candidate = candidate.to_owned();
-        tokio::task::spawn_blocking(move || password::verify_password(&stored, &candidate))
+        match self
+            .checks
+            .run(move || password::verify_password(&stored, &candidate))
             .await
-            .unwrap_or(false)
+        {
+            Ok(matched) => matched,
+            Err(busy) => {
+                tracing::warn!(sender = "auth", username = %user.username, error = %busy, "password check not run, login refused");
+                false
+            }
+        }
     }
 
     /// Whether `track_quota` keeps this user's used quota.
@@ -318,6 +346,11 @@ pub fn validate_user(user: &User) -> Result<()> {
         return invalid("Mandatory parameters missing".to_owned());
     }
     validate_username(&user.username)?;
+    if let Some(p) = user.password.as_deref().filter(|p| password::is_hashed(p))
+        && let Err(e) = password::check_cost(p)
+    {
+        return invalid(format!("password hash refused: {e}"));
+    }
     let has_password = user.password.as_deref().is_some_and(|p| !p.is_empty());
     if !has_password && user.public_keys.is_empty() {
         return invalid("Please set password or at least a public_key".to_owned());

@@ -37,13 +37,77 @@ pub const ARGON2_SALT_LEN: usize = 16;
 /// argon2id key length for new hashes (bytes).
 pub const ARGON2_KEY_LEN: usize = 32;
 
-/// Upper bound on the argon2 memory cost accepted from a stored hash (KiB, 1 GiB): a corrupt
-/// value must not make verification try to allocate terabytes.
-const MAX_ARGON2_MEMORY_KIB: u32 = 1 << 20;
-/// Upper bound on the argon2 time cost accepted from a stored hash.
-const MAX_ARGON2_ITERATIONS: u32 = 1 << 10;
+// What a stored hash may ask of one verification. A login costs the server what the hash
+// says; a hash stored by mistake or by an attacker with API access must not make each
+// attempt take a core for minutes or gigabytes of memory (measured: pbkdf2 with 2e9
+// iterations kept a core busy over 60 s after the client left). Each limit is several
+// times what the usual tools produce (argon2id 64 MiB/t=3, bcrypt 10-12, pbkdf2 <= 600,000)
+// and keeps one verification around a second of one core at most.
+
+/// argon2id memory cost limit (KiB): 256 MiB.
+pub const MAX_ARGON2_MEMORY_KIB: u32 = 256 * 1024;
+/// argon2id time cost (iterations) limit.
+pub const MAX_ARGON2_ITERATIONS: u32 = 16;
+/// argon2id parallelism limit (lanes).
+pub const MAX_ARGON2_PARALLELISM: u32 = 16;
+/// bcrypt cost limit (2^14 rounds, about a second).
+pub const MAX_BCRYPT_COST: u32 = 14;
+/// pbkdf2 iteration limit.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 2_000_000;
 /// Upper bound on the pbkdf2 derived-key length accepted from a stored hash (bytes).
 const MAX_PBKDF2_KEY_LEN: usize = 1024;
+
+/// A stored hash whose parameters ask more work than one login may cost.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashCostError {
+    #[error("argon2id memory cost {0} KiB is over the limit of {MAX_ARGON2_MEMORY_KIB} KiB")]
+    Argon2Memory(u32),
+    #[error("argon2id time cost {0} is over the limit of {MAX_ARGON2_ITERATIONS}")]
+    Argon2Iterations(u32),
+    #[error("argon2id parallelism {0} is over the limit of {MAX_ARGON2_PARALLELISM}")]
+    Argon2Parallelism(u32),
+    #[error("bcrypt cost {0} is over the limit of {MAX_BCRYPT_COST}")]
+    BcryptCost(u32),
+    #[error("pbkdf2 iterations {0} are over the limit of {MAX_PBKDF2_ITERATIONS}")]
+    Pbkdf2Iterations(u32),
+}
+
+/// Whether verifying against `stored` stays within the limits above. A value that is not
+/// a parseable hash passes (it never matches anyway, at no cost).
+pub fn check_cost(stored: &str) -> Result<(), HashCostError> {
+    if stored.starts_with("$argon2id$") {
+        let Some(params) = PasswordHash::new(stored)
+            .ok()
+            .and_then(|h| Params::try_from(&h).ok())
+        else {
+            return Ok(());
+        };
+        if params.m_cost() > MAX_ARGON2_MEMORY_KIB {
+            return Err(HashCostError::Argon2Memory(params.m_cost()));
+        }
+        if params.t_cost() > MAX_ARGON2_ITERATIONS {
+            return Err(HashCostError::Argon2Iterations(params.t_cost()));
+        }
+        if params.p_cost() > MAX_ARGON2_PARALLELISM {
+            return Err(HashCostError::Argon2Parallelism(params.p_cost()));
+        }
+    } else if let Some(rest) = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|p| stored.strip_prefix(p))
+    {
+        if let Some(cost) = rest.get(..2).and_then(|c| c.parse::<u32>().ok())
+            && cost > MAX_BCRYPT_COST
+        {
+            return Err(HashCostError::BcryptCost(cost));
+        }
+    } else if stored.starts_with("$pbkdf2-")
+        && let Some(iterations) = stored.split('$').nth(2).and_then(|i| i.parse::<u32>().ok())
+        && iterations > MAX_PBKDF2_ITERATIONS
+    {
+        return Err(HashCostError::Pbkdf2Iterations(iterations));
+    }
+    Ok(())
+}
 
 /// Error from [`hash_password`].
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +135,82 @@ pub fn hash_password(plain: &str) -> Result<String, HashError> {
     Ok(hash.to_string())
 }
 
+/// Memory one verification of a new hash takes (argon2id m=64 MiB), for sizing [`CheckLimit`].
+pub const CHECK_MEMORY_MIB: u64 = ARGON2_MEMORY_KIB as u64 / 1024;
+
+/// How long a login waits for its turn to verify a password before it fails.
+pub const CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Bounds the password verifications running at once: each takes a core and, for argon2id,
+/// 64 MiB, and a client can start one per connection before authenticating (measured: 128
+/// simultaneous attempts took the server to 8.4 GB). Waiting ones wait at most `wait`, in
+/// arrival order, then fail as a wrong password would. A permit is held by the blocking
+/// verification itself, so a client that leaves cannot free its place while its hash is
+/// still being computed.
+#[derive(Debug)]
+pub struct CheckLimit {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    size: usize,
+    wait: std::time::Duration,
+}
+
+/// A verification that did not get its turn in time.
+#[derive(Debug, thiserror::Error)]
+#[error("{waiting_for:?} without a free password check ({size} run at once)")]
+pub struct CheckBusy {
+    pub size: usize,
+    pub waiting_for: std::time::Duration,
+}
+
+impl CheckLimit {
+    /// At most `size` (at least 1) verifications at once.
+    pub fn new(size: usize, wait: std::time::Duration) -> Self {
+        let size = size.max(1);
+        Self {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(size)),
+            size,
+            wait,
+        }
+    }
+
+    /// As many at once as there are cores, and no more than `memory_budget_mib` allows at
+    /// [`CHECK_MEMORY_MIB`] each.
+    pub fn sized(memory_budget_mib: u64, wait: std::time::Duration) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let by_memory = (memory_budget_mib / CHECK_MEMORY_MIB).max(1);
+        Self::new(
+            cores.min(usize::try_from(by_memory).unwrap_or(usize::MAX)),
+            wait,
+        )
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Runs `check` on a blocking thread once a place is free.
+    pub async fn run<T, F>(&self, check: F) -> Result<T, CheckBusy>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let busy = || CheckBusy {
+            size: self.size,
+            waiting_for: self.wait,
+        };
+        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        tokio::task::spawn_blocking(move || {
+            let _held = permit;
+            check()
+        })
+        .await
+        .map_err(|_| busy())
+    }
+}
+
 /// Whether `s` starts with the prefix of a supported hash format (and so is stored verbatim).
 pub fn is_hashed(s: &str) -> bool {
     HASH_PREFIXES.iter().any(|p| s.starts_with(p))
@@ -79,7 +219,7 @@ pub fn is_hashed(s: &str) -> bool {
 /// Checks `candidate` against the `stored` hash. Empty, malformed or unsupported stored
 /// values never match.
 pub fn verify_password(stored: &str, candidate: &str) -> bool {
-    if stored.is_empty() {
+    if stored.is_empty() || check_cost(stored).is_err() {
         return false;
     }
     if stored.starts_with("$argon2id$") {
@@ -102,10 +242,7 @@ fn verify_argon2id(stored: &str, candidate: &str) -> bool {
     if hash.algorithm != argon2::ARGON2ID_IDENT {
         return false;
     }
-    let Ok(params) = Params::try_from(&hash) else {
-        return false;
-    };
-    if params.m_cost() > MAX_ARGON2_MEMORY_KIB || params.t_cost() > MAX_ARGON2_ITERATIONS {
+    if Params::try_from(&hash).is_err() {
         return false;
     }
     let Some(output) = hash.hash else {
@@ -157,6 +294,98 @@ fn verify_pbkdf2(stored: &str, candidate: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_limit_bounds_the_checks_running_at_once_and_times_out_waiters() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Barrier};
+        let limit = Arc::new(CheckLimit::new(2, std::time::Duration::from_secs(30)));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (limit, running, peak) = (limit.clone(), running.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                limit
+                    .run(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2, "two at once, never more");
+
+        // Both places held by checks that have not finished: a third waits, then fails.
+        let short = Arc::new(CheckLimit::new(2, std::time::Duration::from_millis(50)));
+        let gate = Arc::new(Barrier::new(3));
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let (short, gate) = (short.clone(), gate.clone());
+                tokio::spawn(async move { short.run(move || _ = gate.wait()).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let err = short.run(|| ()).await.unwrap_err();
+        assert_eq!(err.size, 2);
+        // A waiter whose caller left does not free a place: the checks hold them.
+        gate.wait();
+        for h in held {
+            h.await.unwrap().unwrap();
+        }
+        assert!(short.run(|| ()).await.is_ok());
+        assert!(CheckLimit::sized(64, CHECK_WAIT).size() == 1);
+        assert!(CheckLimit::sized(1 << 20, CHECK_WAIT).size() >= 1);
+    }
+
+    #[test]
+    fn hashes_asking_too_much_work_are_refused_before_any_work() {
+        let salt = "c2FsdHNhbHRzYWx0c2FsdA";
+        let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let cases = [
+            (
+                format!("$argon2id$v=19$m=1048576,t=3,p=2${salt}${key}"),
+                HashCostError::Argon2Memory(1 << 20),
+            ),
+            (
+                format!("$argon2id$v=19$m=65536,t=100,p=2${salt}${key}"),
+                HashCostError::Argon2Iterations(100),
+            ),
+            (
+                format!("$argon2id$v=19$m=65536,t=3,p=64${salt}${key}"),
+                HashCostError::Argon2Parallelism(64),
+            ),
+            (
+                "$2b$31$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234".into(),
+                HashCostError::BcryptCost(31),
+            ),
+            (
+                "$pbkdf2-sha256$2000000000$salt$HiA8CWifTWeVBazZUM/y0qdXKlATpiZCrHVyRo/gYnU="
+                    .into(),
+                HashCostError::Pbkdf2Iterations(2_000_000_000),
+            ),
+        ];
+        for (hash, want) in cases {
+            assert_eq!(check_cost(&hash), Err(want.clone()), "{hash}");
+            assert!(want.to_string().contains("limit"), "{want}");
+            // Refused at once: none of these would finish in a test's lifetime.
+            assert!(!verify_password(&hash, "pw"));
+        }
+        // What the usual tools make passes.
+        assert_eq!(check_cost(&hash_password("pw").unwrap()), Ok(()));
+        assert_eq!(check_cost(PBKDF2_SHA256), Ok(()));
+        assert_eq!(
+            check_cost("$2b$12$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234"),
+            Ok(())
+        );
+        assert_eq!(check_cost("$pbkdf2-sha256$600000$s$k"), Ok(()));
+        assert_eq!(check_cost("not a hash"), Ok(()));
+    }
 
     // Fixtures computed independently with Python's hashlib.pbkdf2_hmac + base64.b64encode.
     const PBKDF2_SHA256: &str =

@@ -22,7 +22,11 @@
 use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -36,6 +40,47 @@ thread_local! {
     static SPARE: Cell<Option<BytesMut>> = const { Cell::new(None) };
 }
 
+/// Closes a connection from outside the task that drives it. russh runs each session in a
+/// task of its own that owns the socket, and its `RunningSession` cannot abort that task; a
+/// disconnect request goes through the session, which a client stalled mid key exchange or
+/// not reading never lets it act on (measured: connections past the login timeout stayed
+/// open). Once severed, every read and write of the stream fails, waking the task if it
+/// waits on the socket, so the session ends and drops the socket whatever state it is in.
+#[derive(Debug, Default)]
+pub struct Sever {
+    severed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Sever {
+    pub fn sever(&self) {
+        self.severed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn is_severed(&self) -> bool {
+        self.severed.load(Ordering::Acquire)
+    }
+
+    /// Turns a `Pending` into an error once severed; registers to be woken by [`Sever::sever`].
+    fn pending<T>(&self, cx: &Context<'_>, res: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if res.is_pending() {
+            self.waker.register(cx.waker());
+            if self.is_severed() {
+                return Poll::Ready(Err(severed()));
+            }
+        }
+        res
+    }
+}
+
+fn severed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "connection closed by the server",
+    )
+}
+
 /// A stream whose reads are served from a read-ahead buffer; writes pass through.
 pub struct ReadAhead<S> {
     inner: S,
@@ -43,11 +88,17 @@ pub struct ReadAhead<S> {
     /// socket is dry. A buffer read to its very end is still `Some`: its allocation is
     /// reused for the next read rather than swapped for the thread's spare.
     buf: Option<BytesMut>,
+    sever: Arc<Sever>,
 }
 
 impl<S> ReadAhead<S> {
-    pub fn new(inner: S) -> Self {
-        Self { inner, buf: None }
+    /// `sever` ends the stream from outside (see [`Sever`]).
+    pub fn new(inner: S, sever: Arc<Sever>) -> Self {
+        Self {
+            inner,
+            buf: None,
+            sever,
+        }
     }
 
     /// Whether a buffer is allocated (for tests: an idle stream holds none).
@@ -64,6 +115,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         dst: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.sever.is_severed() {
+            return Poll::Ready(Err(severed()));
+        }
+        let res = this.read_into(cx, dst);
+        this.sever.pending(cx, res)
+    }
+}
+
+impl<S: AsyncRead + Unpin> ReadAhead<S> {
+    fn read_into(&mut self, cx: &mut Context<'_>, dst: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self;
         let buf = match &mut this.buf {
             Some(buf) if !buf.is_empty() => buf,
             _ if dst.remaining() >= READ_AHEAD => {
@@ -98,7 +160,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.sever.is_severed() {
+            return Poll::Ready(Err(severed()));
+        }
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.sever.pending(cx, res)
     }
 
     fn poll_write_vectored(
@@ -106,7 +173,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if this.sever.is_severed() {
+            return Poll::Ready(Err(severed()));
+        }
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.sever.pending(cx, res)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -114,7 +186,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        if this.sever.is_severed() {
+            return Poll::Ready(Err(severed()));
+        }
+        let res = Pin::new(&mut this.inner).poll_flush(cx);
+        this.sever.pending(cx, res)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -170,11 +247,14 @@ mod tests {
     #[test]
     fn small_reads_share_one_read_of_the_source_and_the_buffer_goes_when_it_is_idle() {
         let burst: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
-        let mut r = ReadAhead::new(Script {
-            chunks: VecDeque::from([burst.clone()]),
-            reads: 0,
-            eof: false,
-        });
+        let mut r = ReadAhead::new(
+            Script {
+                chunks: VecDeque::from([burst.clone()]),
+                reads: 0,
+                eof: false,
+            },
+            Arc::default(),
+        );
         let mut got = Vec::new();
         for want in [4, 100, 4, 2000, 4, 888] {
             match poll_once(&mut r, want) {
@@ -199,7 +279,7 @@ mod tests {
             reads: 0,
             eof: false,
         };
-        let mut first = ReadAhead::new(script(&[1; 64]));
+        let mut first = ReadAhead::new(script(&[1; 64]), Arc::default());
         assert!(matches!(poll_once(&mut first, 64), Poll::Ready(Ok(b)) if b == [1; 64]));
         assert!(
             first.holds_buffer(),
@@ -209,7 +289,7 @@ mod tests {
         let start = first.buf.as_ref().map(|b| b.as_ptr() as usize - 64);
         assert!(poll_once(&mut first, 4).is_pending());
         assert!(!first.holds_buffer());
-        let mut second = ReadAhead::new(script(&[2; 8]));
+        let mut second = ReadAhead::new(script(&[2; 8]), Arc::default());
         assert!(matches!(poll_once(&mut second, 8), Poll::Ready(Ok(b)) if b == [2; 8]));
         assert_eq!(
             second.buf.as_ref().map(|b| b.as_ptr() as usize - 8),
@@ -221,11 +301,14 @@ mod tests {
     #[test]
     fn large_reads_bypass_the_buffer_after_what_it_holds() {
         let packet: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let mut r = ReadAhead::new(Script {
-            chunks: VecDeque::from([packet.clone()]),
-            reads: 0,
-            eof: false,
-        });
+        let mut r = ReadAhead::new(
+            Script {
+                chunks: VecDeque::from([packet.clone()]),
+                reads: 0,
+                eof: false,
+            },
+            Arc::default(),
+        );
         let head = match poll_once(&mut r, 4) {
             Poll::Ready(Ok(b)) => b,
             other => panic!("{other:?}"),
@@ -255,11 +338,14 @@ mod tests {
     async fn read_exact_sees_every_byte_in_order_and_then_eof() {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
         let chunks = data.chunks(1337).map(<[u8]>::to_vec).collect();
-        let mut r = ReadAhead::new(Script {
-            chunks,
-            reads: 0,
-            eof: true,
-        });
+        let mut r = ReadAhead::new(
+            Script {
+                chunks,
+                reads: 0,
+                eof: true,
+            },
+            Arc::default(),
+        );
         let mut got = Vec::new();
         let mut sizes = [4usize, 60, 4, 4200, 4, 32_800].iter().cycle();
         while got.len() < data.len() {
@@ -270,5 +356,24 @@ mod tests {
         }
         assert!(got == data, "bytes differ");
         assert_eq!(r.read(&mut [0; 16]).await.unwrap(), 0, "then EOF");
+    }
+
+    /// A read waiting on a silent peer, and every later read or write, fails once severed.
+    #[tokio::test]
+    async fn sever_ends_a_waiting_read_and_every_later_call() {
+        use tokio::io::AsyncWriteExt;
+        let (ours, _peer) = tokio::io::duplex(64);
+        let sever = Arc::new(Sever::default());
+        let mut r = ReadAhead::new(ours, sever.clone());
+        let reader = tokio::spawn(async move {
+            let err = r.read(&mut [0; 16]).await.unwrap_err();
+            (r, err)
+        });
+        tokio::task::yield_now().await;
+        sever.sever();
+        let (mut r, err) = reader.await.unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+        assert!(r.write_all(b"x").await.is_err());
+        assert!(r.read(&mut [0; 16]).await.is_err());
     }
 }

@@ -157,11 +157,16 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
         sftpgo_config::TrackQuota::Always => TrackQuota::Always,
         sftpgo_config::TrackQuota::LimitedUsersOnly => TrackQuota::LimitedUsersOnly,
     };
-    Ok(DataProvider::new(
-        backend,
-        config.manage_users(),
-        track_quota,
-    ))
+    let checks = sftpgo_provider::password::CheckLimit::sized(
+        config.sftpd.password_check_memory_mib,
+        sftpgo_provider::password::CHECK_WAIT,
+    );
+    tracing::debug!(
+        sender = "service",
+        at_once = checks.size(),
+        "password checks bounded"
+    );
+    Ok(DataProvider::new(backend, config.manage_users(), track_quota).with_check_limit(checks))
 }
 
 /// `data_provider.pool_size`, `connect_timeout` and `statement_timeout`.

@@ -231,14 +231,18 @@ impl SshServer {
             channels: HashMap::new(),
         };
         let login_timeout = self.settings.login_timeout;
+        // One deadline from accept to login, whatever the handshake's state.
+        let login_deadline = tokio::time::Instant::now() + login_timeout;
+        // Ends the socket when the session cannot be made to end politely (see `Sever`).
+        let sever = Arc::new(crate::read_ahead::Sever::default());
         // Boxed: the handshake's state (the session being built) is freed once it is done,
         // instead of sizing this task, which lives as long as the connection, for it.
         let handshake = Box::pin(russh::server::run_stream(
             self.current_config(),
-            crate::read_ahead::ReadAhead::new(stream),
+            crate::read_ahead::ReadAhead::new(stream, sever.clone()),
             handler,
         ));
-        let session = tokio::time::timeout(login_timeout, handshake).await;
+        let session = tokio::time::timeout_at(login_deadline, handshake).await;
         let mut session = match session {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -261,10 +265,10 @@ impl SshServer {
                 Ok(c) => c,
                 Err(_) => { let _ = (&mut session).await; return; }
             },
-            _ = tokio::time::sleep(login_timeout) => {
+            _ = tokio::time::sleep_until(login_deadline) => {
                 tracing::warn!(sender = "sftpd", remote_addr = %peer, timeout_secs = login_timeout.as_secs(), "login timeout, closing connection");
                 let _ = handle.disconnect(russh::Disconnect::ByApplication, "login timeout".into(), "en".into()).await;
-                let _ = tokio::time::timeout(Duration::from_secs(5), &mut session).await;
+                end_session(&mut session, &sever).await;
                 return;
             }
         };
@@ -298,12 +302,29 @@ impl SshServer {
                 "en".into(),
             )
             .await;
-        if tokio::time::timeout(Duration::from_secs(5), &mut session)
-            .await
-            .is_err()
-        {
-            tracing::debug!(sender = "sftpd", connection_id = %conn.id, "session did not end after disconnect");
-        }
+        end_session(&mut session, &sever).await;
+    }
+}
+
+/// How long a session asked to disconnect has to end by itself before its socket is cut.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
+
+/// Waits for a session asked to disconnect to end; one that does not (a client stalled
+/// mid key exchange, or not reading what is sent to it) has its socket cut, which ends it.
+async fn end_session<S: std::future::Future + Unpin>(
+    session: &mut S,
+    sever: &crate::read_ahead::Sever,
+) {
+    if tokio::time::timeout(DISCONNECT_GRACE, &mut *session)
+        .await
+        .is_err()
+    {
+        tracing::debug!(
+            sender = "sftpd",
+            "session did not end after disconnect, closing its socket"
+        );
+        sever.sever();
+        let _ = tokio::time::timeout(DISCONNECT_GRACE, session).await;
     }
 }
 

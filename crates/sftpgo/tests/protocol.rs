@@ -112,6 +112,25 @@ async fn file_requests_behave_as_v3_says() {
         Response::Attrs { attrs, .. } => assert_eq!(attrs.size, Some(300_000)),
         other => panic!("{other:?}"),
     }
+    // Offsets no file position can hold fail; they never read from the current position.
+    for offset in [u64::MAX, 1 << 63, i64::MAX as u64 - 5] {
+        let hh = h.clone();
+        match c
+            .call(|id| Request::Read {
+                id,
+                handle: hh,
+                offset,
+                len: 10,
+            })
+            .await
+            .unwrap()
+        {
+            Response::Status { code, .. } => {
+                assert_eq!(code, codec::SSH_FX_FAILURE, "READ at {offset}")
+            }
+            other => panic!("READ at {offset}: {other:?}"),
+        }
+    }
     // Writing through a read handle fails.
     let hh = h.clone();
     let code = c
@@ -151,6 +170,29 @@ async fn file_requests_behave_as_v3_says() {
         .unwrap(),
         codec::SSH_FX_OK
     );
+    c.close(&h).await.unwrap();
+    assert_eq!(std::fs::read(home.join("t.txt")).unwrap(), b"hello world");
+    // A WRITE at an offset no file position can hold fails and writes nothing.
+    let h = c
+        .open("/t.txt", codec::SSH_FXF_WRITE)
+        .await
+        .unwrap()
+        .unwrap();
+    for offset in [u64::MAX, 1 << 63, i64::MAX as u64 - 2] {
+        let hh = h.clone();
+        assert_eq!(
+            c.status(|id| Request::Write {
+                id,
+                handle: hh,
+                offset,
+                data: b("boom"),
+            })
+            .await
+            .unwrap(),
+            codec::SSH_FX_FAILURE,
+            "WRITE at {offset}"
+        );
+    }
     c.close(&h).await.unwrap();
     assert_eq!(std::fs::read(home.join("t.txt")).unwrap(), b"hello world");
     // SETSTAT: truncate and chmod.

@@ -1,0 +1,181 @@
+//! Hostile inputs against a real server (#22): password hashes that ask too much work, and
+//! password checks under a flood of simultaneous attempts.
+
+mod common;
+
+use common::client::{Credential, SftpClient};
+use common::logs::Logs;
+use common::*;
+use serde_json::{Value, json};
+use sftpgo::service::Tuning;
+use sftpgo_provider::{Backend, Permission, User};
+
+/// A stored hash asking for minutes of CPU or gigabytes of memory is refused when the API
+/// is asked to store it (400, naming the limit), and a login against one found in the
+/// database (stored by something else) fails at once with a log line saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expensive_password_hashes_are_refused_at_the_api_and_at_login() {
+    let logs = Logs::install();
+    let srv = TestServer::start_with(
+        |_| {},
+        Tuning {
+            http_port: Some(0),
+            ..Tuning::default()
+        },
+    )
+    .await;
+    let api = format!(
+        "http://{}/api/v1/user",
+        srv.running.as_ref().unwrap().http_addr.unwrap()
+    );
+    let expensive = [
+        "$pbkdf2-sha256$2000000000$salt$HiA8CWifTWeVBazZUM/y0qdXKlATpiZCrHVyRo/gYnU=",
+        "$argon2id$v=19$m=1048576,t=3,p=2$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "$2b$31$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
+    ];
+    let client = reqwest::Client::new();
+    for (i, hash) in expensive.iter().enumerate() {
+        let resp = client
+            .post(&api)
+            .json(&json!({"username": format!("x{i}"), "password": hash,
+                "home_dir": srv.home("x").display().to_string(), "permissions": ["*"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{hash}");
+        let body: Value = resp.json().await.unwrap();
+        let text = body.to_string();
+        assert!(text.contains("over the limit"), "{hash}: {text}");
+    }
+
+    // Stored behind the provider's back (an older tool, a hand-edited database).
+    let backend =
+        sftpgo_provider::sqlite::SqliteBackend::open(&srv.dir.path().join("sftpgo.db"), "users")
+            .await
+            .unwrap();
+    backend
+        .insert_user(&User {
+            username: "slow".into(),
+            password: Some(expensive[0].into()),
+            home_dir: srv.home("slow").display().to_string(),
+            permissions: vec![Permission::Any],
+            ..User::default()
+        })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        SftpClient::connect(srv.addr, "slow", Credential::Password("pw"))
+            .await
+            .is_err()
+    );
+    let line = logs
+        .find(|l| {
+            l["username"] == "slow" && l["error"].as_str().is_some_and(|e| e.contains("pbkdf2"))
+        })
+        .expect("the refusal is logged with its cause");
+    assert!(
+        line["error"].as_str().unwrap().contains("over the limit"),
+        "{line}"
+    );
+    // (No timed assertion: the figure is for the reader of a failure.)
+    eprintln!(
+        "login against the expensive hash refused after {:?}",
+        started.elapsed()
+    );
+    srv.stop().await;
+}
+
+/// With room for one password check at a time, a burst of simultaneous password logins
+/// is served in turn: every right password logs in, every wrong one fails, none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_password_logins_are_checked_in_turn() {
+    let srv = TestServer::start_with(
+        |c| c.sftpd.password_check_memory_mib = 64,
+        Tuning::default(),
+    )
+    .await;
+    srv.add_user("burst", Some("right-pw"), &[], &all_perms())
+        .await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let addr = srv.addr;
+        tasks.push(tokio::spawn(async move {
+            let pw = if i % 3 == 0 { "wrong-pw" } else { "right-pw" };
+            let ok = SftpClient::connect(addr, "burst", Credential::Password(pw))
+                .await
+                .is_ok();
+            (pw, ok)
+        }));
+    }
+    for t in tasks {
+        let (pw, ok) = t.await.unwrap();
+        assert_eq!(ok, pw == "right-pw", "{pw}");
+    }
+    srv.stop().await;
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Connections that never authenticate are closed at the login timeout whatever state
+/// their handshake is in: silent, stopped after the version line, stopped mid key
+/// exchange. The server's file descriptors come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_timeout_closes_stalled_connections_in_every_handshake_state() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start_with(|c| c.sftpd.login_timeout = 1, Tuning::default()).await;
+    // A first connection starts what the server sets up once (its connection threads'
+    // runtimes): the baseline is taken after it ends.
+    let mut first = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let mut sink = vec![0u8; 4096];
+    while first.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let baseline = open_fds();
+    let mut conns = Vec::new();
+    for i in 0..60 {
+        let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        match i % 3 {
+            0 => {} // silent
+            1 => s.write_all(b"SSH-2.0-stalled\r\n").await.unwrap(),
+            _ => {
+                // Version line, then the start of a KEXINIT packet that never ends.
+                s.write_all(b"SSH-2.0-stalled\r\n").await.unwrap();
+                s.write_all(&[0, 0, 4, 0, 6, 20, 1, 2, 3]).await.unwrap();
+            }
+        }
+        conns.push(s);
+    }
+    assert!(
+        open_fds() >= baseline + 60,
+        "the server holds the connections"
+    );
+    for (i, mut s) in conns.into_iter().enumerate() {
+        // Read whatever the server sends until it closes; the bound only keeps a
+        // regression from hanging the suite.
+        let mut sink = vec![0u8; 4096];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            loop {
+                match s.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "connection {i} (kind {}) was closed", i % 3);
+    }
+    // Our ends are closed too now: the server's fds are back to the baseline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while open_fds() > baseline {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fds back to {baseline}: {}",
+            open_fds()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    srv.stop().await;
+}
