@@ -63,6 +63,13 @@ pub struct SftpdConfig {
     /// run at most one per core and at most this budget / 64 at once (at least one); a
     /// login waits up to 10 s for its turn, then fails.
     pub password_check_memory_mib: u64,
+    /// Channels one SSH connection may have open at once (OpenSSH's `MaxSessions`; at
+    /// least 1): each SFTP session is a channel with its own handles and buffers.
+    pub max_channels_per_connection: u32,
+    /// Connections open at once, counted from accept, before any handshake (0 = no limit).
+    pub max_total_connections: u32,
+    /// Connections open at once from one client IP (0 = no limit).
+    pub max_per_host_connections: u32,
 }
 
 impl Default for SftpdConfig {
@@ -80,6 +87,9 @@ impl Default for SftpdConfig {
             login_timeout: 120,
             stale_upload_max_age: 360,
             password_check_memory_mib: 512,
+            max_channels_per_connection: 10,
+            max_total_connections: 2000,
+            max_per_host_connections: 20,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! they never touch the data provider or the host filesystem directly.
 
 pub mod actions;
+pub mod admission;
 pub mod auth;
 pub mod connection;
 pub mod fs;
@@ -47,6 +48,10 @@ pub struct Settings {
     pub idle_timeout: Option<Duration>,
     /// Whether the process may chown to the users' uid/gid.
     pub running_as_root: bool,
+    /// Connections open at once, and from one client IP (0 = no limit), counted from
+    /// accept (see [`admission`]).
+    pub max_total_connections: usize,
+    pub max_per_host_connections: usize,
 }
 
 impl Default for Settings {
@@ -56,6 +61,8 @@ impl Default for Settings {
             upload_mode: UploadMode::Standard,
             idle_timeout: Some(Duration::from_secs(15 * 60)),
             running_as_root: rustix::process::geteuid().is_root(),
+            max_total_connections: 0,
+            max_per_host_connections: 0,
         }
     }
 }
@@ -73,6 +80,8 @@ struct CoreInner {
     observers: Observers,
     /// Every user's used quota as this process knows it.
     quota: quota::Ledger,
+    /// Connections admitted at accept, of every protocol.
+    admission: Arc<admission::Admission>,
     /// Open home dirs, shared by the connections of one home (see `Root::open_shared`).
     roots: std::sync::Mutex<
         std::collections::HashMap<std::path::PathBuf, std::sync::Weak<sftpgo_vfs::Root>>,
@@ -111,6 +120,10 @@ impl Core {
         Self {
             inner: Arc::new(CoreInner {
                 quota: quota::Ledger::new(provider.clone()),
+                admission: Arc::new(admission::Admission::new(
+                    settings.max_total_connections,
+                    settings.max_per_host_connections,
+                )),
                 provider,
                 registry: Registry::default(),
                 settings,
@@ -144,6 +157,11 @@ impl Core {
     /// Users' used quota: what uploads, removes and quota scans change goes through it.
     pub fn quota(&self) -> &quota::Ledger {
         &self.inner.quota
+    }
+
+    /// The connection limits every listener checks at accept.
+    pub fn admission(&self) -> &Arc<admission::Admission> {
+        &self.inner.admission
     }
 
     pub fn registry(&self) -> &Registry {

@@ -19,6 +19,11 @@ struct ProtocolLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoginLabels {
     method: &'static str,
     result: &'static str,
@@ -62,6 +67,7 @@ pub struct Metrics {
     registry: Registry,
     active_connections: Gauge,
     connections: Counter,
+    connections_refused: Family<ReasonLabel, Counter>,
     protocol_sessions: Family<ProtocolLabel, Counter>,
     logins: Family<LoginLabels, Counter>,
     upload_bytes: Counter,
@@ -93,6 +99,12 @@ impl Metrics {
             "connections",
             "TCP connections accepted by the SSH server",
             connections.clone(),
+        );
+        let connections_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "TCP connections refused at accept, by the limit that refused them",
+            connections_refused.clone(),
         );
         let protocol_sessions = Family::<ProtocolLabel, Counter>::default();
         registry.register(
@@ -159,6 +171,7 @@ impl Metrics {
             registry,
             active_connections,
             connections,
+            connections_refused,
             protocol_sessions,
             logins,
             upload_bytes,
@@ -182,6 +195,13 @@ impl Metrics {
 
     pub fn connection_accepted(&self) {
         self.connections.inc();
+    }
+
+    /// A connection refused at accept; `reason` names the limit.
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub fn protocol_session(&self, protocol: &'static str) {

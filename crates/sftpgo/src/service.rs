@@ -207,6 +207,10 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
             sftpgo_config::UploadMode::Standard => UploadMode::Standard,
         },
         idle_timeout,
+        max_total_connections: usize::try_from(config.sftpd.max_total_connections)
+            .unwrap_or(usize::MAX),
+        max_per_host_connections: usize::try_from(config.sftpd.max_per_host_connections)
+            .unwrap_or(usize::MAX),
         ..Settings::default()
     };
     if !settings.running_as_root {
@@ -236,6 +240,8 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
         login_timeout: config.login_timeout().max(Duration::from_secs(1)),
         idle_timeout,
         rekey_bytes: tuning.rekey_bytes.unwrap_or(1 << 30),
+        max_channels: usize::try_from(sftpd.max_channels_per_connection.max(1))
+            .unwrap_or(usize::MAX),
         ..SshSettings::default()
     };
     let listener = bind(&sftpd.bind_address, sftpd.bind_port).await?;

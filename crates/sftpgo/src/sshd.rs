@@ -35,6 +35,8 @@ pub struct SshSettings {
     /// Bytes after which keys are renegotiated (tests lower it to exercise rekeying).
     pub rekey_bytes: usize,
     pub sftp: Limits,
+    /// Channels one SSH connection may have open at once (OpenSSH's `MaxSessions`).
+    pub max_channels: usize,
 }
 
 impl Default for SshSettings {
@@ -46,6 +48,7 @@ impl Default for SshSettings {
             idle_timeout: Some(Duration::from_secs(15 * 60)),
             rekey_bytes: 1 << 30,
             sftp: Limits::default(),
+            max_channels: 10,
         }
     }
 }
@@ -188,6 +191,16 @@ impl SshServer {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    // The limits are checked before any handshake work; a refused
+                    // connection is closed at once (dropping the stream).
+                    let admitted = match self.core.admission().admit(peer.ip()) {
+                        Ok(a) => a,
+                        Err(refusal) => {
+                            tracing::info!(sender = "sftpd", remote_addr = %peer, reason = %refusal, "connection refused");
+                            self.core.metrics().connection_refused(refusal.as_str());
+                            continue;
+                        }
+                    };
                     // The connection moves to its own thread (see `conn_threads`): the
                     // socket leaves this runtime's reactor and joins that thread's.
                     let stream = match stream.into_std() {
@@ -200,6 +213,7 @@ impl SshServer {
                     let server = self.clone();
                     // The body runs on the connection thread, so the socket registers there.
                     ConnectionThreads::global().spawn(tracker.track_future(async move {
+                        let _admitted = admitted;
                         match TcpStream::from_std(stream) {
                             Ok(stream) => server.handle_connection(stream, peer).await,
                             Err(e) => {
@@ -229,6 +243,7 @@ impl SshServer {
             guard: None,
             conn_tx: Some(conn_tx),
             channels: HashMap::new(),
+            open_channels: Default::default(),
         };
         let login_timeout = self.settings.login_timeout;
         // One deadline from accept to login, whatever the handshake's state.
@@ -351,7 +366,10 @@ struct SshHandler {
     /// Holds the registration of the logged-in connection; dropped with the handler.
     guard: Option<ConnectionGuard>,
     conn_tx: Option<oneshot::Sender<Arc<Connection>>>,
+    /// Channels opened and not yet given to a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Every channel open now (subsystems' included), bounded by `max_channels`.
+    open_channels: std::collections::HashSet<ChannelId>,
 }
 
 impl SshHandler {
@@ -450,6 +468,15 @@ impl russh::server::Handler for SshHandler {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        let max = self.server.settings.max_channels;
+        if self.open_channels.len() >= max {
+            tracing::info!(sender = "sftpd", remote_addr = %self.peer, max_channels = max, "channel refused: too many open on this connection");
+            reply
+                .reject(russh::ChannelOpenFailure::ResourceShortage)
+                .await;
+            return Ok(());
+        }
+        self.open_channels.insert(channel.id());
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
         Ok(())
@@ -461,6 +488,7 @@ impl russh::server::Handler for SshHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
+        self.open_channels.remove(&channel);
         Ok(())
     }
 

@@ -179,3 +179,134 @@ async fn the_login_timeout_closes_stalled_connections_in_every_handshake_state()
     }
     srv.stop().await;
 }
+
+/// One SSH connection may have `max_channels_per_connection` channels open at once: the
+/// next is refused, the open ones keep working, and closing one makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_per_connection_are_bounded() {
+    let srv = TestServer::start_with(
+        |c| c.sftpd.max_channels_per_connection = 4,
+        Tuning::default(),
+    )
+    .await;
+    srv.add_user("chan", Some("chan-pw"), &[], &all_perms())
+        .await;
+    let handle = common::client::ssh_connect(srv.addr, "chan", Credential::Password("chan-pw"))
+        .await
+        .unwrap();
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let ch = handle.channel_open_session().await.unwrap();
+        ch.request_subsystem(true, "sftp").await.unwrap();
+        open.push(ch);
+    }
+    assert!(
+        handle.channel_open_session().await.is_err(),
+        "a fifth channel is refused"
+    );
+    // Closing one makes room for another.
+    let closed = open.pop().unwrap();
+    closed.close().await.unwrap();
+    let mut reopened = None;
+    for _ in 0..100 {
+        if let Ok(ch) = handle.channel_open_session().await {
+            reopened = Some(ch);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(reopened.is_some(), "a closed channel frees its place");
+    // Another connection of the same user has its own channels.
+    let mut c = SftpClient::connect(srv.addr, "chan", Credential::Password("chan-pw"))
+        .await
+        .unwrap();
+    c.put("/ok.txt", b"still served", 100).await.unwrap();
+    srv.stop().await;
+}
+
+/// `max_per_host_connections` and `max_total_connections` refuse connections at accept,
+/// before any handshake (the client gets no SSH banner), log the address and count the
+/// refusal; connections that end free their places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_refuse_at_accept_and_free_places() {
+    use tokio::io::AsyncReadExt;
+    let logs = Logs::install();
+    let srv = TestServer::start_with(
+        |c| {
+            c.sftpd.max_per_host_connections = 3;
+            c.sftpd.max_total_connections = 5;
+        },
+        Tuning::default(),
+    )
+    .await;
+    // Three held from 127.0.0.1 (they get the server's banner).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        let mut banner = [0u8; 7];
+        s.read_exact(&mut banner).await.unwrap();
+        assert_eq!(&banner, b"SSH-2.0");
+        held.push(s);
+    }
+    // The fourth from the same address is closed without a byte.
+    let refused_read = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = [0u8; 64];
+        tokio::time::timeout(std::time::Duration::from_secs(30), s.read(&mut buf))
+            .await
+            .expect("closed, not left hanging")
+    };
+    let s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    assert!(
+        matches!(refused_read(s).await, Ok(0) | Err(_)),
+        "per-host limit"
+    );
+    // Another address (127.0.0.2 is loopback too) still gets in, up to the total.
+    let other = srv.addr.port();
+    let connect_from = |ip: &'static str| async move {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+        sock.connect(format!("127.0.0.1:{other}").parse().unwrap())
+            .await
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let mut s = connect_from("127.0.0.2").await;
+        let mut banner = [0u8; 7];
+        s.read_exact(&mut banner).await.unwrap();
+        held.push(s);
+    }
+    let s = connect_from("127.0.0.3").await;
+    assert!(
+        matches!(refused_read(s).await, Ok(0) | Err(_)),
+        "total limit"
+    );
+    assert!(
+        logs.find(|l| l["message"] == "connection refused"
+            && l["remote_addr"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("127.0.0.3")))
+            .is_some(),
+        "the refusal is logged with the address"
+    );
+    let metrics = srv.core().render_metrics();
+    assert!(
+        metrics
+            .contains(r#"sftpgo_connections_refused_total{reason="max_per_host_connections"} 1"#)
+            && metrics
+                .contains(r#"sftpgo_connections_refused_total{reason="max_total_connections"} 1"#),
+        "{metrics}"
+    );
+    // Closing the held connections frees their places.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while srv.core().admission().open() > 0 {
+        assert!(std::time::Instant::now() < deadline, "places freed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let key = keygen(srv.dir.path(), "ed25519");
+    srv.add_user("lim", None, &[&key], &all_perms()).await;
+    let work = tempfile::tempdir().unwrap();
+    let out = sftp_batch(srv.addr, "lim", Login::Key(&key), "ls\n", work.path()).await;
+    assert_success(&out, "a login after the attack");
+    srv.stop().await;
+}

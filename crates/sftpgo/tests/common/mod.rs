@@ -45,6 +45,10 @@ impl TestServer {
         config.data_provider.name = "sftpgo.db".into();
         // The API is off unless a test asks for it (Tuning::http_port).
         config.httpd.bind_port = 0;
+        // Every test client comes from 127.0.0.1: the connection limits are off unless a
+        // test sets them.
+        config.sftpd.max_per_host_connections = 0;
+        config.sftpd.max_total_connections = 0;
         configure(&mut config);
         let running = sftpgo::service::start(&config, dir.path(), tuning.clone())
             .await
