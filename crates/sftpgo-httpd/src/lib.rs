@@ -133,19 +133,72 @@ pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<Basic
         .with_state(state)
 }
 
-/// Serves the API on `listener` (HTTPS when `tls` is given) until `shutdown` fires.
+/// How long a client may take to send a request's headers. hyper starts the same timer
+/// when a kept-alive connection waits for its next request, so it is also how long an
+/// idle connection is kept.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Connections the API serves at once; one more is accepted and closed at once (logged),
+/// so a flood of idle or slow connections cannot take the process's file descriptors.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Serves the API on `listener` (HTTPS when `tls` is given) until `shutdown` fires; then
+/// lets the requests in progress finish.
+///
+/// Why not `axum::serve`: it gives hyper no timer, so hyper's header read timeout never
+/// runs (measured: 1,000 idle connections held for 60 s and more), and it has no
+/// connection cap. This loop is axum's, with both.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        ApiListener::new(listener, tls)?,
-        router.into_make_service_with_connect_info::<ClientInfo>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
+    use axum::serve::Listener as _;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut listener = ApiListener::new(listener, tls)?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let (io, client) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(sender = "httpd", remote_addr = %client.addr, max_connections = MAX_CONNECTIONS, "connection refused: too many API connections");
+            continue;
+        };
+        // Each request carries its connection's address, as `into_make_service_with_connect_info` does.
+        let service = tower::ServiceExt::map_request(
+            router.clone().layer(axum::Extension(ConnectInfo(client))),
+            |req: Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            // HTTP/1 only (the API is built without HTTP/2): hyper-util's auto builder waits
+            // for a first byte to tell the versions apart, with no timeout.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(io), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(sender = "httpd", remote_addr = %client.addr, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }
 
 /// One JSON access-log line per request (SFTPGo 0.9's fields), with a request id taken

@@ -310,3 +310,77 @@ async fn connection_limits_refuse_at_accept_and_free_places() {
     assert_success(&out, "a login after the attack");
     srv.stop().await;
 }
+
+/// The REST API closes connections that send no complete request headers within
+/// `HEADER_READ_TIMEOUT` (idle ones and ones trickling a header a byte at a time), and
+/// serves at most `MAX_CONNECTIONS` at once: one more is closed at accept. Once the
+/// flood's connections are closed, the API answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_closes_idle_and_slow_connections_and_caps_them() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start_with(
+        |_| {},
+        Tuning {
+            http_port: Some(0),
+            ..Tuning::default()
+        },
+    )
+    .await;
+    let api = srv.running.as_ref().unwrap().http_addr.unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..sftpgo_httpd::MAX_CONNECTIONS {
+        idle.push(tokio::net::TcpStream::connect(api).await.unwrap());
+    }
+    let mut slow = idle.pop().unwrap();
+    slow.write_all(b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Give the server time to take them all, then one more is closed without an answer.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut extra = tokio::net::TcpStream::connect(api).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), extra.read(&mut buf))
+        .await
+        .expect("closed, not left hanging")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "over the cap: closed without an answer");
+    // The slow client trickles its headers; the server closes it anyway.
+    let trickle = tokio::spawn(async move {
+        for i in 0..60 {
+            if slow
+                .write_all(format!("X-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return true;
+            }
+            let mut b = [0u8; 64];
+            match tokio::time::timeout(std::time::Duration::from_secs(1), slow.read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {}
+                Err(_) => {}
+            }
+        }
+        false
+    });
+    for (i, mut s) in idle.into_iter().enumerate() {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(60), s.read(&mut buf)).await;
+        assert!(
+            matches!(r, Ok(Ok(_)) | Ok(Err(_))),
+            "idle connection {i} closed by the server"
+        );
+    }
+    assert!(trickle.await.unwrap(), "the trickling client was closed");
+    let version = reqwest::get(format!("http://{api}/api/v1/version"))
+        .await
+        .unwrap();
+    assert_eq!(
+        version.status(),
+        200,
+        "the API answers once the flood is gone"
+    );
+    srv.stop().await;
+}
