@@ -331,7 +331,9 @@ impl Transfer {
                         "an earlier write failed: {cause}"
                     )));
                 }
-                pwrite_all_vectored(f, &data, offset)
+                // Checked here, in I/O order, so the refusal ends the upload as failed.
+                file_range(offset, len as u64)
+                    .and_then(|()| pwrite_all_vectored(f, &data, offset))
                     .inspect_err(|e| _ = inner.failure.set(e.to_string()))
             })
             .await;
@@ -708,7 +710,6 @@ fn file_range(offset: u64, len: u64) -> io::Result<()> {
 /// Writes all of `bufs`, in order, at `offset` with as few `pwritev` calls as the kernel
 /// allows.
 fn pwrite_all_vectored(file: &File, bufs: &[Bytes], mut offset: u64) -> io::Result<()> {
-    file_range(offset, bufs.iter().map(|b| b.len() as u64).sum())?;
     const IOV_MAX: usize = 1024;
     let mut first = 0; // index of the first buffer not fully written
     let mut skip = 0; // bytes of it already written
