@@ -70,6 +70,9 @@ pub struct SftpdConfig {
     pub max_total_connections: u32,
     /// Connections open at once from one client IP (0 = no limit).
     pub max_per_host_connections: u32,
+    /// Files one user may have open at once over all connections and channels (0 = no
+    /// limit); each is a file descriptor of the server.
+    pub max_open_files_per_user: u32,
 }
 
 impl Default for SftpdConfig {
@@ -90,6 +93,7 @@ impl Default for SftpdConfig {
             max_channels_per_connection: 10,
             max_total_connections: 2000,
             max_per_host_connections: 20,
+            max_open_files_per_user: 1024,
         }
     }
 }

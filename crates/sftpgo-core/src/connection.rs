@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use sftpgo_provider::User;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +54,8 @@ pub struct ConnectionState {
     transfers: Mutex<Vec<Arc<TransferStats>>>,
     /// Metrics and actions, which the connection's operations feed.
     pub(crate) observers: Observers,
+    /// The files its user has open, over all of the user's connections and channels.
+    pub(crate) open_files: Arc<OpenFiles>,
 }
 
 impl ConnectionState {
@@ -62,6 +64,7 @@ impl ConnectionState {
         user: Arc<User>,
         protocol: Protocol,
         observers: Observers,
+        open_files: Arc<OpenFiles>,
     ) -> Self {
         Self {
             id,
@@ -70,6 +73,7 @@ impl ConnectionState {
             last_activity: AtomicI64::new(now_ms()),
             transfers: Mutex::new(Vec::new()),
             observers,
+            open_files,
         }
     }
 
@@ -91,6 +95,50 @@ impl ConnectionState {
 
     fn lock_transfers(&self) -> std::sync::MutexGuard<'_, Vec<Arc<TransferStats>>> {
         self.transfers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The files (each one descriptor) one user has open in this process, bounded by
+/// `max_open_files_per_user` however many connections and channels they are spread over.
+#[derive(Debug)]
+pub struct OpenFiles {
+    count: AtomicUsize,
+    /// 0 = no limit.
+    max: usize,
+}
+
+impl OpenFiles {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            count: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A place for one more open file; `None` at the limit.
+    pub(crate) fn take(self: &Arc<Self>) -> Option<OpenFile> {
+        let limit = if self.max == 0 { usize::MAX } else { self.max };
+        self.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+        Some(OpenFile(self.clone()))
+    }
+}
+
+/// One open file's place in its user's [`OpenFiles`], given back when dropped (with the
+/// file: a transfer holds both).
+#[derive(Debug)]
+pub(crate) struct OpenFile(Arc<OpenFiles>);
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -237,11 +285,30 @@ pub struct Registry {
 struct RegistryInner {
     connections: HashMap<String, Arc<Connection>>,
     sessions_per_user: HashMap<String, i64>,
+    /// Each user's open files, shared by the user's connections while any lives.
+    open_files: HashMap<String, Weak<OpenFiles>>,
 }
 
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, RegistryInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The open files of `username`, shared with the user's other connections (a new
+    /// count, limited to `max`, when there are none).
+    pub(crate) fn open_files(&self, username: &str, max: usize) -> Arc<OpenFiles> {
+        let mut inner = self.lock();
+        if let Some(shared) = inner.open_files.get(username).and_then(Weak::upgrade) {
+            return shared;
+        }
+        // Entries of users with no connection left go now, so the map stays as small
+        // as the set of connected users.
+        inner.open_files.retain(|_, w| w.strong_count() > 0);
+        let fresh = Arc::new(OpenFiles::new(max));
+        inner
+            .open_files
+            .insert(username.to_string(), Arc::downgrade(&fresh));
+        fresh
     }
 
     /// Registers a new connection, refusing it when the user already holds `max_sessions`.
@@ -400,6 +467,7 @@ mod tests {
             user.clone(),
             Protocol::Sftp,
             Observers::default(),
+            registry.open_files(&user.username, 0),
         ));
         let root = Arc::new(sftpgo_vfs::Root::open(home).unwrap());
         let provider = sftpgo_provider::DataProvider::new(

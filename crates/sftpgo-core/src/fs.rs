@@ -14,7 +14,7 @@ use sftpgo_vfs::{DirEntry, FileStat, OpenOptions, PathError, Root, StatVfs, Virt
 
 use crate::Settings;
 use crate::actions::{ActionEvent, ActionKind};
-use crate::connection::ConnectionState;
+use crate::connection::{ConnectionState, OpenFile};
 use crate::quota::QuotaKeeper;
 use crate::serial_io::SerialIo;
 use crate::throttle::Throttle;
@@ -123,6 +123,17 @@ impl UserFs {
     /// Turns a client path into a virtual path (relative paths are taken from `/`).
     pub fn resolve(&self, raw: &[u8]) -> Result<VirtualPath, FsError> {
         Ok(VirtualPath::parse(raw)?)
+    }
+
+    /// A place among the files the user has open, or the refusal (logged) at its limit.
+    fn open_file_slot(&self, op: &str, path: &VirtualPath) -> Result<OpenFile, FsError> {
+        self.state.open_files.take().ok_or_else(|| {
+            let max = self.state.open_files.max();
+            tracing::warn!(sender = "fs", username = %self.state.user.username, connection_id = %self.state.id, operation = op, path = %path.display(), max_open_files = max, "refused: the user has too many files open");
+            FsError::Failure(format!(
+                "too many open files: at most {max} at once for this user"
+            ))
+        })
     }
 
     /// The permission gate: every operation passes here before touching the disk.
@@ -475,6 +486,7 @@ impl UserFs {
     /// Opens a file for reading.
     pub async fn open_download(&self, path: &VirtualPath) -> Result<Transfer, FsError> {
         self.check(Permission::Download, "download", path)?;
+        let slot = self.open_file_slot("download", path)?;
         let p = path.clone();
         let opts = OpenOptions {
             read: true,
@@ -490,6 +502,7 @@ impl UserFs {
             .await?;
         Ok(Transfer::start_download(
             opened,
+            slot,
             self.io.clone(),
             path.clone(),
             self.root.host_path(path),
@@ -505,6 +518,7 @@ impl UserFs {
         flags: UploadFlags,
     ) -> Result<Transfer, FsError> {
         self.check(Permission::Upload, "upload", path)?;
+        let slot = self.open_file_slot("upload", path)?;
         let p = path.clone();
         let owner = self.owner;
         let opts = OpenOptions {
@@ -632,7 +646,7 @@ impl UserFs {
             append: flags.append,
         };
         Ok(Transfer::start_upload(
-            opened.file,
+            (opened.file, slot),
             self.io.clone(),
             path.clone(),
             self.root.host_path(path),

@@ -52,6 +52,9 @@ pub struct Settings {
     /// accept (see [`admission`]).
     pub max_total_connections: usize,
     pub max_per_host_connections: usize,
+    /// Files one user may have open at once over all connections and channels (0 = no
+    /// limit): each is a descriptor of this process.
+    pub max_open_files_per_user: usize,
 }
 
 impl Default for Settings {
@@ -63,6 +66,7 @@ impl Default for Settings {
             running_as_root: rustix::process::geteuid().is_root(),
             max_total_connections: 0,
             max_per_host_connections: 0,
+            max_open_files_per_user: 0,
         }
     }
 }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use sftpgo_vfs::{FileStat, OpenedFile, Root, VirtualPath};
 
 use crate::actions::{ActionEvent, ActionKind};
-use crate::connection::{ConnectionState, TransferStats};
+use crate::connection::{ConnectionState, OpenFile, TransferStats};
 use crate::fs::{AtomicUpload, FsError, SetAttrs, UploadAccounting};
 use crate::now_ms;
 use crate::serial_io::SerialIo;
@@ -70,6 +70,8 @@ struct Inner {
     read_end: AtomicU64,
     throttle: Option<Throttle>,
     file: Arc<File>,
+    /// The file's place among those its user has open (see `OpenFiles`).
+    _slot: OpenFile,
     /// The session's I/O queue (see [`SerialIo`]): the file's I/O runs there in order,
     /// with the session's other work, on one blocking thread at a time.
     io: SerialIo<Arc<Root>>,
@@ -78,6 +80,7 @@ struct Inner {
 impl Transfer {
     pub(crate) fn start_download(
         opened: OpenedFile,
+        slot: OpenFile,
         io: SerialIo<Arc<Root>>,
         path: VirtualPath,
         host_path: PathBuf,
@@ -85,7 +88,7 @@ impl Transfer {
         throttle: Option<Throttle>,
     ) -> Self {
         let t = Self::start(
-            opened.file,
+            (opened.file, slot),
             io,
             TransferKind::Download,
             path,
@@ -101,7 +104,7 @@ impl Transfer {
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start_upload(
-        file: File,
+        file: (File, OpenFile),
         io: SerialIo<Arc<Root>>,
         path: VirtualPath,
         host_path: PathBuf,
@@ -125,7 +128,7 @@ impl Transfer {
 
     #[allow(clippy::too_many_arguments)]
     fn start(
-        file: File,
+        (file, slot): (File, OpenFile),
         io: SerialIo<Arc<Root>>,
         kind: TransferKind,
         path: VirtualPath,
@@ -165,6 +168,7 @@ impl Transfer {
                 read_end: AtomicU64::new(u64::MAX),
                 throttle,
                 file: Arc::new(file),
+                _slot: slot,
                 io,
             }),
         }

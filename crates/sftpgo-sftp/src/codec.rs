@@ -144,6 +144,11 @@ impl PacketReader {
         }
     }
 
+    /// Bytes received and not yet framed.
+    pub fn buffered(&self) -> usize {
+        self.len
+    }
+
     /// Appends a copy of `data`.
     pub fn push(&mut self, data: &[u8]) {
         self.push_bytes(Bytes::copy_from_slice(data));

@@ -4,4 +4,6 @@
 pub mod codec;
 pub mod session;
 
-pub use session::{ChunkSource, Limits, Replies, ReplySender, SessionError, replies, serve};
+pub use session::{
+    ChunkSource, InputFull, Limits, Replies, ReplySender, SessionError, replies, serve,
+};

@@ -29,6 +29,34 @@ pub struct Limits {
     pub max_open_handles: u32,
     /// Requests of one session served at the same time.
     pub max_in_flight: usize,
+    /// Bytes of request data and reply buffers (WRITE data, READ and READDIR replies)
+    /// held at once by the sessions sharing one budget (an SSH connection's channels),
+    /// until the writer takes the reply. Bounds what a client that sends requests and
+    /// never reads the replies costs: OpenSSH keeps 64 requests of 255 KiB in flight.
+    pub in_flight_bytes: usize,
+}
+
+impl Limits {
+    /// The size of a budget for sessions with these limits (see [`replies`]): never less
+    /// than a few of the largest requests, so any one request fits.
+    pub fn in_flight_budget(&self) -> usize {
+        self.in_flight_bytes
+            .max(4 * self.max_packet_len as usize)
+            .min(Semaphore::MAX_PERMITS)
+    }
+
+    /// What a request takes from the budget while it is served and its reply waits.
+    fn cost(&self, request: &Incoming) -> u32 {
+        match request {
+            Incoming::Write { data, .. } => data.iter().map(|b| b.len() as u32).sum(),
+            Incoming::Request(Request::Write { data, .. }) => data.len() as u32,
+            Incoming::Request(Request::Read { len, .. }) => {
+                (*len).min(self.max_read_len) + codec::DATA_HEADER_LEN as u32
+            }
+            Incoming::Request(Request::Readdir { .. }) => READDIR_PAGE_BYTES as u32,
+            _ => 0,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -39,6 +67,7 @@ impl Default for Limits {
             max_write_len: 255 * 1024,
             max_open_handles: 1024,
             max_in_flight: 128,
+            in_flight_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -67,6 +96,23 @@ pub struct Replies {
     next: u64,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
+    input_full: InputFull,
+}
+
+/// Whether a session has stopped reading its channel: its requests wait for room (the
+/// client is not taking the replies) and it holds all it may of the ones behind them
+/// (`MAX_UNFRAMED`). russh then stops reading the whole connection.
+#[derive(Clone, Default)]
+pub struct InputFull(Arc<std::sync::atomic::AtomicBool>);
+
+impl InputFull {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, full: bool) {
+        self.0.store(full, Ordering::Relaxed);
+    }
 }
 
 /// A reply on its way to the writer: the request's place in order and its in-flight
@@ -75,6 +121,7 @@ struct Queued {
     seq: u64,
     reply: Bytes,
     _permit: OwnedSemaphorePermit,
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
 /// The session's side of [`Replies`].
@@ -84,18 +131,28 @@ pub struct ReplySender {
     /// the requests served (and the replies held back) at once, and tells the writer
     /// whether more replies are coming.
     in_flight: Arc<Semaphore>,
+    /// Bytes of data and replies (see [`Limits::in_flight_bytes`]), maybe shared with
+    /// other sessions.
+    budget: Arc<Semaphore>,
+    budget_size: usize,
+    input_full: InputFull,
 }
 
 /// The reply queue of a session served with `limits` (pass the same to [`serve`]).
 /// Every request holds a permit until its reply is taken, so requests alone never fill
-/// the queue.
-pub fn replies(limits: &Limits) -> (ReplySender, Replies) {
+/// the queue. `budget` (of [`Limits::in_flight_budget`] permits, one per byte) may be
+/// shared by several sessions.
+pub fn replies(limits: &Limits, budget: Arc<Semaphore>) -> (ReplySender, Replies) {
     let (tx, rx) = mpsc::channel(limits.max_in_flight);
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let input_full = InputFull::default();
     (
         ReplySender {
             tx,
             in_flight: in_flight.clone(),
+            budget,
+            budget_size: limits.in_flight_budget(),
+            input_full: input_full.clone(),
         },
         Replies {
             rx,
@@ -103,6 +160,7 @@ pub fn replies(limits: &Limits) -> (ReplySender, Replies) {
             next: 0,
             in_flight,
             max_in_flight: limits.max_in_flight,
+            input_full,
         },
     )
 }
@@ -172,6 +230,11 @@ impl Replies {
         self.held.pop_front().flatten().map(|q| q.reply)
     }
 
+    /// Tells whether the session has stopped reading its channel (see [`InputFull`]).
+    pub fn input_full(&self) -> InputFull {
+        self.input_full.clone()
+    }
+
     /// Whether requests are still being served, so more replies will follow (a writer
     /// may wait a moment to send them together; with none coming, waiting only delays).
     pub fn more_coming(&self) -> bool {
@@ -189,6 +252,16 @@ const EXTENSIONS: &[(&[u8], &[u8])] = &[
     (b"limits@openssh.com", b"1"),
     (b"expand-path@openssh.com", b"1"),
 ];
+
+/// Bytes of channel data a session holds unframed while its requests wait for room
+/// (`ReplySender::admit`): beyond the requests being served, what a client that does not
+/// read its replies can make it hold. Small requests are merged into 4 KiB chunks on
+/// arrival (`PacketReader`); paramiko's download of a 2 GiB file sends its 65,536 READs
+/// (1.9 MiB) before reading a reply.
+const MAX_UNFRAMED: usize = 4 * 1024 * 1024;
+
+/// A READDIR reply stops taking names past this size.
+const READDIR_PAGE_BYTES: usize = 64 * 1024;
 
 /// How long requests still running at the end of a session may take to finish.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -212,7 +285,7 @@ pub async fn serve<S: ChunkSource>(
 ) -> Result<(), SessionError> {
     let session = Arc::new(Session {
         conn: conn.clone(),
-        out: out.tx,
+        out: out.tx.clone(),
         limits,
         handles: Mutex::new(HashMap::new()),
         next_handle: AtomicU32::new(1),
@@ -222,17 +295,15 @@ pub async fn serve<S: ChunkSource>(
     // Each request's place in the order of replies (see [`Replies`]).
     let mut next_seq = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
+    // A framed request waiting for its place among those served (see
+    // `ReplySender::admit`). The channel is still read meanwhile (up to
+    // `MAX_UNFRAMED`): a client's window adjustment may be queued behind requests it sent,
+    // and russh, which holds the channel's messages, stops reading the connection when
+    // the session stops taking them.
+    let mut waiting: Option<(Incoming, Admitting<'_>)> = None;
+    let mut input_done = false;
     let result = 'outer: loop {
-        let chunk = tokio::select! {
-            chunk = input.next_chunk() => chunk,
-            _ = conn.closed().cancelled() => break Ok(()),
-            // A finished request's task is freed now, not when the next request comes:
-            // an idle session holds none.
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-        };
-        let Some(chunk) = chunk else { break Ok(()) };
-        reader.push_bytes(chunk);
-        loop {
+        while waiting.is_none() {
             let frame = match reader.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -262,53 +333,43 @@ pub async fn serve<S: ChunkSource>(
             if !initialized && !is_init && !matches!(request, Incoming::Unsupported { .. }) {
                 break 'outer Err(SessionError::NotInitialized);
             }
-            let Ok(permit) = out.in_flight.clone().acquire_owned().await else {
-                break 'outer Ok(());
-            };
-            let seq = next_seq;
-            next_seq += 1;
-            let answered = move |reply| Queued {
-                seq,
-                reply,
-                _permit: permit,
-            };
-            match request {
-                Incoming::Request(Request::Init { .. }) => {
-                    initialized = true;
-                    let mut buf = BytesMut::with_capacity(256);
-                    codec::encode_version(&mut buf, 3, EXTENSIONS);
-                    let _ = session.out.send(answered(buf.freeze())).await;
+            initialized |= is_init;
+            let cost = limits.cost(&request);
+            match out.try_admit(cost) {
+                Some(admitted) => {
+                    start(&session, &mut tasks, request, next_seq, admitted);
+                    next_seq += 1;
                 }
-                Incoming::Unsupported { id, ty } => {
-                    let mut buf = BytesMut::with_capacity(64);
-                    let msg = format!("unsupported request type {ty}");
-                    codec::encode_status(&mut buf, id, codec::SSH_FX_OP_UNSUPPORTED, &msg);
-                    let _ = session.out.send(answered(buf.freeze())).await;
-                }
-                Incoming::Request(r) => {
-                    conn.touch();
-                    let session = session.clone();
-                    tasks.spawn(async move {
-                        let reply = session.handle(r).await;
-                        let _ = session.out.send(answered(reply)).await;
-                    });
-                }
-                Incoming::Write {
-                    id,
-                    handle,
-                    offset,
-                    data,
-                } => {
-                    conn.touch();
-                    let session = session.clone();
-                    tasks.spawn(async move {
-                        let reply = session.handle_write(id, &handle, offset, data).await;
-                        let _ = session.out.send(answered(reply)).await;
-                    });
-                }
+                None => waiting = Some((request, Box::pin(out.admit(cost)))),
             }
         }
+        if input_done && waiting.is_none() {
+            break Ok(());
+        }
+        out.input_full
+            .set(waiting.is_some() && reader.buffered() >= MAX_UNFRAMED);
+        tokio::select! {
+            chunk = input.next_chunk(), if !input_done && reader.buffered() < MAX_UNFRAMED => {
+                match chunk {
+                    Some(chunk) => reader.push_bytes(chunk),
+                    None => input_done = true,
+                }
+            }
+            admitted = admission(&mut waiting), if waiting.is_some() => {
+                let (Some((request, _)), Some(admitted)) = (waiting.take(), admitted) else {
+                    break Ok(());
+                };
+                start(&session, &mut tasks, request, next_seq, admitted);
+                next_seq += 1;
+            }
+            _ = conn.closed().cancelled() => break Ok(()),
+            // A finished request's task is freed now, not when the next request comes:
+            // an idle session holds none.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
     };
+    drop(waiting);
+    out.input_full.set(false);
     // Let requests still running finish briefly (a client may half-close after its last
     // request), then abort the rest (e.g. writes sleeping in a bandwidth limit for a
     // client that is gone), then close what the client left open.
@@ -328,6 +389,109 @@ pub async fn serve<S: ChunkSource>(
         tracing::warn!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), error = %e, "closing SFTP session");
     }
     result
+}
+
+/// A request's place among those served at once, and its share of the byte budget.
+type Admitted = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
+
+/// Waiting for an [`Admitted`]; `None` if the semaphores were closed (they never are).
+type Admitting<'a> = std::pin::Pin<Box<dyn Future<Output = Option<Admitted>> + Send + 'a>>;
+
+impl ReplySender {
+    /// The budget share a request of `cost` bytes takes (any request fits the budget).
+    fn clamp(&self, cost: u32) -> u32 {
+        cost.min(u32::try_from(self.budget_size).unwrap_or(u32::MAX))
+    }
+
+    /// Admits a request at once if there is room.
+    fn try_admit(&self, cost: u32) -> Option<Admitted> {
+        let permit = self.in_flight.clone().try_acquire_owned().ok()?;
+        if cost == 0 {
+            return Some((permit, None));
+        }
+        let bytes = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(self.clamp(cost))
+            .ok()?;
+        Some((permit, Some(bytes)))
+    }
+
+    /// Waits for room for a request: earlier replies to be taken, which a client that does
+    /// not read them delays for as long as it likes (the caller also watches the
+    /// connection's end).
+    async fn admit(&self, cost: u32) -> Option<Admitted> {
+        let permit = self.in_flight.clone().acquire_owned().await.ok()?;
+        if cost == 0 {
+            return Some((permit, None));
+        }
+        let bytes = self
+            .budget
+            .clone()
+            .acquire_many_owned(self.clamp(cost))
+            .await
+            .ok()?;
+        Some((permit, Some(bytes)))
+    }
+}
+
+async fn admission(waiting: &mut Option<(Incoming, Admitting<'_>)>) -> Option<Admitted> {
+    match waiting {
+        Some((_, admitting)) => admitting.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts serving an admitted request, the `seq`th of the session.
+fn start(
+    session: &Arc<Session>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    request: Incoming,
+    seq: u64,
+    (permit, bytes): Admitted,
+) {
+    let answered = move |reply| Queued {
+        seq,
+        reply,
+        _permit: permit,
+        _bytes: bytes,
+    };
+    // The queue has room for every admitted request's reply (its capacity is the number
+    // of places), so a reply made here is queued at once.
+    match request {
+        Incoming::Request(Request::Init { .. }) => {
+            let mut buf = BytesMut::with_capacity(256);
+            codec::encode_version(&mut buf, 3, EXTENSIONS);
+            let _ = session.out.try_send(answered(buf.freeze()));
+        }
+        Incoming::Unsupported { id, ty } => {
+            let mut buf = BytesMut::with_capacity(64);
+            let msg = format!("unsupported request type {ty}");
+            codec::encode_status(&mut buf, id, codec::SSH_FX_OP_UNSUPPORTED, &msg);
+            let _ = session.out.try_send(answered(buf.freeze()));
+        }
+        Incoming::Request(r) => {
+            session.conn.touch();
+            let session = session.clone();
+            tasks.spawn(async move {
+                let reply = session.handle(r).await;
+                let _ = session.out.send(answered(reply)).await;
+            });
+        }
+        Incoming::Write {
+            id,
+            handle,
+            offset,
+            data,
+        } => {
+            session.conn.touch();
+            let session = session.clone();
+            tasks.spawn(async move {
+                let reply = session.handle_write(id, &handle, offset, data).await;
+                let _ = session.out.send(answered(reply)).await;
+            });
+        }
+    }
 }
 
 /// A framed request: decoded, a WRITE whose data is still in the received chunks, or a
@@ -697,7 +861,7 @@ impl Session {
         let mut names = codec::NameWriter::new(&mut buf, id);
         let mut longname = Vec::with_capacity(128);
         // Pages of up to 100 names, kept well under the packet limit.
-        while names.count() < 100 && names.len() < 64 * 1024 {
+        while names.count() < 100 && names.len() < READDIR_PAGE_BYTES {
             let Some(e) = entries.next() else { break };
             longname.clear();
             codec::write_longname(&mut longname, &e.name, &longname_info(&e.stat));
@@ -778,6 +942,10 @@ fn longname_info(st: &FileStat) -> codec::LongnameInfo {
 mod tests {
     use super::*;
 
+    fn budget(limits: &Limits) -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(limits.in_flight_budget()))
+    }
+
     /// A reply as the session queues it: request `seq`, holding a fresh permit.
     async fn queue(tx: &ReplySender, seq: u64, reply: &'static [u8]) {
         let permit = tx.in_flight.clone().acquire_owned().await.unwrap();
@@ -785,13 +953,14 @@ mod tests {
             seq,
             reply: Bytes::from_static(reply),
             _permit: permit,
+            _bytes: None,
         };
         tx.tx.send(q).await.unwrap();
     }
 
     #[tokio::test]
     async fn replies_say_more_are_coming_while_a_request_is_served() {
-        let (tx, mut rx) = replies(&Limits::default());
+        let (tx, mut rx) = replies(&Limits::default(), budget(&Limits::default()));
         assert!(!rx.more_coming());
         let second = tx.in_flight.clone().acquire_owned().await.unwrap();
         queue(&tx, 0, b"first").await;
@@ -811,7 +980,7 @@ mod tests {
             max_in_flight: 4,
             ..Limits::default()
         };
-        let (tx, mut rx) = replies(&limits);
+        let (tx, mut rx) = replies(&limits, budget(&limits));
         // Requests 1, 3 and 2 finish before request 0.
         queue(&tx, 1, b"one").await;
         queue(&tx, 3, b"three").await;

@@ -46,16 +46,53 @@ thread_local! {
 /// not reading never lets it act on (measured: connections past the login timeout stayed
 /// open). Once severed, every read and write of the stream fails, waking the task if it
 /// waits on the socket, so the session ends and drops the socket whatever state it is in.
+///
+/// It also answers whether the client has gone ([`Sever::peer_gone`]) without reading the
+/// socket: russh stops reading it while it waits to hand a channel's data to a session
+/// that is not taking it, and then a client that disconnects is seen by nobody else.
 #[derive(Debug, Default)]
 pub struct Sever {
     severed: AtomicBool,
     waker: AtomicWaker,
+    /// The socket's descriptor while the stream that owns it is alive (cleared by the
+    /// stream's drop under this lock, so it is never polled after it was closed).
+    socket: std::sync::Mutex<Option<std::os::fd::RawFd>>,
 }
 
 impl Sever {
+    /// For the stream of the socket `fd` (its [`ReadAhead`] clears it when dropped).
+    pub fn for_socket(fd: std::os::fd::RawFd) -> Self {
+        Self {
+            socket: std::sync::Mutex::new(Some(fd)),
+            ..Self::default()
+        }
+    }
+
     pub fn sever(&self) {
         self.severed.store(true, Ordering::Release);
         self.waker.wake();
+    }
+
+    /// Whether the client can no longer send: it closed or reset the connection (the
+    /// kernel's `POLLRDHUP`/`POLLHUP`/`POLLERR`, asked without reading), or the socket is
+    /// closed already. A client that has closed its side cannot open the window for
+    /// replies either, so a session waiting on it waits forever.
+    pub fn peer_gone(&self) -> bool {
+        let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(fd) = *socket else { return true };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: `fd` is open while the lock is held (see `socket`); a zero timeout
+        // never blocks.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+
+    fn socket_closing(&self) {
+        *self.socket.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn is_severed(&self) -> bool {
@@ -105,6 +142,13 @@ impl<S> ReadAhead<S> {
     #[cfg(test)]
     fn holds_buffer(&self) -> bool {
         self.buf.is_some()
+    }
+}
+
+impl<S> Drop for ReadAhead<S> {
+    fn drop(&mut self) {
+        // Before `inner` (the socket) is closed.
+        self.sever.socket_closing();
     }
 }
 

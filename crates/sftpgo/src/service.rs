@@ -211,6 +211,8 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
             .unwrap_or(usize::MAX),
         max_per_host_connections: usize::try_from(config.sftpd.max_per_host_connections)
             .unwrap_or(usize::MAX),
+        max_open_files_per_user: usize::try_from(config.sftpd.max_open_files_per_user)
+            .unwrap_or(usize::MAX),
         ..Settings::default()
     };
     if !settings.running_as_root {

@@ -18,6 +18,11 @@ use sftpgo_sftp::{ChunkSource, Limits};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::conn_threads::ConnectionThreads;
+use crate::read_ahead::Sever;
+use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::task::Poll;
+use tokio::sync::Semaphore;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -52,6 +57,12 @@ impl Default for SshSettings {
         }
     }
 }
+
+/// Channel messages russh holds for a session that is not taking them (each up to our
+/// 64 KiB packet size): past this, russh stops reading the connection. It was 1,024 (64 MiB
+/// per channel for a client that sends and never reads the replies); OpenSSH sends
+/// 32 KiB messages, so this is 1 MiB of requests waiting, beyond those being served.
+const CHANNEL_BUFFER: usize = 32;
 
 const KEX: &[kex::Name] = &[
     kex::MLKEM768X25519_SHA256,
@@ -125,7 +136,7 @@ fn russh_config(settings: &SshSettings, host_keys: Vec<PrivateKey>) -> russh::se
         ),
         window_size: 16 * 1024 * 1024,
         maximum_packet_size: 65536,
-        channel_buffer_size: 1024,
+        channel_buffer_size: CHANNEL_BUFFER,
         event_buffer_size: 256,
         preferred: Preferred {
             kex: Cow::Borrowed(KEX),
@@ -237,6 +248,9 @@ impl SshServer {
         tracing::debug!(sender = "sftpd", remote_addr = %peer, "connection accepted");
         self.core.metrics().connection_accepted();
         let (conn_tx, conn_rx) = oneshot::channel();
+        // Ends the socket when the session cannot be made to end politely, and tells a
+        // session waiting on the client whether it is gone (see `Sever`).
+        let sever = Arc::new(Sever::for_socket(stream.as_raw_fd()));
         let handler = SshHandler {
             server: self.clone(),
             peer,
@@ -244,12 +258,12 @@ impl SshServer {
             conn_tx: Some(conn_tx),
             channels: HashMap::new(),
             open_channels: Default::default(),
+            sever: sever.clone(),
+            budget: Arc::new(Semaphore::new(self.settings.sftp.in_flight_budget())),
         };
         let login_timeout = self.settings.login_timeout;
         // One deadline from accept to login, whatever the handshake's state.
         let login_deadline = tokio::time::Instant::now() + login_timeout;
-        // Ends the socket when the session cannot be made to end politely (see `Sever`).
-        let sever = Arc::new(crate::read_ahead::Sever::default());
         // Boxed: the handshake's state (the session being built) is freed once it is done,
         // instead of sizing this task, which lives as long as the connection, for it.
         let handshake = Box::pin(russh::server::run_stream(
@@ -326,10 +340,7 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
 
 /// Waits for a session asked to disconnect to end; one that does not (a client stalled
 /// mid key exchange, or not reading what is sent to it) has its socket cut, which ends it.
-async fn end_session<S: std::future::Future + Unpin>(
-    session: &mut S,
-    sever: &crate::read_ahead::Sever,
-) {
+async fn end_session<S: std::future::Future + Unpin>(session: &mut S, sever: &Sever) {
     if tokio::time::timeout(DISCONNECT_GRACE, &mut *session)
         .await
         .is_err()
@@ -370,6 +381,10 @@ struct SshHandler {
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// Every channel open now (subsystems' included), bounded by `max_channels`.
     open_channels: std::collections::HashSet<ChannelId>,
+    sever: Arc<Sever>,
+    /// The bytes of request data and replies this connection's sessions hold at once
+    /// (see `Limits::in_flight_bytes`), shared by its channels.
+    budget: Arc<Semaphore>,
 }
 
 impl SshHandler {
@@ -510,7 +525,13 @@ impl russh::server::Handler for SshHandler {
         session.channel_success(channel_id)?;
         conn.set_protocol(Protocol::Sftp);
         conn.metrics().protocol_session(Protocol::Sftp.as_str());
-        tokio::spawn(run_sftp(conn, channel, self.server.settings.sftp));
+        tokio::spawn(run_sftp(
+            conn,
+            channel,
+            self.server.settings.sftp,
+            self.sever.clone(),
+            self.budget.clone(),
+        ));
         Ok(())
     }
 
@@ -587,11 +608,21 @@ impl ChunkSource for ChannelSource {
     }
 }
 
-/// Runs one SFTP session: the session reads, a separate task writes replies.
-async fn run_sftp(conn: Arc<Connection>, channel: Channel<Msg>, limits: Limits) {
+/// Runs one SFTP session: the session reads, a separate task writes replies. Both end
+/// when the connection does (see [`send_reply`]).
+async fn run_sftp(
+    conn: Arc<Connection>,
+    channel: Channel<Msg>,
+    limits: Limits,
+    sever: Arc<Sever>,
+    budget: Arc<Semaphore>,
+) {
     let (read_half, write_half) = channel.split();
-    let (tx, mut rx) = sftpgo_sftp::replies(&limits);
+    let (tx, mut rx) = sftpgo_sftp::replies(&limits, budget);
+    let writer_conn = conn.clone();
+    let input_full = rx.input_full();
     let writer = tokio::spawn(async move {
+        let conn = writer_conn;
         let mut pending: Option<Bytes> = None;
         loop {
             let first = match pending.take() {
@@ -612,18 +643,83 @@ async fn run_sftp(conn: Arc<Connection>, channel: Channel<Msg>, limits: Limits) 
             }
             let (reply, rest) = coalesce(first, &mut rx);
             pending = rest;
-            if write_half.data_bytes(reply).await.is_err() {
+            if !send_reply(&conn, &sever, &input_full, write_half.data_bytes(reply)).await {
                 break;
             }
         }
-        let _ = write_half.exit_status(0).await;
-        let _ = write_half.eof().await;
-        let _ = write_half.close().await;
+        if !conn.closed().is_cancelled() {
+            let end = async {
+                let _ = write_half.exit_status(0).await;
+                let _ = write_half.eof().await;
+                let _ = write_half.close().await;
+            };
+            tokio::select! {
+                _ = end => {}
+                _ = conn.closed().cancelled() => {}
+            }
+        }
     });
     tracing::debug!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), "SFTP session started");
     let _ = sftpgo_sftp::serve(conn.clone(), ChannelSource(read_half), tx, limits).await;
     let _ = writer.await;
     tracing::debug!(sender = "sftpd", connection_id = %conn.id, "SFTP session ended");
+}
+
+/// How often a reply waiting to be sent checks whether the client is still there.
+const PEER_CHECK: Duration = Duration::from_secs(1);
+
+/// How long a client may leave a reply waiting (its window closed) while the session
+/// cannot read its requests either, before the connection is closed.
+const STALLED_CLIENT: Duration = Duration::from_secs(15);
+
+/// Sends a reply (the `data_bytes` future of the channel); false if it cannot be sent.
+///
+/// Sending waits for the client to open its window, which a client that stopped reading
+/// never does; and while replies wait, the session takes no new requests, russh waits to
+/// hand it the ones already received and stops reading the socket, so the client's
+/// disconnect is seen by nobody. A send that waits is therefore also ended by the
+/// connection's end (`closed`) and by the client going away (checked on the socket every
+/// [`PEER_CHECK`]), which closes the connection: every wait of its sessions ends with it.
+///
+/// The socket does not always show it: a client that closes while its requests fill our
+/// receive buffer leaves its FIN queued behind them, and our side stays established (the
+/// kernel answers its zero-window probes) for as long as neither reads. A client that
+/// leaves a reply waiting [`STALLED_CLIENT`] while the session cannot read its requests
+/// either (`input_full`) is gone or hostile: no client that reads its replies is.
+async fn send_reply(
+    conn: &Connection,
+    sever: &Sever,
+    input_full: &sftpgo_sftp::InputFull,
+    send: impl Future<Output = Result<(), russh::Error>>,
+) -> bool {
+    let mut send = std::pin::pin!(send);
+    // Most sends complete at once: the watch (a timer) is only set up for one that waits.
+    if let Poll::Ready(res) = std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await {
+        return res.is_ok();
+    }
+    let mut check = tokio::time::interval(PEER_CHECK);
+    check.tick().await;
+    // Since when the session's input has been full while this reply waited.
+    let mut full_since: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            res = &mut send => return res.is_ok(),
+            _ = conn.closed().cancelled() => return false,
+            _ = check.tick() => {
+                if sever.peer_gone() {
+                    tracing::info!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), remote_addr = %conn.remote_addr(), "client gone while replies were waiting for it, closing the connection");
+                    conn.close();
+                    return false;
+                }
+                full_since = if input_full.get() { full_since.or(Some(tokio::time::Instant::now())) } else { None };
+                if full_since.is_some_and(|t| t.elapsed() >= STALLED_CLIENT) {
+                    tracing::warn!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), remote_addr = %conn.remote_addr(), stalled_secs = STALLED_CLIENT.as_secs(), "client reads no replies and keeps sending requests, closing the connection");
+                    conn.close();
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// Replies shorter than this are gathered into one channel message (see [`coalesce`]).

@@ -384,3 +384,198 @@ async fn the_api_closes_idle_and_slow_connections_and_caps_them() {
     );
     srv.stop().await;
 }
+
+fn abandon_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_abandon.py")
+}
+
+async fn run_abandon(args: &[&str]) {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(abandon_script())
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the client finished")
+    .expect("python3 runs");
+    assert_success(&out, &format!("paramiko_abandon {args:?}"));
+}
+
+/// Waits until no connection is registered and the process's fds are back to `baseline`;
+/// the bound only keeps a regression from hanging the suite.
+async fn wait_until_freed(srv: &TestServer, baseline: usize, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (conns, fds) = (srv.core().registry().len(), open_fds());
+        if conns == 0 && fds <= baseline {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {conns} connections still registered, {fds} fds (baseline {baseline})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Sessions end with their connection, whatever they wait for (#22 defect 2). Clients
+/// that keep more requests outstanding than the server serves at once, stop reading the
+/// replies and then disconnect: paramiko's prefetch of a large file on 20 connections,
+/// and pipelined STATs never read on 8 channels of one connection (a flood that fills
+/// what the sessions may hold, so russh stops reading the socket). The server ends them
+/// although it no longer read their sockets, logs their transfers as aborted, closes
+/// their files and unregisters them: fds and connections back to the baseline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_with_their_connection_whatever_they_wait_for() {
+    if !paramiko_available() {
+        return;
+    }
+    let logs = Logs::install();
+    let srv = TestServer::start_with(|_| {}, Tuning::default()).await;
+    let user = "abandon";
+    let pw = "abandon-pw";
+    srv.add_user(user, Some(pw), &[], &all_perms()).await;
+    let home = srv.home(user);
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("big.bin"), pattern(30 << 20, 7)).unwrap();
+    std::fs::write(home.join("held.bin"), b"held").unwrap();
+    // A first session sets up what the server keeps (its connection threads).
+    let mut c = SftpClient::connect(srv.addr, user, Credential::Password(pw))
+        .await
+        .unwrap();
+    c.put("/warm.txt", b"warm", 100).await.unwrap();
+    drop(c);
+    wait_until_freed(&srv, usize::MAX, "warm-up").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let baseline = open_fds();
+    let port = srv.addr.port().to_string();
+
+    run_abandon(&["prefetch", &port, user, pw, "/big.bin", "20"]).await;
+    wait_until_freed(&srv, baseline, "cancelled prefetch downloads").await;
+    let aborted = logs
+        .lines()
+        .into_iter()
+        .filter(|l| {
+            l["message"] == "transfer"
+                && l["username"] == user
+                && l["file_path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("big.bin"))
+                && l["status"].as_str().is_some_and(|s| s != "ok")
+        })
+        .count();
+    assert_eq!(aborted, 20, "each download is logged as not completed");
+
+    run_abandon(&["statflood", &port, user, pw, "8", "3"]).await;
+    wait_until_freed(&srv, baseline, "unread STAT flood").await;
+    let held = logs
+        .lines()
+        .into_iter()
+        .filter(|l| {
+            l["message"] == "transfer"
+                && l["username"] == user
+                && l["file_path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("held.bin"))
+        })
+        .count();
+    assert_eq!(held, 8, "each flooding session ended and closed its file");
+    // The flood fills what the sessions hold and russh stops reading the socket, so the
+    // client's close may stay queued behind its requests: the server ends such a
+    // connection itself, saying why.
+    assert!(
+        logs.find(|l| l["message"].as_str().is_some_and(|m| {
+            m.starts_with("client gone while replies were waiting")
+                || m.starts_with("client reads no replies and keeps sending requests")
+        }) && l["username"] == user)
+            .is_some(),
+        "the server ended the flooding connection it no longer read"
+    );
+    // The server still serves.
+    let mut c = SftpClient::connect(srv.addr, user, Credential::Password(pw))
+        .await
+        .unwrap();
+    c.put("/after.txt", b"after", 100).await.unwrap();
+    srv.stop().await;
+}
+
+/// `max_open_files_per_user` bounds the files one user has open over all of their
+/// connections and channels (#22 defect 4): the next OPEN fails at once with a clear
+/// status and a log line, other users are not affected, and a CLOSE makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_files_are_bounded_per_user_across_connections() {
+    use sftpgo_sftp::codec::{SSH_FX_FAILURE, SSH_FX_OK, SSH_FXF_READ};
+    let logs = Logs::install();
+    let srv =
+        TestServer::start_with(|c| c.sftpd.max_open_files_per_user = 5, Tuning::default()).await;
+    for name in ["files1", "files2"] {
+        srv.add_user(name, Some("files-pw"), &[], &all_perms())
+            .await;
+        std::fs::create_dir_all(srv.home(name)).unwrap();
+        std::fs::write(srv.home(name).join("f"), b"data").unwrap();
+    }
+    let cred = || Credential::Password("files-pw");
+    // Two connections of files1: three files on one, two on the other.
+    let mut a = SftpClient::connect(srv.addr, "files1", cred())
+        .await
+        .unwrap();
+    let mut b = SftpClient::connect(srv.addr, "files1", cred())
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for i in 0..5 {
+        let c = if i < 3 { &mut a } else { &mut b };
+        held.push(
+            c.open("/f", SSH_FXF_READ)
+                .await
+                .unwrap()
+                .expect("within the limit"),
+        );
+    }
+    // A sixth is refused, on either connection, for uploads as for downloads.
+    assert_eq!(
+        a.open("/f", SSH_FXF_READ).await.unwrap(),
+        Err(SSH_FX_FAILURE)
+    );
+    assert!(b.put("/new.txt", b"x", 100).await.is_err());
+    assert!(
+        logs.find(
+            |l| l["message"] == "refused: the user has too many files open"
+                && l["username"] == "files1"
+                && l["max_open_files"] == 5
+        )
+        .is_some()
+    );
+    // Another user is not affected.
+    let mut other = SftpClient::connect(srv.addr, "files2", cred())
+        .await
+        .unwrap();
+    assert!(other.open("/f", SSH_FXF_READ).await.unwrap().is_ok());
+    // A CLOSE makes room, and a connection that ends gives its files back.
+    let h = held.pop().unwrap();
+    assert_eq!(b.close(&h).await.unwrap(), SSH_FX_OK);
+    b.put("/new.txt", b"x", 100).await.unwrap();
+    drop(a);
+    let mut c = SftpClient::connect(srv.addr, "files1", cred())
+        .await
+        .unwrap();
+    let mut opened = 0;
+    for _ in 0..100 {
+        if c.open("/f", SSH_FXF_READ).await.unwrap().is_ok() {
+            opened += 1;
+            if opened == 3 {
+                break;
+            }
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(
+        opened, 3,
+        "the closed connection's three files were given back"
+    );
+    srv.stop().await;
+}
