@@ -207,15 +207,15 @@ impl Core {
         .await
         .map_err(|e| AuthError::HomeDir(e.to_string()))?
         .map_err(|e| AuthError::HomeDir(format!("{}: {e}", user.home_dir)))?;
-        let open_files = self
+        let shared = self
             .registry()
-            .open_files(&user.username, settings.max_open_files_per_user);
+            .user_shared(&user.username, settings.max_open_files_per_user);
         let state = Arc::new(ConnectionState::new(
             crate::connection::new_connection_id(),
             Arc::new(user),
             protocol,
             self.observers().clone(),
-            open_files,
+            shared,
         ));
         let quota = crate::quota::QuotaKeeper::new(self.quota(), state.user.clone());
         let fs = crate::fs::UserFs::new(root, state.clone(), settings, quota);

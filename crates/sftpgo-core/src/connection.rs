@@ -54,8 +54,8 @@ pub struct ConnectionState {
     transfers: Mutex<Vec<Arc<TransferStats>>>,
     /// Metrics and actions, which the connection's operations feed.
     pub(crate) observers: Observers,
-    /// The files its user has open, over all of the user's connections and channels.
-    pub(crate) open_files: Arc<OpenFiles>,
+    /// What its user's connections share: open files, the log budget.
+    pub(crate) shared: Arc<UserShared>,
 }
 
 impl ConnectionState {
@@ -64,7 +64,7 @@ impl ConnectionState {
         user: Arc<User>,
         protocol: Protocol,
         observers: Observers,
-        open_files: Arc<OpenFiles>,
+        shared: Arc<UserShared>,
     ) -> Self {
         Self {
             id,
@@ -73,8 +73,14 @@ impl ConnectionState {
             last_activity: AtomicI64::new(now_ms()),
             transfers: Mutex::new(Vec::new()),
             observers,
-            open_files,
+            shared,
         }
+    }
+
+    /// Whether a log line about one of this connection's requests may be written now (see
+    /// [`LogBudget`]); lines about logins and limits are not asked for.
+    pub fn may_log(&self) -> bool {
+        self.shared.log.allow(&self.user.username)
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -95,6 +101,99 @@ impl ConnectionState {
 
     fn lock_transfers(&self) -> std::sync::MutexGuard<'_, Vec<Arc<TransferStats>>> {
         self.transfers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the connections of one user share in this process, while any of them lives.
+#[derive(Debug)]
+pub struct UserShared {
+    /// The files the user has open, over all of the user's connections and channels.
+    pub(crate) open_files: Arc<OpenFiles>,
+    pub(crate) log: LogBudget,
+}
+
+impl UserShared {
+    pub(crate) fn new(max_open_files: usize) -> Self {
+        Self {
+            open_files: Arc::new(OpenFiles::new(max_open_files)),
+            log: LogBudget::default(),
+        }
+    }
+}
+
+/// The log lines about one user's requests (transfers, commands, refused or failed
+/// operations): a burst of [`LogBudget::BURST`], then [`LogBudget::PER_SECOND`]. What goes
+/// over is counted, and the next line allowed is preceded by one saying how many were
+/// suppressed (the last count is logged when the user's last connection ends). Without
+/// it one client looping OPEN/CLOSE wrote 39,000 lines/s and rotated the whole log's
+/// history away, earlier failed logins included, in 5 s. Lines about logins, bans and
+/// limit refusals do not go through here.
+#[derive(Debug)]
+pub(crate) struct LogBudget(Mutex<LogBucket>);
+
+#[derive(Debug)]
+struct LogBucket {
+    tokens: f64,
+    refilled: std::time::Instant,
+    suppressed: u64,
+    suppressed_since: Option<std::time::Instant>,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        Self(Mutex::new(LogBucket {
+            tokens: Self::BURST,
+            refilled: std::time::Instant::now(),
+            suppressed: 0,
+            suppressed_since: None,
+        }))
+    }
+}
+
+impl LogBudget {
+    pub(crate) const BURST: f64 = 1000.0;
+    pub(crate) const PER_SECOND: f64 = 100.0;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogBucket> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn allow(&self, username: &str) -> bool {
+        let mut b = self.lock();
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(b.refilled).as_secs_f64() * Self::PER_SECOND;
+        b.tokens = (b.tokens + earned).min(Self::BURST);
+        b.refilled = now;
+        if b.tokens < 1.0 {
+            b.suppressed += 1;
+            b.suppressed_since.get_or_insert(now);
+            return false;
+        }
+        b.tokens -= 1.0;
+        Self::report(&mut b, username);
+        true
+    }
+
+    /// Logs how many lines were suppressed, if any, and starts counting again.
+    fn report(b: &mut LogBucket, username: &str) {
+        if b.suppressed == 0 {
+            return;
+        }
+        let secs = b.suppressed_since.map_or(0, |t| t.elapsed().as_secs());
+        tracing::warn!(
+            sender = "log",
+            username,
+            suppressed_lines = b.suppressed,
+            over_secs = secs,
+            per_second = Self::PER_SECOND as u64,
+            "log lines about this user's requests suppressed (rate limit)"
+        );
+        b.suppressed = 0;
+        b.suppressed_since = None;
+    }
+
+    fn flush(&self, username: &str) {
+        Self::report(&mut self.lock(), username);
     }
 }
 
@@ -208,6 +307,12 @@ impl Connection {
         self.state.touch();
     }
 
+    /// Whether a log line about one of this connection's requests may be written now
+    /// (see `LogBudget`): adapters ask before logging what a client can repeat at will.
+    pub fn may_log(&self) -> bool {
+        self.state.may_log()
+    }
+
     /// Last activity of the connection or any of its transfers, in ms since the epoch.
     pub fn last_activity(&self) -> i64 {
         let own = self.state.last_activity.load(Ordering::Relaxed);
@@ -285,8 +390,8 @@ pub struct Registry {
 struct RegistryInner {
     connections: HashMap<String, Arc<Connection>>,
     sessions_per_user: HashMap<String, i64>,
-    /// Each user's open files, shared by the user's connections while any lives.
-    open_files: HashMap<String, Weak<OpenFiles>>,
+    /// What each user's connections share, while any lives.
+    shared: HashMap<String, Weak<UserShared>>,
 }
 
 impl Registry {
@@ -294,19 +399,19 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The open files of `username`, shared with the user's other connections (a new
-    /// count, limited to `max`, when there are none).
-    pub(crate) fn open_files(&self, username: &str, max: usize) -> Arc<OpenFiles> {
+    /// What `username`'s connections share (see [`UserShared`]): the live connections'
+    /// one, or a new one (at most `max_open_files`) when there is none.
+    pub(crate) fn user_shared(&self, username: &str, max_open_files: usize) -> Arc<UserShared> {
         let mut inner = self.lock();
-        if let Some(shared) = inner.open_files.get(username).and_then(Weak::upgrade) {
+        if let Some(shared) = inner.shared.get(username).and_then(Weak::upgrade) {
             return shared;
         }
         // Entries of users with no connection left go now, so the map stays as small
         // as the set of connected users.
-        inner.open_files.retain(|_, w| w.strong_count() > 0);
-        let fresh = Arc::new(OpenFiles::new(max));
+        inner.shared.retain(|_, w| w.strong_count() > 0);
+        let fresh = Arc::new(UserShared::new(max_open_files));
         inner
-            .open_files
+            .shared
             .insert(username.to_string(), Arc::downgrade(&fresh));
         fresh
     }
@@ -436,6 +541,10 @@ impl std::ops::Deref for ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
+        // What its lines left unsaid is said when the user's last connection ends.
+        if Arc::strong_count(&self.conn.state.shared) <= 2 {
+            self.conn.state.shared.log.flush(self.conn.username());
+        }
         self.conn.close();
         self.registry.unregister(&self.id);
         tracing::debug!(sender = "connection", connection_id = %self.id, username = self.conn.username(), "connection closed");
@@ -467,7 +576,7 @@ mod tests {
             user.clone(),
             Protocol::Sftp,
             Observers::default(),
-            registry.open_files(&user.username, 0),
+            registry.user_shared(&user.username, 0),
         ));
         let root = Arc::new(sftpgo_vfs::Root::open(home).unwrap());
         let provider = sftpgo_provider::DataProvider::new(

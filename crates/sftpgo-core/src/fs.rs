@@ -127,9 +127,12 @@ impl UserFs {
 
     /// A place among the files the user has open, or the refusal (logged) at its limit.
     fn open_file_slot(&self, op: &str, path: &VirtualPath) -> Result<OpenFile, FsError> {
-        self.state.open_files.take().ok_or_else(|| {
-            let max = self.state.open_files.max();
-            tracing::warn!(sender = "fs", username = %self.state.user.username, connection_id = %self.state.id, operation = op, path = %path.display(), max_open_files = max, "refused: the user has too many files open");
+        let open_files = &self.state.shared.open_files;
+        open_files.take().ok_or_else(|| {
+            let max = open_files.max();
+            if self.state.may_log() {
+                tracing::warn!(sender = "fs", username = %self.state.user.username, connection_id = %self.state.id, operation = op, path = %path.display(), max_open_files = max, "refused: the user has too many files open");
+            }
             FsError::Failure(format!(
                 "too many open files: at most {max} at once for this user"
             ))
@@ -142,14 +145,16 @@ impl UserFs {
         if self.state.user.has_permission(perm) {
             return Ok(());
         }
-        tracing::info!(
-            sender = "fs",
-            username = %self.state.user.username,
-            connection_id = %self.state.id,
-            operation = op,
-            path = %path.display(),
-            "permission denied"
-        );
+        if self.state.may_log() {
+            tracing::info!(
+                sender = "fs",
+                username = %self.state.user.username,
+                connection_id = %self.state.id,
+                operation = op,
+                path = %path.display(),
+                "permission denied"
+            );
+        }
         Err(FsError::PermissionDenied(format!(
             "{op} requires the {perm:?} permission"
         )))
@@ -188,7 +193,7 @@ impl UserFs {
                 | K::InvalidFilename
         );
         let fs_err = FsError::from_io(err);
-        if escape || !answer {
+        if (escape || !answer) && self.state.may_log() {
             tracing::warn!(
                 sender = "fs",
                 op,
@@ -230,6 +235,9 @@ impl UserFs {
 
     /// One info line per state-changing command (0.9's command log: sender = the command).
     fn log_command(&self, command: &str, path: &VirtualPath, target: Option<&VirtualPath>) {
+        if !self.state.may_log() {
+            return;
+        }
         tracing::info!(
             sender = command,
             username = %self.state.user.username,

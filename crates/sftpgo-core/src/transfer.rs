@@ -384,14 +384,16 @@ impl Transfer {
         if let Err(left) = acc.reservation.grow(growth(before), growth(end)) {
             self.fail("quota exceeded".into());
             let more = growth(end) - growth(before).max(0);
-            tracing::info!(
-                sender = "quota",
-                username = %self.inner.state.user.username,
-                file_path = %self.inner.host_path.display(),
-                growth = growth(end),
-                left,
-                "quota exceeded during upload"
-            );
+            if self.inner.state.may_log() {
+                tracing::info!(
+                    sender = "quota",
+                    username = %self.inner.state.user.username,
+                    file_path = %self.inner.host_path.display(),
+                    growth = growth(end),
+                    left,
+                    "quota exceeded during upload"
+                );
+            }
             return Err(io::Error::other(format!(
                 "quota exceeded: the write would add {more} bytes, {left} left"
             )));
@@ -572,7 +574,7 @@ impl Transfer {
                     virtual_path: self.inner.path.display().to_string(),
                     size,
                 });
-            } else {
+            } else if self.inner.state.may_log() {
                 tracing::info!(
                     sender = "actions",
                     action = self.action_kind().as_str(),
@@ -588,6 +590,9 @@ impl Transfer {
     fn log(&self, status: &str) {
         let inner = &self.inner;
         inner.state.remove_transfer(&inner.stats);
+        if !inner.state.may_log() {
+            return;
+        }
         tracing::info!(
             sender = inner.kind.log_sender(),
             elapsed_ms = inner.started.elapsed().as_millis() as u64,

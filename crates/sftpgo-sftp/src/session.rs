@@ -385,7 +385,9 @@ pub async fn serve<S: ChunkSource>(
             let _ = t.close(false).await;
         }
     }
-    if let Err(e) = &result {
+    if let Err(e) = &result
+        && conn.may_log()
+    {
         tracing::warn!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), error = %e, "closing SFTP session");
     }
     result

@@ -406,6 +406,12 @@ impl SshHandler {
     fn connection(&self) -> Option<&Arc<Connection>> {
         self.guard.as_ref().map(|g| g.connection())
     }
+
+    /// Whether a line about a channel request may be logged (the user's log budget, see
+    /// `Connection::may_log`): a client can repeat those at will.
+    fn may_log(&self) -> bool {
+        self.connection().is_none_or(|c| c.may_log())
+    }
 }
 
 /// SHA-1 `ssh-rsa` signatures are refused: only rsa-sha2-256/512 for RSA keys.
@@ -485,7 +491,9 @@ impl russh::server::Handler for SshHandler {
     ) -> Result<(), Self::Error> {
         let max = self.server.settings.max_channels;
         if self.open_channels.len() >= max {
-            tracing::info!(sender = "sftpd", remote_addr = %self.peer, max_channels = max, "channel refused: too many open on this connection");
+            if self.may_log() {
+                tracing::info!(sender = "sftpd", remote_addr = %self.peer, max_channels = max, "channel refused: too many open on this connection");
+            }
             reply
                 .reject(russh::ChannelOpenFailure::ResourceShortage)
                 .await;
@@ -514,7 +522,9 @@ impl russh::server::Handler for SshHandler {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let (Some(conn), true) = (self.connection().cloned(), name == "sftp") else {
-            tracing::info!(sender = "sftpd", remote_addr = %self.peer, subsystem = name, "subsystem refused");
+            if self.may_log() {
+                tracing::info!(sender = "sftpd", remote_addr = %self.peer, subsystem = name, "subsystem refused");
+            }
             session.channel_failure(channel_id)?;
             return Ok(());
         };
@@ -541,7 +551,9 @@ impl russh::server::Handler for SshHandler {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::info!(sender = "sftpd", remote_addr = %self.peer, command = %String::from_utf8_lossy(data), "exec request refused");
+        if self.may_log() {
+            tracing::info!(sender = "sftpd", remote_addr = %self.peer, command = %String::from_utf8_lossy(data), "exec request refused");
+        }
         session.channel_failure(channel)?;
         Ok(())
     }
@@ -551,7 +563,9 @@ impl russh::server::Handler for SshHandler {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::info!(sender = "sftpd", remote_addr = %self.peer, "shell request refused");
+        if self.may_log() {
+            tracing::info!(sender = "sftpd", remote_addr = %self.peer, "shell request refused");
+        }
         session.channel_failure(channel)?;
         Ok(())
     }

@@ -577,5 +577,80 @@ async fn open_files_are_bounded_per_user_across_connections() {
         opened, 3,
         "the closed connection's three files were given back"
     );
+    // Open transfers would hold the shutdown for its grace period.
+    drop((b, c, other));
+    srv.stop().await;
+}
+
+/// One user's request lines are rate-limited (#22 defect 5): an OPEN/CLOSE loop writes
+/// a burst of transfer lines, then about 100 a second, then one line saying how many were
+/// suppressed; failed logins during the flood are all logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_requests_cannot_flood_the_log() {
+    use sftpgo_sftp::codec::{SSH_FX_OK, SSH_FXF_CREAT, SSH_FXF_WRITE};
+    let logs = Logs::install();
+    let srv = TestServer::start().await;
+    srv.add_user("flood", Some("flood-pw"), &[], &all_perms())
+        .await;
+    let mut c = SftpClient::connect(srv.addr, "flood", Credential::Password("flood-pw"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let rounds = 3000;
+    for i in 0..rounds {
+        let h = c
+            .open("/empty", SSH_FXF_WRITE | SSH_FXF_CREAT)
+            .await
+            .unwrap()
+            .expect("opened");
+        assert_eq!(c.close(&h).await.unwrap(), SSH_FX_OK);
+        if i % 1000 == 0 {
+            // Failed logins meanwhile are never suppressed.
+            assert!(
+                SftpClient::connect(srv.addr, "flood", Credential::Password("wrong"))
+                    .await
+                    .is_err()
+            );
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // The budget has room again: the next line comes after the count of those suppressed.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let h = c
+        .open("/last", SSH_FXF_WRITE | SSH_FXF_CREAT)
+        .await
+        .unwrap()
+        .unwrap();
+    c.close(&h).await.unwrap();
+    let lines = logs.lines();
+    let ours = |l: &&serde_json::Value| l["username"] == "flood";
+    let transfers = lines
+        .iter()
+        .filter(ours)
+        .filter(|l| l["message"] == "transfer")
+        .count();
+    let allowed = 1000.0 + 100.0 * (elapsed + 0.2);
+    assert!(
+        (transfers as f64) <= allowed + 2.0,
+        "{transfers} transfer lines for {rounds} uploads in {elapsed:.1} s"
+    );
+    let suppressed: u64 = lines
+        .iter()
+        .filter(ours)
+        .filter(|l| l["message"] == "log lines about this user's requests suppressed (rate limit)")
+        .map(|l| l["suppressed_lines"].as_u64().unwrap())
+        .sum();
+    assert!(suppressed > 0, "the suppressed lines are counted");
+    assert_eq!(
+        transfers as u64 + suppressed,
+        rounds + 1,
+        "every transfer is either logged or counted"
+    );
+    let failed = lines
+        .iter()
+        .filter(ours)
+        .filter(|l| l["message"] == "login failed")
+        .count();
+    assert_eq!(failed, 3, "every failed login is logged");
     srv.stop().await;
 }
