@@ -105,16 +105,19 @@ impl ConnectionState {
 }
 
 /// What the connections of one user share in this process, while any of them lives.
+/// When the last ends, what its log lines left unsaid is said.
 #[derive(Debug)]
 pub struct UserShared {
+    username: String,
     /// The files the user has open, over all of the user's connections and channels.
     pub(crate) open_files: Arc<OpenFiles>,
     pub(crate) log: LogBudget,
 }
 
 impl UserShared {
-    pub(crate) fn new(max_open_files: usize) -> Self {
+    pub(crate) fn new(username: &str, max_open_files: usize) -> Self {
         Self {
+            username: username.to_string(),
             open_files: Arc::new(OpenFiles::new(max_open_files)),
             log: LogBudget::default(),
         }
@@ -123,8 +126,8 @@ impl UserShared {
 
 /// The log lines about one user's requests (transfers, commands, refused or failed
 /// operations): a burst of [`LogBudget::BURST`], then [`LogBudget::PER_SECOND`]. What goes
-/// over is counted, and the next line allowed is preceded by one saying how many were
-/// suppressed (the last count is logged when the user's last connection ends). Without
+/// over is counted, and reported in one line at most every [`LogBudget::REPORT_EVERY`] (with
+/// the next line allowed) and when the user's last connection ends. Without
 /// it one client looping OPEN/CLOSE wrote 39,000 lines/s and rotated the whole log's
 /// history away, earlier failed logins included, in 5 s. Lines about logins, bans and
 /// limit refusals do not go through here.
@@ -137,6 +140,7 @@ struct LogBucket {
     refilled: std::time::Instant,
     suppressed: u64,
     suppressed_since: Option<std::time::Instant>,
+    reported: std::time::Instant,
 }
 
 impl Default for LogBudget {
@@ -146,6 +150,7 @@ impl Default for LogBudget {
             refilled: std::time::Instant::now(),
             suppressed: 0,
             suppressed_since: None,
+            reported: std::time::Instant::now(),
         }))
     }
 }
@@ -153,6 +158,7 @@ impl Default for LogBudget {
 impl LogBudget {
     pub(crate) const BURST: f64 = 1000.0;
     pub(crate) const PER_SECOND: f64 = 100.0;
+    pub(crate) const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogBucket> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -170,7 +176,9 @@ impl LogBudget {
             return false;
         }
         b.tokens -= 1.0;
-        Self::report(&mut b, username);
+        if now.duration_since(b.reported) >= Self::REPORT_EVERY {
+            Self::report(&mut b, username);
+        }
         true
     }
 
@@ -190,6 +198,7 @@ impl LogBudget {
         );
         b.suppressed = 0;
         b.suppressed_since = None;
+        b.reported = std::time::Instant::now();
     }
 
     fn flush(&self, username: &str) {
@@ -227,6 +236,12 @@ impl OpenFiles {
             })
             .ok()?;
         Some(OpenFile(self.clone()))
+    }
+}
+
+impl Drop for UserShared {
+    fn drop(&mut self) {
+        self.log.flush(&self.username);
     }
 }
 
@@ -409,7 +424,7 @@ impl Registry {
         // Entries of users with no connection left go now, so the map stays as small
         // as the set of connected users.
         inner.shared.retain(|_, w| w.strong_count() > 0);
-        let fresh = Arc::new(UserShared::new(max_open_files));
+        let fresh = Arc::new(UserShared::new(username, max_open_files));
         inner
             .shared
             .insert(username.to_string(), Arc::downgrade(&fresh));
@@ -541,10 +556,6 @@ impl std::ops::Deref for ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        // What its lines left unsaid is said when the user's last connection ends.
-        if Arc::strong_count(&self.conn.state.shared) <= 2 {
-            self.conn.state.shared.log.flush(self.conn.username());
-        }
         self.conn.close();
         self.registry.unregister(&self.id);
         tracing::debug!(sender = "connection", connection_id = %self.id, username = self.conn.username(), "connection closed");

@@ -81,7 +81,7 @@ def statflood(port, user, password, channels, seconds):
     for th in threads:
         th.start()
     time.sleep(float(seconds))
-    print("sent", sum(sent), "STATs", flush=True)
+    print("sent", sum(sent), "STATs", file=sys.stderr, flush=True)
     t.close()
 
 
