@@ -217,7 +217,8 @@ impl Core {
             self.observers().clone(),
             shared,
         ));
-        let quota = crate::quota::QuotaKeeper::new(self.quota(), state.user.clone());
+        let quota = crate::quota::QuotaKeeper::new(self.quota(), state.user.clone())
+            .with_log_budget(state.shared.clone());
         let fs = crate::fs::UserFs::new(root, state.clone(), settings, quota);
         self.registry().register(state, remote, fs)
     }

@@ -311,6 +311,8 @@ pub struct QuotaKeeper {
     provider: DataProvider,
     account: Arc<Account>,
     user: Arc<User>,
+    /// The user's log budget (see `connection::LogBudget`); `None` logs every refusal.
+    shared: Option<Arc<crate::connection::UserShared>>,
 }
 
 impl QuotaKeeper {
@@ -319,7 +321,21 @@ impl QuotaKeeper {
             provider: ledger.provider.clone(),
             account: ledger.account(&user.username),
             user,
+            shared: None,
         }
+    }
+
+    /// Puts the refusals this keeper logs under the user's log budget: a client can
+    /// repeat them at will.
+    pub(crate) fn with_log_budget(mut self, shared: Arc<crate::connection::UserShared>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    fn may_log(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_none_or(|s| s.log.allow(&self.user.username))
     }
 
     /// Whether limits apply to this user.
@@ -331,7 +347,9 @@ impl QuotaKeeper {
     /// [`REFRESH_AFTER`].
     async fn used(&self) -> Result<Usage, FsError> {
         self.account.usage().await.map_err(|e| {
-            tracing::warn!(sender = "quota", username = %self.user.username, error = %e, "cannot read used quota, denying the write");
+            if self.may_log() {
+                tracing::warn!(sender = "quota", username = %self.user.username, error = %e, "cannot read used quota, denying the write");
+            }
             FsError::Failure("quota unavailable: data provider error".into())
         })
     }
@@ -390,6 +408,9 @@ impl QuotaKeeper {
     }
 
     fn log_denied(&self, what: &str, used: i64, limit: i64) {
+        if !self.may_log() {
+            return;
+        }
         tracing::info!(sender = "quota", username = %self.user.username, what, used, limit, "quota exceeded, write denied");
     }
 
