@@ -103,29 +103,15 @@ def legit():
 
 # Each attack: start(), the legit client runs, stop(); returns a note for the table.
 
-def silent_connections(n=1000):
-    socks = []
-    def start():
-        for i in range(n):
-            try:
-                socks.append(connect_from(source(i)))
-            except OSError:
-                pass
-    def stop():
-        time.sleep(2)
-        for s in socks:
-            s.close()
-        return f"{len(socks)} connected"
-    return start, stop
-
-
-def stalled_after_version(n=1000):
+def idle_connections(n=1000, greeting=b""):
+    """n connections that send `greeting` (nothing: silent) and then nothing more."""
     socks = []
     def start():
         for i in range(n):
             try:
                 s = connect_from(source(i))
-                s.sendall(b"SSH-2.0-stalled\r\n")
+                if greeting:
+                    s.sendall(greeting)
                 socks.append(s)
             except OSError:
                 pass
@@ -233,8 +219,9 @@ def log_flood(seconds=10):
 
 
 ATTACKS = [
-    ("1,000 silent connections", lambda: silent_connections()),
-    ("1,000 stalled after the version line", lambda: stalled_after_version()),
+    ("1,000 silent connections", lambda: idle_connections()),
+    ("1,000 stalled after the version line",
+     lambda: idle_connections(greeting=b"SSH-2.0-stalled\r\n")),
     ("128 simultaneous password attempts", lambda: password_attempts(128, False)),
     ("300 wrong passwords from one IP", lambda: password_attempts(20, True, rounds=15)),
     ("20 cancelled prefetch downloads",
