@@ -176,33 +176,43 @@ impl LogBudget {
             return false;
         }
         b.tokens -= 1.0;
-        if now.duration_since(b.reported) >= Self::REPORT_EVERY {
-            Self::report(&mut b, username);
-        }
+        let due = now.duration_since(b.reported) >= Self::REPORT_EVERY;
+        let report = if due { Self::take_report(&mut b) } else { None };
+        drop(b);
+        Self::log(username, report);
         true
     }
 
-    /// Logs how many lines were suppressed, if any, and starts counting again.
-    fn report(b: &mut LogBucket, username: &str) {
+    /// How many lines were suppressed and over how many seconds, if any; counting starts
+    /// again.
+    fn take_report(b: &mut LogBucket) -> Option<(u64, u64)> {
         if b.suppressed == 0 {
-            return;
+            return None;
         }
         let secs = b.suppressed_since.map_or(0, |t| t.elapsed().as_secs());
-        tracing::warn!(
-            sender = "log",
-            username,
-            suppressed_lines = b.suppressed,
-            over_secs = secs,
-            per_second = Self::PER_SECOND as u64,
-            "log lines about this user's requests suppressed (rate limit)"
-        );
-        b.suppressed = 0;
+        let lines = std::mem::take(&mut b.suppressed);
         b.suppressed_since = None;
         b.reported = std::time::Instant::now();
+        Some((lines, secs))
+    }
+
+    /// Logs a report (outside the bucket's lock).
+    fn log(username: &str, report: Option<(u64, u64)>) {
+        if let Some((lines, secs)) = report {
+            tracing::warn!(
+                sender = "log",
+                username,
+                suppressed_lines = lines,
+                over_secs = secs,
+                per_second = Self::PER_SECOND as u64,
+                "log lines about this user's requests suppressed (rate limit)"
+            );
+        }
     }
 
     fn flush(&self, username: &str) {
-        Self::report(&mut self.lock(), username);
+        let report = Self::take_report(&mut self.lock());
+        Self::log(username, report);
     }
 }
 

@@ -119,6 +119,16 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Waits until `done` holds; the bound (60 s) only keeps a regression from hanging the
+/// suite, and `what` says what did not happen.
+async fn eventually(mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{}", what());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Connections that never authenticate are closed at the login timeout whatever state
 /// their handshake is in: silent, stopped after the version line, stopped mid key
 /// exchange. The server's file descriptors come back.
@@ -168,15 +178,11 @@ async fn the_login_timeout_closes_stalled_connections_in_every_handshake_state()
         assert!(closed.is_ok(), "connection {i} (kind {}) was closed", i % 3);
     }
     // Our ends are closed too now: the server's fds are back to the baseline.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while open_fds() > baseline {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "fds back to {baseline}: {}",
-            open_fds()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(
+        || open_fds() <= baseline,
+        || format!("fds back to {baseline}: {}", open_fds()),
+    )
+    .await;
     srv.stop().await;
 }
 
@@ -298,11 +304,11 @@ async fn connection_limits_refuse_at_accept_and_free_places() {
     );
     // Closing the held connections frees their places.
     drop(held);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while srv.core().admission().open() > 0 {
-        assert!(std::time::Instant::now() < deadline, "places freed");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(
+        || srv.core().admission().open() == 0,
+        || "places freed".into(),
+    )
+    .await;
     let key = keygen(srv.dir.path(), "ed25519");
     srv.add_user("lim", None, &[&key], &all_perms()).await;
     let work = tempfile::tempdir().unwrap();
@@ -404,21 +410,16 @@ async fn run_abandon(args: &[&str]) {
     assert_success(&out, &format!("paramiko_abandon {args:?}"));
 }
 
-/// Waits until no connection is registered and the process's fds are back to `baseline`;
-/// the bound only keeps a regression from hanging the suite.
+/// Waits until no connection is registered and the process's fds are back to `baseline`.
 async fn wait_until_freed(srv: &TestServer, baseline: usize, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (conns, fds) = (srv.core().registry().len(), open_fds());
-        if conns == 0 && fds <= baseline {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: {conns} connections still registered, {fds} fds (baseline {baseline})"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(
+        || srv.core().registry().is_empty() && open_fds() <= baseline,
+        || {
+            let (conns, fds) = (srv.core().registry().len(), open_fds());
+            format!("{what}: {conns} connections still registered, {fds} fds (baseline {baseline})")
+        },
+    )
+    .await;
 }
 
 /// Sessions end with their connection, whatever they wait for (#22 defect 2). Clients
@@ -639,15 +640,20 @@ async fn a_flood_of_requests_cannot_flood_the_log() {
     );
     // The user's last connection ends: what was suppressed since the last report is told.
     drop(c);
-    let mut lines = logs.lines();
-    for _ in 0..250 {
-        let (t, s) = count(&lines);
-        if t + s >= rounds {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        lines = logs.lines();
-    }
+    eventually(
+        || {
+            let (t, s) = count(&logs.lines());
+            t + s >= rounds
+        },
+        || {
+            format!(
+                "{:?} of {rounds} transfers logged or counted",
+                count(&logs.lines())
+            )
+        },
+    )
+    .await;
+    let lines = logs.lines();
     let (transfers, suppressed) = count(&lines);
     assert!(suppressed > 0, "the suppressed lines are counted");
     assert_eq!(
