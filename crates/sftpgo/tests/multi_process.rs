@@ -61,7 +61,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts an instance; again with another REST port when the one picked was taken
+/// meanwhile (by this very process's SFTP listener on port 0, once).
 fn spawn(driver: &str, db: &ServerSettings) -> Instance {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match try_spawn(driver, db) {
+            Ok(instance) => return instance,
+            Err(e) if e.contains("Address already in use") => last = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no free REST port after 5 tries: {last}");
+}
+
+fn try_spawn(driver: &str, db: &ServerSettings) -> Result<Instance, String> {
     let dir = tempfile::tempdir().unwrap();
     let key = keygen_at(&dir.path().join("host_ed25519"), "ed25519");
     let log = dir.path().join("sftpgo.log");
@@ -85,14 +99,14 @@ fn spawn(driver: &str, db: &ServerSettings) -> Instance {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let sftp = wait_for_address(&log, &mut child, "SFTP server listening");
-    let http = wait_for_address(&log, &mut child, "REST API listening");
-    Instance {
+    let sftp = try_wait_for_address(&log, &mut child, "SFTP server listening")?;
+    let http = try_wait_for_address(&log, &mut child, "REST API listening")?;
+    Ok(Instance {
         child,
         sftp,
         http,
         _dir: dir,
-    }
+    })
 }
 
 /// Runs the two processes and their clients; returns the user's home dir (in a temp dir

@@ -33,25 +33,35 @@ impl Drop for KillOnDrop {
 
 /// Waits (at most a minute) for the JSON log line `message` and returns its `address`.
 pub fn wait_for_address(log: &Path, child: &mut Child, message: &str) -> SocketAddr {
+    try_wait_for_address(log, child, message).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`wait_for_address`], returning why not (the server exited, with its log; no such line
+/// within 60 s) instead of panicking.
+pub fn try_wait_for_address(
+    log: &Path,
+    child: &mut Child,
+    message: &str,
+) -> Result<SocketAddr, String> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
         if let Ok(text) = std::fs::read_to_string(log) {
             for line in text.lines() {
                 let v: serde_json::Value = serde_json::from_str(line).expect("log lines are JSON");
                 if v["message"] == message {
-                    return v["address"].as_str().unwrap().parse().unwrap();
+                    return Ok(v["address"].as_str().unwrap().parse().unwrap());
                 }
             }
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!(
+            return Err(format!(
                 "server exited early: {status}\n{}",
                 std::fs::read_to_string(log).unwrap_or_default()
-            );
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("no log line {message:?}");
+    Err(format!("no log line {message:?}"))
 }
 
 pub fn send_signal(pid: u32, sig: i32) {
