@@ -168,6 +168,10 @@ pub struct DataProviderConfig {
     /// Seconds a statement may run (postgresql `statement_timeout`, MariaDB
     /// `max_statement_time`, MySQL `max_execution_time` for SELECTs); 0 = no limit.
     pub statement_timeout: u64,
+    /// SFTPGo 0.9.3's key: when set (an absolute path), every home must lie beneath it,
+    /// and a user added without `home_dir` gets `<users_base_dir>/<username>`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub users_base_dir: String,
 }
 
 impl Default for DataProviderConfig {
@@ -187,6 +191,7 @@ impl Default for DataProviderConfig {
             pool_size: 0,
             connect_timeout: 10,
             statement_timeout: 30,
+            users_base_dir: String::new(),
         }
     }
 }
@@ -586,6 +591,12 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
                 "must be 0 (no limit) to {MAX_STATEMENT_TIMEOUT} seconds, got {}",
                 dp.statement_timeout
             ),
+        );
+    }
+    if !dp.users_base_dir.is_empty() && !dp.users_base_dir.starts_with('/') {
+        return err(
+            "data_provider.users_base_dir",
+            format!("must be an absolute path, got {:?}", dp.users_base_dir),
         );
     }
     if dp.users_table.is_empty()

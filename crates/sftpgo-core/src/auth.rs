@@ -40,6 +40,10 @@ pub enum AuthError {
     TooManySessions(i64),
     #[error("home dir unusable: {0}")]
     HomeDir(String),
+    /// The stored record breaks a rule (written by hand or by an older version): nobody
+    /// logs in with it until it is fixed.
+    #[error("the user record is refused: {0}")]
+    InvalidRecord(ProviderError),
     #[error("data provider unavailable: {0}")]
     Provider(String),
 }
@@ -189,13 +193,8 @@ impl Core {
         remote: SocketAddr,
         protocol: Protocol,
     ) -> Result<ConnectionGuard, AuthError> {
+        sftpgo_provider::validate_stored(&user).map_err(AuthError::InvalidRecord)?;
         let home = Path::new(&user.home_dir).to_path_buf();
-        if !home.is_absolute() {
-            return Err(AuthError::HomeDir(format!(
-                "{} is not absolute",
-                user.home_dir
-            )));
-        }
         let settings = self.settings().clone();
         let owner = crate::fs::owner_for(&user, &settings);
         let mode = 0o777 & !settings.umask;

@@ -44,7 +44,9 @@ impl From<ProviderError> for ApiResponse {
         let status = match &e {
             ProviderError::NotFound(_) => StatusCode::NOT_FOUND,
             ProviderError::AlreadyExists(_) => StatusCode::CONFLICT,
-            ProviderError::Validation(_) => StatusCode::BAD_REQUEST,
+            ProviderError::Validation(_) | ProviderError::InvalidField { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ProviderError::ReadOnly => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -5,6 +5,7 @@
 //! back; the access log and error shape are applied once, for every route.
 
 mod auth;
+mod csrf;
 mod error;
 mod handlers;
 mod listener;
@@ -129,6 +130,8 @@ pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<Basic
     // Load balancers' health checks carry no credentials and learn nothing secret.
     routes
         .route("/healthz", get(ops::healthz))
+        // Before authentication: a forged request is refused whatever it carries.
+        .layer(middleware::from_fn(csrf::guard))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }

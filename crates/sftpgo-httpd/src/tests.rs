@@ -51,6 +51,7 @@ async fn raw(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, 
     let req = Request::builder()
         .method(method)
         .uri(uri)
+        .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
@@ -220,6 +221,7 @@ async fn listing_with_paging_ordering_and_filters() {
     for name in ["c", "a", "b"] {
         let mut u = alice();
         u["username"] = json!(name);
+        u["home_dir"] = json!(format!("/srv/{name}"));
         assert_eq!(
             call(&app, "POST", "/api/v1/user", Some(u)).await.0,
             StatusCode::OK
@@ -509,6 +511,92 @@ async fn basic_auth_guards_every_route() {
         get_with(&app, "/healthz", None).await.status(),
         StatusCode::OK
     );
+}
+
+/// The request a malicious page in the administrator's browser can send without a CORS
+/// preflight (measured before: it created a user with `home_dir: "/"`).
+async fn forged(
+    app: &Router,
+    ctype: &str,
+    origin: Option<&str>,
+    auth: Option<&str>,
+) -> (StatusCode, Value) {
+    let body = json!({"username": "evil", "password": "x", "home_dir": "/", "permissions": ["*"]});
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/user")
+        .header("host", "127.0.0.1:8080")
+        .header("content-type", ctype);
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_web_page_cannot_drive_the_api() {
+    let (open, core) = app(true);
+    let text = format!(
+        "{}\n",
+        htpasswd_line("admin", "s3cret", bcrypt::Version::TwoY)
+    );
+    let version = VersionInfo {
+        version: "1".into(),
+        build_date: String::new(),
+        commit_hash: String::new(),
+    };
+    let guarded = router_with_auth(
+        core.clone(),
+        version,
+        Some(Arc::new(BasicAuth::parse(&text, "test"))),
+    );
+    let creds = basic("admin", "s3cret");
+    for (app, auth) in [(&open, None), (&guarded, Some(creds.as_str()))] {
+        // The exact request: text/plain from a foreign origin.
+        let (s, v) = forged(app, "text/plain", Some("http://evil.example"), auth).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("evil.example"),
+            "{v}"
+        );
+        // Each rule on its own.
+        let (s, v) = forged(app, "text/plain", None, auth).await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+        assert_eq!(v["status"], 415);
+        let (s, _) = forged(app, "application/x-www-form-urlencoded", None, auth).await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let (s, _) = forged(app, "application/json", Some("http://evil.example"), auth).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = forged(app, "application/json", Some("null"), auth).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    assert!(core.provider().user_by_username("evil").await.is_err());
+    // Refused before authentication: no credentials needed to be told, none checked.
+    let (s, _) = forged(&guarded, "text/plain", Some("http://evil.example"), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The API's own origin (a page it serves, later the web admin) is fine, up to validation.
+    let (s, v) = forged(
+        &open,
+        "application/json",
+        Some("http://127.0.0.1:8080"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("home_dir"), "{v}");
 }
 
 #[test]

@@ -44,6 +44,7 @@ where
     quota_tracking_modes(make().await).await;
     read_only(make().await).await;
     validation(make().await).await;
+    homes(make().await).await;
     password_handling(make().await).await;
     ping(make().await).await;
 }
@@ -532,7 +533,8 @@ pub async fn read_only(backend: Arc<dyn Backend>) {
 
 fn expect_validation(result: crate::Result<User>, needle: &str) {
     match result {
-        Err(ProviderError::Validation(msg)) => {
+        Err(e @ (ProviderError::Validation(_) | ProviderError::InvalidField { .. })) => {
+            let msg = e.to_string();
             assert!(
                 msg.contains(needle),
                 "validation message {msg:?} lacks {needle:?}"
@@ -540,6 +542,57 @@ fn expect_validation(result: crate::Result<User>, needle: &str) {
         }
         other => panic!("expected Validation containing {needle:?}, got {other:?}"),
     }
+}
+
+/// No two users share files: a home equal to, inside or above another user's is refused
+/// on add and on update; `users_base_dir` keeps homes beneath it and fills in a missing one.
+pub async fn homes(backend: Arc<dyn Backend>) {
+    let p = provider(backend.clone());
+    let home = |name: &str, dir: &str| User {
+        home_dir: dir.into(),
+        ..sample_user(name)
+    };
+    let a = p.add_user(home("a", "/srv/sftp/a")).await.unwrap();
+    for dir in ["/srv/sftp/a", "/srv/sftp/a/inner", "/srv/sftp", "/srv"] {
+        expect_validation(p.add_user(home("b", dir)).await, "home_dir: ");
+    }
+    let b = p.add_user(home("b", "/srv/sftp/ab")).await.unwrap();
+    // Updating a user to its own home is fine; to another's is not.
+    p.update_user(User {
+        quota_files: 5,
+        ..a.clone()
+    })
+    .await
+    .unwrap();
+    let r = p
+        .update_user(User {
+            home_dir: "/srv/sftp/a/b".into(),
+            ..b.clone()
+        })
+        .await;
+    expect_validation(
+        r.map(|()| User::default()),
+        "overlaps the home of user \"a\"",
+    );
+    assert_eq!(p.user_by_id(b.id).await.unwrap().home_dir, "/srv/sftp/ab");
+
+    let based = provider(backend).with_users_base_dir(Some("/data/sftp/".into()));
+    let c = based.add_user(home("c", "")).await.unwrap();
+    assert_eq!(c.home_dir, "/data/sftp/c");
+    based
+        .add_user(home("d", "/data/sftp/deep/d"))
+        .await
+        .unwrap();
+    for dir in ["/srv/sftp/e", "/data/sftp", "/data/sftpx/e", "/data"] {
+        expect_validation(based.add_user(home("e", dir)).await, "home_dir: ");
+    }
+    let r = based
+        .update_user(User {
+            home_dir: "/etc".into(),
+            ..c
+        })
+        .await;
+    expect_validation(r.map(|()| User::default()), "users_base_dir");
 }
 
 /// SFTPGo 0.9's validation rules and messages, on add and on update; nothing is stored.
@@ -589,7 +642,91 @@ pub async fn validation(backend: Arc<dyn Backend>) {
                 home_dir: "relative/dir".into(),
                 ..ok.clone()
             },
-            "home_dir must be an absolute path, actual value: relative/dir",
+            "home_dir: must be an absolute path, actual value: relative/dir",
+        ),
+        (
+            User {
+                home_dir: "/".into(),
+                ..ok.clone()
+            },
+            "home_dir: must not be the root directory",
+        ),
+        (
+            User {
+                home_dir: "/srv/sftp/../../etc".into(),
+                ..ok.clone()
+            },
+            "home_dir: must be normalised",
+        ),
+        (
+            User {
+                home_dir: "/srv//sftp".into(),
+                ..ok.clone()
+            },
+            "home_dir: must not contain '//'",
+        ),
+        (
+            User {
+                home_dir: "/srv/sftp/valid/".into(),
+                ..ok.clone()
+            },
+            "home_dir: must not end with '/'",
+        ),
+        (
+            User {
+                quota_size: -1,
+                ..ok.clone()
+            },
+            "quota_size: must be 0 (unlimited) or positive",
+        ),
+        (
+            User {
+                quota_files: -1,
+                ..ok.clone()
+            },
+            "quota_files:",
+        ),
+        (
+            User {
+                upload_bandwidth: -1,
+                ..ok.clone()
+            },
+            "upload_bandwidth:",
+        ),
+        (
+            User {
+                download_bandwidth: -1,
+                ..ok.clone()
+            },
+            "download_bandwidth:",
+        ),
+        (
+            User {
+                max_sessions: -1,
+                ..ok.clone()
+            },
+            "max_sessions:",
+        ),
+        (
+            User {
+                uid: -1,
+                ..ok.clone()
+            },
+            "uid: must be within 0..=2147483647",
+        ),
+        (
+            User {
+                gid: 1 << 31,
+                ..ok.clone()
+            },
+            "gid: must be within",
+        ),
+        (
+            User {
+                username: "admin\u{202E}nimda".into(),
+                ..ok.clone()
+            },
+            "username: ",
         ),
         (
             User {
@@ -631,7 +768,7 @@ pub async fn validation(backend: Arc<dyn Backend>) {
                 username: "x".repeat(256),
                 ..ok.clone()
             },
-            "longer than 255",
+            "longer than 255 bytes",
         ),
     ];
     // Order of the checks: missing fields first, then credentials, then permissions.
@@ -676,11 +813,9 @@ pub async fn validation(backend: Arc<dyn Backend>) {
         "failed updates change nothing"
     );
 
-    // Limits that are accepted: 255 characters, unicode, keys only, negative/odd numbers.
-    let long = "é".repeat(255);
-    p.add_user(sample_user(&long))
-        .await
-        .expect("255 characters");
+    // Limits that are accepted: 255 bytes, unicode, keys only, the extremes of numbers.
+    let long = format!("{}a", "é".repeat(127));
+    p.add_user(sample_user(&long)).await.expect("255 bytes");
     let keys_only = User {
         password: None,
         public_keys: vec![KEY_A.into(), KEY_B.into()],
@@ -689,13 +824,15 @@ pub async fn validation(backend: Arc<dyn Backend>) {
     let k = p.add_user(keys_only).await.expect("keys only");
     assert_eq!(k.password, None);
     assert!(!p.check_password(&k, "").await);
-    let odd = User {
-        uid: -1,
+    let extreme = User {
+        uid: (1 << 31) - 1,
         gid: 70000,
-        quota_size: -5,
-        ..sample_user("odd")
+        quota_size: i64::MAX,
+        ..sample_user("extreme")
     };
-    p.add_user(odd).await.expect("no range checks on numbers");
+    p.add_user(extreme)
+        .await
+        .expect("the largest values in range");
     let dup_perms = User {
         permissions: vec![Permission::List, Permission::List],
         ..sample_user("dp")

@@ -14,8 +14,12 @@ pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 mod user;
+mod validate;
 
 pub use user::{Permission, User};
+pub use validate::{
+    MAX_USERNAME_LEN, homes_overlap, validate_home_dir, validate_stored, validate_user,
+};
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -30,6 +34,9 @@ pub enum ProviderError {
     AlreadyExists(String),
     #[error("validation error: {0}")]
     Validation(String),
+    /// One field of a user record breaks a rule; `reason` says which.
+    #[error("validation error: {field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
     /// `manage_users: 0`: user records are read-only.
     #[error("user management is disabled by the data provider configuration (manage_users = 0)")]
     ReadOnly,
@@ -110,6 +117,9 @@ pub struct DataProvider {
     observer: Option<QueryObserver>,
     /// Bounds the password verifications running at once (see [`password::CheckLimit`]).
     checks: Arc<password::CheckLimit>,
+    /// `data_provider.users_base_dir`: homes must lie beneath it; a user added without a
+    /// home gets `<base>/<username>`.
+    users_base_dir: Option<String>,
 }
 
 /// `sftpd.password_check_memory_mib`'s default: with 64 MiB per argon2id check, at most 8
@@ -133,8 +143,6 @@ pub enum TrackQuota {
 
 /// Largest page [`DataProvider::list_users`] returns.
 pub const MAX_LIST_LIMIT: u32 = 500;
-/// Longest accepted username, in characters (the SQL column is `varchar(255)`).
-pub const MAX_USERNAME_LEN: usize = 255;
 
 impl DataProvider {
     pub fn new(backend: Arc<dyn Backend>, manage_users: bool, track_quota: TrackQuota) -> Self {
@@ -147,7 +155,20 @@ impl DataProvider {
                 DEFAULT_PASSWORD_CHECK_MEMORY_MIB,
                 password::CHECK_WAIT,
             )),
+            users_base_dir: None,
         }
+    }
+
+    /// The same provider, keeping homes beneath `base` (an absolute path; `None` or an
+    /// empty string: anywhere).
+    pub fn with_users_base_dir(mut self, base: Option<String>) -> Self {
+        self.users_base_dir =
+            base.filter(|b| !b.is_empty())
+                .map(|b| match b.trim_end_matches('/') {
+                    "" => "/".to_owned(),
+                    trimmed => trimmed.to_owned(),
+                });
+        self
     }
 
     /// The same provider, verifying passwords under `limit`.
@@ -217,7 +238,7 @@ impl DataProvider {
     /// record (with its new id and the password hash).
     pub async fn add_user(&self, user: User) -> Result<User> {
         self.ensure_manageable()?;
-        let user = prepare_user(user).await?;
+        let user = self.prepare_user(user).await?;
         self.timed("insert_user", self.backend.insert_user(&user))
             .await
     }
@@ -227,7 +248,7 @@ impl DataProvider {
     /// other field is replaced (a `None` password removes the password).
     pub async fn update_user(&self, user: User) -> Result<()> {
         self.ensure_manageable()?;
-        let user = prepare_user(user).await?;
+        let user = self.prepare_user(user).await?;
         self.timed("update_user", self.backend.update_user(&user))
             .await
     }
@@ -310,6 +331,65 @@ impl DataProvider {
         self.timed("ping", self.backend.ping()).await
     }
 
+    /// Validation (SFTPGo 0.9 `validateUser` order, then the rules added since, then no
+    /// home shared with another user), then hashing of a plain-text password on a blocking
+    /// thread.
+    async fn prepare_user(&self, mut user: User) -> Result<User> {
+        if user.home_dir.is_empty()
+            && let Some(base) = &self.users_base_dir
+            && !user.username.is_empty()
+        {
+            user.home_dir = format!("{}/{}", base.trim_end_matches('/'), user.username);
+        }
+        validate_user(&user, self.users_base_dir.as_deref())?;
+        self.ensure_own_home(&user).await?;
+        match user.password.take() {
+            Some(p) if p.is_empty() => user.password = None,
+            Some(p) if password::is_hashed(&p) => user.password = Some(p),
+            Some(plain) => {
+                let hashed = tokio::task::spawn_blocking(move || password::hash_password(&plain))
+                    .await
+                    .map_err(|e| {
+                        ProviderError::Backend(format!("password hashing task failed: {e}"))
+                    })?
+                    .map_err(|e| ProviderError::Backend(e.to_string()))?;
+                user.password = Some(hashed);
+            }
+            None => {}
+        }
+        Ok(user)
+    }
+
+    /// Refuses a home equal to, inside or above another user's: one user could read and
+    /// change the other's files, and both quotas would count them. Pages through every
+    /// user (an administrative write, not a login).
+    async fn ensure_own_home(&self, user: &User) -> Result<()> {
+        let mut query = UserQuery {
+            limit: MAX_LIST_LIMIT,
+            ..UserQuery::default()
+        };
+        loop {
+            let page = self.list_users(&query).await?;
+            if let Some(other) = page.iter().find(|o| {
+                o.id != user.id
+                    && o.username != user.username
+                    && homes_overlap(&o.home_dir, &user.home_dir)
+            }) {
+                return Err(ProviderError::InvalidField {
+                    field: "home_dir",
+                    reason: format!(
+                        "{:?} overlaps the home of user {:?} ({:?}): homes must not be equal to, inside or above another user's",
+                        user.home_dir, other.username, other.home_dir
+                    ),
+                });
+            }
+            if page.len() < MAX_LIST_LIMIT as usize {
+                return Ok(());
+            }
+            query.offset += MAX_LIST_LIMIT;
+        }
+    }
+
     fn ensure_manageable(&self) -> Result<()> {
         if self.manage_users {
             Ok(())
@@ -317,74 +397,6 @@ impl DataProvider {
             Err(ProviderError::ReadOnly)
         }
     }
-}
-
-/// Validation (SFTPGo 0.9 `validateUser` order, plus username hygiene), then hashing of a
-/// plain-text password on a blocking thread.
-async fn prepare_user(mut user: User) -> Result<User> {
-    validate_user(&user)?;
-    match user.password.take() {
-        Some(p) if p.is_empty() => user.password = None,
-        Some(p) if password::is_hashed(&p) => user.password = Some(p),
-        Some(plain) => {
-            let hashed = tokio::task::spawn_blocking(move || password::hash_password(&plain))
-                .await
-                .map_err(|e| ProviderError::Backend(format!("password hashing task failed: {e}")))?
-                .map_err(|e| ProviderError::Backend(e.to_string()))?;
-            user.password = Some(hashed);
-        }
-        None => {}
-    }
-    Ok(user)
-}
-
-/// Checks `user` against SFTPGo 0.9's rules, in its order; the username is additionally
-/// required to be a sane path component.
-pub fn validate_user(user: &User) -> Result<()> {
-    let invalid = |m: String| Err(ProviderError::Validation(m));
-    if user.username.is_empty() || user.home_dir.is_empty() {
-        return invalid("Mandatory parameters missing".to_owned());
-    }
-    validate_username(&user.username)?;
-    if let Some(p) = user.password.as_deref().filter(|p| password::is_hashed(p))
-        && let Err(e) = password::check_cost(p)
-    {
-        return invalid(format!("password hash refused: {e}"));
-    }
-    let has_password = user.password.as_deref().is_some_and(|p| !p.is_empty());
-    if !has_password && user.public_keys.is_empty() {
-        return invalid("Please set password or at least a public_key".to_owned());
-    }
-    if user.permissions.is_empty() {
-        return invalid("Please grant some permissions to this user".to_owned());
-    }
-    if !std::path::Path::new(&user.home_dir).is_absolute() {
-        return invalid(format!(
-            "home_dir must be an absolute path, actual value: {}",
-            user.home_dir
-        ));
-    }
-    // Permission names are typed (unknown names fail deserialization); keys must parse.
-    user.parsed_public_keys()?;
-    Ok(())
-}
-
-fn validate_username(username: &str) -> Result<()> {
-    let invalid = |m: String| Err(ProviderError::Validation(m));
-    if username.chars().count() > MAX_USERNAME_LEN {
-        return invalid(format!(
-            "username is longer than {MAX_USERNAME_LEN} characters"
-        ));
-    }
-    if username.contains('/') {
-        return invalid(format!("username {username:?} must not contain '/'"));
-    }
-    if username.chars().any(char::is_control) {
-        return invalid(format!(
-            "username {username:?} must not contain control characters"
-        ));
-    }
-    Ok(())
 }
 
 /// Milliseconds since the Unix epoch (`last_quota_update`).

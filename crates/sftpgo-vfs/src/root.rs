@@ -614,15 +614,120 @@ impl Root {
     }
 
     /// Renames; with `replace` false an existing target is an error (RENAME_NOREPLACE).
+    /// A move that would make a relative symlink (the one moved, or one inside a moved
+    /// directory) lead out of the home is refused as an escape, and one that would make a
+    /// host path longer than PATH_MAX is refused with ENAMETOOLONG ([`Root::check_move`]).
     pub fn rename(&self, from: &VirtualPath, to: &VirtualPath, replace: bool) -> io::Result<()> {
         let (fdir, fname) = self.parent(from)?;
         let (tdir, tname) = self.parent(to)?;
+        self.check_move(&fdir, fname, from, to)?;
         let flags = if replace {
             RenameFlags::empty()
         } else {
             RenameFlags::NOREPLACE
         };
         rustix::fs::renameat_with(&fdir, fname, &tdir, tname, flags).map_err(from_errno)
+    }
+
+    /// What a move must not break. The moved entry's new host path, and every path
+    /// beneath it, must fit in PATH_MAX: the kernel lets a tree grow past it one relative
+    /// step at a time, but the quota scan, backups and every tool that takes a path then
+    /// fail on it. A relative symlink must still lead inside the home from its new place
+    /// (absolute ones do not change with the move). A directory's tree is walked only
+    /// when the move can break one of the two: to a shallower place (links that climb)
+    /// or to a longer name (paths); nothing the client cannot see is followed.
+    fn check_move(
+        &self,
+        fdir: &OwnedFd,
+        fname: &[u8],
+        from: &VirtualPath,
+        to: &VirtualPath,
+    ) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        // A missing source: the rename reports it.
+        let Ok(st) = rustix::fs::statat(fdir, fname, AtFlags::SYMLINK_NOFOLLOW) else {
+            return Ok(());
+        };
+        let st = FileStat::from(&st);
+        let base_len = self.host.as_os_str().as_bytes().len() + to.as_bytes().len();
+        if base_len > HOST_PATH_MAX {
+            return Err(name_too_long());
+        }
+        let new_parent = to.parent().unwrap_or_else(VirtualPath::root);
+        if st.is_symlink() {
+            let target = rustix::fs::readlinkat(fdir, fname, Vec::new()).map_err(from_errno)?;
+            return check_link_from(&new_parent, target.to_bytes());
+        }
+        let shallower = to.components().count() < from.components().count();
+        let longer = to.as_bytes().len() > from.as_bytes().len();
+        if !st.is_dir() || !(shallower || longer) {
+            return Ok(());
+        }
+        let top = rustix::fs::openat(
+            fdir,
+            fname,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(from_errno)?;
+        // Directories still to read, relative to the moved one (an explicit stack: a
+        // deep tree holds no fd per level).
+        let mut todo: Vec<Vec<u8>> = vec![Vec::new()];
+        while let Some(rel) = todo.pop() {
+            let fd = if rel.is_empty() {
+                rustix::fs::openat(
+                    &top,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+            } else {
+                let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+                rustix::fs::openat2(
+                    &top,
+                    rel.as_slice(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    how,
+                )
+            };
+            // Gone or unreadable since: the rename itself will say what it says.
+            let Ok(fd) = fd else { continue };
+            let mut dir = rustix::fs::Dir::read_from(&fd).map_err(from_errno)?;
+            while let Some(entry) = dir.read() {
+                let entry = entry.map_err(from_errno)?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let mut path = rel.clone();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(name);
+                if base_len + 1 + path.len() > HOST_PATH_MAX {
+                    return Err(name_too_long());
+                }
+                let Ok(est) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                    continue;
+                };
+                let est = FileStat::from(&est);
+                if est.is_dir() {
+                    todo.push(path);
+                } else if est.is_symlink() && shallower {
+                    let target =
+                        rustix::fs::readlinkat(&fd, name, Vec::new()).map_err(from_errno)?;
+                    let mut link_dir = to.as_bytes().to_vec();
+                    if !rel.is_empty() {
+                        link_dir.push(b'/');
+                        link_dir.extend_from_slice(&rel);
+                    }
+                    let link_dir = VirtualPath::parse(&link_dir).map_err(|_| name_too_long())?;
+                    check_link_from(&link_dir, target.to_bytes())?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Creates `link` pointing at `target` (a client path: absolute virtual, or relative
@@ -772,6 +877,22 @@ impl Root {
             namemax: s.f_namemax,
         })
     }
+}
+
+/// Longest host path a rename may create (PATH_MAX, its terminating NUL included).
+const HOST_PATH_MAX: usize = 4095;
+
+fn name_too_long() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENAMETOOLONG)
+}
+
+/// A relative link target must lead inside the home from directory `dir`; an absolute
+/// one does not depend on where the link is.
+fn check_link_from(dir: &VirtualPath, target: &[u8]) -> io::Result<()> {
+    if target.starts_with(b"/") {
+        return Ok(());
+    }
+    resolve_strictly(dir, target).map(|_| ())
 }
 
 /// Resolves `target` lexically against the directory `base` (an absolute `target`

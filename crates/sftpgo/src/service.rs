@@ -166,7 +166,11 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
         at_once = checks.size(),
         "password checks bounded"
     );
-    Ok(DataProvider::new(backend, config.manage_users(), track_quota).with_check_limit(checks))
+    Ok(
+        DataProvider::new(backend, config.manage_users(), track_quota)
+            .with_check_limit(checks)
+            .with_users_base_dir(Some(config.data_provider.users_base_dir.clone())),
+    )
 }
 
 /// `data_provider.pool_size`, `connect_timeout` and `statement_timeout`.

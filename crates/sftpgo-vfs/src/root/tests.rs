@@ -929,3 +929,73 @@ fn random_symlink_graphs_never_lead_out() {
         assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"outside");
     }
 }
+
+#[test]
+fn moves_that_would_lead_links_out_of_the_home_are_refused() {
+    let (_tmp, root) = setup();
+    for d in ["/a", "/a/b", "/d1", "/d1/d2", "/d1/d2/sub", "/d1/e"] {
+        root.mkdir(&vp(d), 0o755).unwrap();
+    }
+    // Made by the client: stored relative, inside the home from where they are.
+    root.symlink(b"/x", &vp("/a/b/link")).unwrap();
+    assert_eq!(root.read_link(&vp("/a/b/link")).unwrap(), b"/x");
+    std::os::unix::fs::symlink("../../../y", root.host.join("d1/d2/sub/l")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.host.join("d1/d2/sub/abs")).unwrap();
+    // The link itself moved up: "../../x" from "/" climbs out.
+    let e = root
+        .rename(&vp("/a/b/link"), &vp("/link"), false)
+        .unwrap_err();
+    assert!(is_escape(&e), "{e}");
+    // Sideways or deeper is fine.
+    root.rename(&vp("/a/b/link"), &vp("/d1/e/link"), false)
+        .unwrap();
+    assert_eq!(root.read_link(&vp("/d1/e/link")).unwrap(), b"/x");
+    // A directory moved up with a link inside that climbs.
+    let e = root.rename(&vp("/d1/d2"), &vp("/top"), false).unwrap_err();
+    assert!(is_escape(&e), "{e}");
+    assert!(
+        root.lstat(&vp("/d1/d2/sub/l")).unwrap().is_symlink(),
+        "nothing moved"
+    );
+    root.rename(&vp("/d1/d2"), &vp("/a/d2"), false).unwrap();
+    assert_eq!(root.read_link(&vp("/a/d2/sub/l")).unwrap(), b"/y");
+    // Without the climbing link the same move is fine (an absolute link does not move).
+    root.remove_file(&vp("/a/d2/sub/l")).unwrap();
+    root.rename(&vp("/a/d2"), &vp("/top"), false).unwrap();
+}
+
+#[test]
+fn moves_that_would_make_host_paths_longer_than_path_max_are_refused() {
+    let (_tmp, root) = setup();
+    let host_len = root.host.as_os_str().len();
+    // A tree whose deepest host path is just under PATH_MAX.
+    let name = "n".repeat(250);
+    let mut deep = String::from("/a");
+    root.mkdir(&vp(&deep), 0o755).unwrap();
+    while host_len + deep.len() + 251 <= HOST_PATH_MAX - 10 {
+        deep.push('/');
+        deep.push_str(&name);
+        root.mkdir(&vp(&deep), 0o755).unwrap();
+    }
+    // Topped up to exactly 10 bytes under the limit.
+    let rest = HOST_PATH_MAX - 10 - (host_len + deep.len()) - 1;
+    deep.push('/');
+    deep.push_str(&"r".repeat(rest));
+    root.mkdir(&vp(&deep), 0o755).unwrap();
+    assert_eq!(host_len + deep.len(), HOST_PATH_MAX - 10);
+    std::fs::write(root.host.join(&deep[1..]).join("f"), b"x").unwrap();
+    // Renamed to a name 200 bytes longer: the deepest path would not fit.
+    let long = format!("/{}", "m".repeat(200));
+    let e = root.rename(&vp("/a"), &vp(&long), false).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{e}");
+    assert!(root.stat(&vp("/a")).unwrap().is_dir(), "nothing moved");
+    // A shorter or equally long name is fine.
+    root.rename(&vp("/a"), &vp("/b"), false).unwrap();
+    // A single file whose own new path is too long.
+    root.mkdir(&vp("/c"), 0o755).unwrap();
+    std::fs::write(root.host.join("c/f"), b"x").unwrap();
+    let target = format!("/b{}/{}", &deep[2..], "m".repeat(10));
+    assert!(host_len + target.len() > HOST_PATH_MAX);
+    let e = root.rename(&vp("/c/f"), &vp(&target), false).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{e}");
+}

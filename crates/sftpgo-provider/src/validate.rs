@@ -1,0 +1,280 @@
+//! The rules a user record must meet, on every write through the API and on every read
+//! at login: a record that could expose the host (a home of `/`, `/etc`, another user's
+//! home) or that a typo made unlimited (a negative quota) is refused, naming the field.
+
+use crate::{ProviderError, Result, User, password};
+
+/// Longest accepted username, in bytes (the SQL column is `varchar(255)`).
+pub const MAX_USERNAME_LEN: usize = 255;
+/// Longest accepted home directory, in bytes: the files beneath it need room below the
+/// kernel's PATH_MAX (4096) too.
+pub const MAX_HOME_DIR_LEN: usize = 1024;
+/// Largest uid/gid (a non-negative 32-bit `id_t` that every tool handles).
+pub const MAX_ID: i64 = (1 << 31) - 1;
+
+fn field(field: &'static str, reason: impl Into<String>) -> ProviderError {
+    ProviderError::InvalidField {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Checks `user` against SFTPGo 0.9's rules, in its order, then the ones added since
+/// (home dir shape, `users_base_dir`, value ranges, username hygiene). Does not look at
+/// other users ([`homes_overlap`] does).
+pub fn validate_user(user: &User, users_base_dir: Option<&str>) -> Result<()> {
+    let invalid = |m: String| Err(ProviderError::Validation(m));
+    if user.username.is_empty() || user.home_dir.is_empty() {
+        return invalid("Mandatory parameters missing".to_owned());
+    }
+    validate_username(&user.username)?;
+    if let Some(p) = user.password.as_deref().filter(|p| password::is_hashed(p))
+        && let Err(e) = password::check_cost(p)
+    {
+        return invalid(format!("password hash refused: {e}"));
+    }
+    let has_password = user.password.as_deref().is_some_and(|p| !p.is_empty());
+    if !has_password && user.public_keys.is_empty() {
+        return invalid("Please set password or at least a public_key".to_owned());
+    }
+    if user.permissions.is_empty() {
+        return invalid("Please grant some permissions to this user".to_owned());
+    }
+    validate_home_dir(&user.home_dir, users_base_dir)?;
+    validate_values(user)?;
+    // Permission names are typed (unknown names fail deserialization); keys must parse.
+    user.parsed_public_keys()?;
+    Ok(())
+}
+
+/// The checks a stored record must pass before anyone logs in with it (a row written
+/// by an older version or by hand): no provider-wide rule, only the record's own shape.
+pub fn validate_stored(user: &User) -> Result<()> {
+    validate_username(&user.username)?;
+    validate_home_dir(&user.home_dir, None)?;
+    validate_values(user)
+}
+
+fn validate_values(user: &User) -> Result<()> {
+    for (name, value) in [
+        ("quota_size", user.quota_size),
+        ("quota_files", user.quota_files),
+        ("upload_bandwidth", user.upload_bandwidth),
+        ("download_bandwidth", user.download_bandwidth),
+        ("max_sessions", user.max_sessions),
+    ] {
+        if value < 0 {
+            return Err(field(
+                name,
+                format!("must be 0 (unlimited) or positive, got {value}"),
+            ));
+        }
+    }
+    for (name, value) in [("uid", user.uid), ("gid", user.gid)] {
+        if !(0..=MAX_ID).contains(&value) {
+            return Err(field(
+                name,
+                format!("must be within 0..={MAX_ID}, got {value}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A home is an absolute, normalised host path other than `/` (and under
+/// `users_base_dir` when one is set): no `.` or `..` component, no `//`, no trailing `/`,
+/// no NUL, at most [`MAX_HOME_DIR_LEN`] bytes.
+pub fn validate_home_dir(home: &str, users_base_dir: Option<&str>) -> Result<()> {
+    let bad = |reason: String| Err(field("home_dir", reason));
+    if !home.starts_with('/') {
+        return bad(format!("must be an absolute path, actual value: {home}"));
+    }
+    if home == "/" {
+        return bad("must not be the root directory /".to_owned());
+    }
+    if home.len() > MAX_HOME_DIR_LEN {
+        return bad(format!("is longer than {MAX_HOME_DIR_LEN} bytes"));
+    }
+    if home.contains('\0') {
+        return bad("must not contain NUL".to_owned());
+    }
+    if home.ends_with('/') {
+        return bad(format!("must not end with '/': {home:?}"));
+    }
+    for component in home[1..].split('/') {
+        match component {
+            "" => return bad(format!("must not contain '//': {home:?}")),
+            "." | ".." => {
+                return bad(format!(
+                    "must be normalised (no '.' or '..' components): {home:?}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(base) = users_base_dir
+        && !is_beneath(home, base)
+    {
+        return bad(format!("{home:?} is not inside users_base_dir {base:?}"));
+    }
+    Ok(())
+}
+
+/// Whether `path` lies strictly beneath `dir` (both normalised absolute paths).
+fn is_beneath(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path.len() > dir.len() + 1 && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+}
+
+/// Whether two homes would share files: equal, or one inside the other. Stored homes
+/// of older records are compared without their trailing slashes.
+pub fn homes_overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+    a == b || is_beneath(a, b) || is_beneath(b, a)
+}
+
+/// Bidirectional controls (Trojan Source, CVE-2021-42574) and other invisible format
+/// characters that make one name look like another in logs and listings.
+fn is_deceptive(c: char) -> bool {
+    matches!(c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+fn validate_username(username: &str) -> Result<()> {
+    let bad = |reason: String| Err(field("username", reason));
+    if username.len() > MAX_USERNAME_LEN {
+        return bad(format!("is longer than {MAX_USERNAME_LEN} bytes"));
+    }
+    if username.contains('/') {
+        return bad(format!("{username:?} must not contain '/'"));
+    }
+    if username == "." || username == ".." {
+        return bad(format!("{username:?} is not a usable name"));
+    }
+    if username.chars().any(char::is_control) {
+        return bad(format!("{username:?} must not contain control characters"));
+    }
+    if username.chars().any(is_deceptive) {
+        return bad(format!(
+            "{username:?} must not contain bidirectional or invisible format characters"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(r: Result<()>, name: &str) -> String {
+        match r {
+            Err(ProviderError::InvalidField { field, reason }) => {
+                assert_eq!(field, name, "{reason}");
+                reason
+            }
+            other => panic!("expected {name} refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn homes_must_be_normalised_absolute_and_not_root() {
+        for ok in ["/srv/a", "/a", "/srv/sftp/user name", "/srv/é"] {
+            validate_home_dir(ok, None).unwrap();
+        }
+        for bad in [
+            "/",
+            "srv/a",
+            "",
+            "/srv/",
+            "/srv//a",
+            "/srv/./a",
+            "/srv/../etc",
+            "/..",
+            "/srv/a/.",
+            "/srv/a\0b",
+            "//",
+            "/srv/a/..",
+        ] {
+            refused(validate_home_dir(bad, None), "home_dir");
+        }
+        refused(
+            validate_home_dir(&format!("/{}", "a".repeat(2000)), None),
+            "home_dir",
+        );
+        // users_base_dir: strictly beneath it.
+        validate_home_dir("/srv/sftp/a", Some("/srv/sftp")).unwrap();
+        validate_home_dir("/srv/sftp/a/b", Some("/srv/sftp/")).unwrap();
+        for bad in ["/srv/sftp", "/srv/sftpx/a", "/etc", "/srv"] {
+            let why = refused(validate_home_dir(bad, Some("/srv/sftp")), "home_dir");
+            assert!(why.contains("users_base_dir"), "{why}");
+        }
+    }
+
+    #[test]
+    fn overlapping_homes() {
+        assert!(homes_overlap("/srv/a", "/srv/a"));
+        assert!(homes_overlap("/srv/a", "/srv/a/"));
+        assert!(homes_overlap("/srv/a/b", "/srv/a"));
+        assert!(homes_overlap("/srv", "/srv/a"));
+        assert!(!homes_overlap("/srv/a", "/srv/ab"));
+        assert!(!homes_overlap("/srv/ab", "/srv/a"));
+        assert!(!homes_overlap("/srv/a", "/srv/b"));
+    }
+
+    #[test]
+    fn usernames_are_plain() {
+        for ok in ["alice", "a.b-c_d@example.com", "ünïcode", "with space"] {
+            validate_username(ok).unwrap();
+        }
+        for bad in [
+            "a/b",
+            ".",
+            "..",
+            "a\nb",
+            "a\0b",
+            "a\u{7f}b",
+            "admin\u{202E}nimda",
+            "a\u{200B}b",
+            "\u{2066}x",
+            "a\u{FEFF}",
+        ] {
+            refused(validate_username(bad), "username");
+        }
+        validate_username(&"é".repeat(127)).unwrap(); // 254 bytes
+        refused(validate_username(&"é".repeat(128)), "username"); // 256 bytes
+    }
+
+    #[test]
+    fn negative_limits_and_ids_out_of_range_are_refused() {
+        let ok = User {
+            username: "u".into(),
+            home_dir: "/srv/u".into(),
+            password: Some("x".into()),
+            permissions: vec![crate::Permission::Any],
+            uid: MAX_ID,
+            gid: 0,
+            ..User::default()
+        };
+        validate_user(&ok, None).unwrap();
+        type Change = fn(&mut User);
+        let cases: [(&str, Change); 8] = [
+            ("quota_size", |u| u.quota_size = -1),
+            ("quota_files", |u| u.quota_files = -5),
+            ("upload_bandwidth", |u| u.upload_bandwidth = -1),
+            ("download_bandwidth", |u| u.download_bandwidth = i64::MIN),
+            ("max_sessions", |u| u.max_sessions = -1),
+            ("uid", |u| u.uid = -1),
+            ("uid", |u| u.uid = MAX_ID + 1),
+            ("gid", |u| u.gid = 1 << 40),
+        ];
+        for (name, change) in cases {
+            let mut u = ok.clone();
+            change(&mut u);
+            refused(validate_user(&u, None), name);
+            refused(validate_stored(&u), name);
+        }
+        let mut root = ok.clone();
+        root.home_dir = "/".into();
+        refused(validate_stored(&root), "home_dir");
+    }
+}
