@@ -47,6 +47,12 @@ where
     homes(make().await).await;
     password_handling(make().await).await;
     ping(make().await).await;
+    // Every backend but bolt keeps the defender's scores and bans.
+    let backend = make().await;
+    match backend.defender_store() {
+        Some(store) => defender(store).await,
+        None => assert_eq!(backend.driver(), "bolt"),
+    }
 }
 
 fn provider(backend: Arc<dyn Backend>) -> DataProvider {
@@ -911,4 +917,62 @@ pub async fn ping(backend: Arc<dyn Backend>) {
     let p = provider(backend);
     p.ping().await.expect("ping");
     assert!(!p.driver().is_empty());
+}
+
+/// The defender's storage: scores within the window, bans, extension, listing, removal
+/// and cleanup (every [`crate::DefenderStore`]: the SQL backends and the in-process one).
+pub async fn defender(store: &dyn crate::DefenderStore) {
+    let (a, b) = ("192.0.2.1", "2001:db8::1");
+    assert_eq!(store.host(a, 0, 0).await.unwrap(), None);
+    assert_eq!(store.add_event(a, 1_000, 2, 0).await.unwrap(), 2);
+    assert_eq!(store.add_event(a, 2_000, 1, 0).await.unwrap(), 3);
+    // Only events after `since` count (the window only moves forward: a store may forget
+    // what fell out of it).
+    assert_eq!(store.add_event(a, 3_000, 1, 1_500).await.unwrap(), 2);
+    assert_eq!(store.add_event(b, 3_000, 5, 1_500).await.unwrap(), 5);
+    let host = store.host(a, 1_500, 3_000).await.unwrap().unwrap();
+    assert_eq!((host.ip.as_str(), host.score, host.ban_until), (a, 2, None));
+    // A ban forgets the events and runs until its end.
+    store.ban(b, 10_000).await.unwrap();
+    let host = store.host(b, 0, 5_000).await.unwrap().unwrap();
+    assert_eq!((host.score, host.ban_until), (0, Some(10_000)));
+    assert_eq!(store.host(b, 0, 10_000).await.unwrap(), None, "ended");
+    store.extend_ban(b, 20_000, 6_000).await.unwrap();
+    assert_eq!(
+        store.host(b, 0, 15_000).await.unwrap().unwrap().ban_until,
+        Some(20_000)
+    );
+    // An ended ban is not extended.
+    store.extend_ban(b, 40_000, 25_000).await.unwrap();
+    assert_eq!(store.host(b, 0, 25_000).await.unwrap(), None);
+    store.ban(b, 30_000).await.unwrap();
+    // Listing: by IP, scored or banned hosts only, bounded.
+    let list = store.hosts(1_500, 5_000, 10).await.unwrap();
+    let got: Vec<(&str, i64, Option<i64>)> = list
+        .iter()
+        .map(|h| (h.ip.as_str(), h.score, h.ban_until))
+        .collect();
+    assert_eq!(got, [(a, 2, None), (b, 0, Some(30_000))]);
+    assert_eq!(store.hosts(1_500, 5_000, 1).await.unwrap().len(), 1);
+    assert!(store.hosts(5_000, 40_000, 10).await.unwrap().is_empty());
+    // Removal (unban) forgets everything about the host.
+    assert!(store.remove(b, 0, 5_000).await.unwrap());
+    assert!(!store.remove(b, 0, 5_000).await.unwrap());
+    assert_eq!(store.host(b, 0, 5_000).await.unwrap(), None);
+    assert_eq!(
+        store.add_event(b, 6_000, 1, 0).await.unwrap(),
+        1,
+        "starts from zero"
+    );
+    // A second ban of the same host replaces the first.
+    store.ban(a, 50_000).await.unwrap();
+    store.ban(a, 60_000).await.unwrap();
+    assert_eq!(
+        store.host(a, 0, 55_000).await.unwrap().unwrap().ban_until,
+        Some(60_000)
+    );
+    // Cleanup drops old events and ended bans.
+    store.cleanup(7_000, 70_000).await.unwrap();
+    assert_eq!(store.host(b, 1_500, 0).await.unwrap(), None);
+    assert_eq!(store.host(a, 1_500, 0).await.unwrap(), None);
 }

@@ -7,6 +7,7 @@
 pub mod bolt;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod defender;
 pub mod memory;
 pub mod mysql;
 pub mod password;
@@ -16,6 +17,7 @@ pub mod sqlite;
 mod user;
 mod validate;
 
+pub use defender::{DefenderStore, HostRecord, MemoryDefenderStore};
 pub use user::{Permission, User};
 pub use validate::{
     MAX_USERNAME_LEN, homes_overlap, validate_home_dir, validate_stored, validate_user,
@@ -105,6 +107,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn update_quota(&self, username: &str, update: QuotaUpdate) -> Result<()>;
     /// Cheap round trip used by health checks.
     async fn ping(&self) -> Result<()>;
+    /// Where the defender's `provider` driver keeps scores and bans in this backend;
+    /// `None` when it cannot (bolt).
+    fn defender_store(&self) -> Option<&dyn DefenderStore> {
+        None
+    }
 }
 
 /// Front door to user storage: applies the rules (validation, password hashing,

@@ -12,6 +12,7 @@ use crate::{Backend, ProviderError, QuotaUpdate, Result, SortOrder, User, UserQu
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     state: Mutex<State>,
+    defender: crate::MemoryDefenderStore,
 }
 
 #[derive(Debug, Default)]
@@ -151,6 +152,10 @@ impl Backend for MemoryBackend {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    fn defender_store(&self) -> Option<&dyn crate::DefenderStore> {
+        Some(&self.defender)
     }
 }
 

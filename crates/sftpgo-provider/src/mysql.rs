@@ -87,6 +87,7 @@ impl ServerDialect for MySql {
             create_table_sql(table),
             "PRIMARY KEY",
             ("INSERT IGNORE", ""),
+            true,
         );
         let mut created = Ok(());
         for sql in &stmts {

@@ -69,6 +69,7 @@ impl ServerDialect for Pg {
             create_table_sql(table),
             "PRIMARY KEY CHECK (id = 1)",
             ("INSERT", " ON CONFLICT (id) DO NOTHING"),
+            false,
         );
         for sql in &stmts {
             sqlx::query(sql).execute(&mut *tx).await.map_err(ctx)?;

@@ -168,6 +168,9 @@ pub trait Engine: Dialect {
     /// The integer in column `index` of `row`, whether the engine made it 32 or 64 bits.
     #[doc(hidden)]
     fn int_at(row: &Row<Self>, index: usize) -> DbResult<i64>;
+    /// The text in column `index` of `row` (MySQL may report it as bytes).
+    #[doc(hidden)]
+    fn text_at(row: &Row<Self>, index: usize) -> DbResult<String>;
 }
 
 fn bind_all<'q, DB: Database>(
@@ -268,6 +271,14 @@ where
             .try_get::<i64, _>(index)
             .or_else(|_| row.try_get::<i32, _>(index).map(i64::from))?)
     }
+
+    fn text_at(row: &Row<Self>, index: usize) -> DbResult<String> {
+        match row.try_get::<String, _>(index) {
+            Ok(v) => Ok(v),
+            Err(_) => String::from_utf8(row.try_get::<Vec<u8>, _>(index)?)
+                .map_err(|_| DbError::Data(format!("column {index} is not UTF-8"))),
+        }
+    }
 }
 
 /// SQL text with the (validated) table name interpolated once.
@@ -285,6 +296,7 @@ pub(crate) struct Statements {
     pub quota_reset: String,
     pub probe: String,
     pub schema_version: String,
+    pub defender: DefenderStatements,
 }
 
 impl Statements {
@@ -357,6 +369,7 @@ impl Statements {
             quota_reset: quota("", ""),
             probe: format!("SELECT {COLUMNS} FROM {t} LIMIT 0"),
             schema_version: format!("SELECT version FROM {SCHEMA_VERSION_TABLE} WHERE id = 1"),
+            defender: DefenderStatements::new::<D>(),
         }
     }
 }
@@ -615,6 +628,10 @@ impl<D: Engine> Backend for SqlBackend<D> {
         }
     }
 
+    fn defender_store(&self) -> Option<&dyn crate::DefenderStore> {
+        Some(self)
+    }
+
     async fn update_quota(&self, username: &str, update: QuotaUpdate) -> Result<()> {
         let (sql, size, files) = match update {
             QuotaUpdate::Delta { size, files } => (&self.sql.quota_delta, size, files),
@@ -689,9 +706,21 @@ pub(crate) fn schema_statements(
     create_users: String,
     version_key: &str,
     insert_ignore: (&str, &str),
-) -> [String; 3] {
+    inline_index: bool,
+) -> Vec<String> {
     let (insert, on_conflict) = insert_ignore;
-    [
+    let index = "sftpgo_defender_events_ip";
+    let (inline, separate) = if inline_index {
+        (format!(", INDEX {index} (ip, date_time)"), None)
+    } else {
+        (
+            String::new(),
+            Some(format!(
+                "CREATE INDEX IF NOT EXISTS {index} ON {DEFENDER_EVENTS} (ip, date_time)"
+            )),
+        )
+    };
+    let mut stmts = vec![
         create_users,
         format!(
             "CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} (id integer NOT NULL \
@@ -702,7 +731,90 @@ pub(crate) fn schema_statements(
             "{insert} INTO {SCHEMA_VERSION_TABLE} (id, version) VALUES (1, {SCHEMA_VERSION})\
              {on_conflict}"
         ),
-    ]
+        // The defender's tables (added beside 0.9's layout; older versions ignore them).
+        format!(
+            "CREATE TABLE IF NOT EXISTS {DEFENDER_EVENTS} (ip varchar(64) NOT NULL, \
+             date_time bigint NOT NULL, score integer NOT NULL{inline})"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {DEFENDER_HOSTS} (ip varchar(64) NOT NULL PRIMARY KEY, \
+             ban_until bigint NOT NULL)"
+        ),
+    ];
+    stmts.extend(separate);
+    stmts
+}
+
+/// The defender's tables: one row per scored event, one per banned host.
+pub(crate) const DEFENDER_EVENTS: &str = "sftpgo_defender_events";
+pub(crate) const DEFENDER_HOSTS: &str = "sftpgo_defender_hosts";
+/// Events read at most to list the scored hosts.
+const MAX_LISTED_EVENTS: i64 = 50_000;
+
+/// The defender's statements, for a dialect's placeholders.
+#[derive(Debug, Clone)]
+pub(crate) struct DefenderStatements {
+    event_insert: String,
+    event_scores: String,
+    events_of: String,
+    ban_update: String,
+    ban_insert: String,
+    ban_extend: String,
+    ban_of: String,
+    ban_delete: String,
+    bans: String,
+    events: String,
+    events_cleanup: String,
+    bans_cleanup: String,
+}
+
+impl DefenderStatements {
+    fn new<D: Dialect>() -> Self {
+        let p = D::placeholder;
+        let (e, h) = (DEFENDER_EVENTS, DEFENDER_HOSTS);
+        Self {
+            event_insert: format!(
+                "INSERT INTO {e} (ip, date_time, score) VALUES ({}, {}, {})",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            event_scores: format!(
+                "SELECT score FROM {e} WHERE ip = {} AND date_time > {}",
+                p(1),
+                p(2)
+            ),
+            events_of: format!("DELETE FROM {e} WHERE ip = {}", p(1)),
+            ban_update: format!("UPDATE {h} SET ban_until = {} WHERE ip = {}", p(1), p(2)),
+            ban_insert: format!(
+                "INSERT INTO {h} (ip, ban_until) VALUES ({}, {})",
+                p(1),
+                p(2)
+            ),
+            ban_extend: format!(
+                "UPDATE {h} SET ban_until = {} WHERE ip = {} AND ban_until > {}",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            ban_of: format!(
+                "SELECT ban_until FROM {h} WHERE ip = {} AND ban_until > {}",
+                p(1),
+                p(2)
+            ),
+            ban_delete: format!("DELETE FROM {h} WHERE ip = {}", p(1)),
+            bans: format!(
+                "SELECT ip, ban_until FROM {h} WHERE ban_until > {} ORDER BY ip",
+                p(1)
+            ),
+            events: format!(
+                "SELECT ip, score FROM {e} WHERE date_time > {} ORDER BY ip LIMIT {MAX_LISTED_EVENTS}",
+                p(1)
+            ),
+            events_cleanup: format!("DELETE FROM {e} WHERE date_time < {}", p(1)),
+            bans_cleanup: format!("DELETE FROM {h} WHERE ban_until < {}", p(1)),
+        }
+    }
 }
 
 /// Refuses table names that cannot be interpolated into SQL as bare identifiers.
@@ -1075,5 +1187,143 @@ pub mod testdb {
             })
             .join();
         }
+    }
+}
+
+impl<D: Engine> SqlBackend<D> {
+    async fn exec(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        self.call(D::execute(&self.pool, sql, args))
+            .await
+            .map(|r| D::rows_affected(&r))
+            .map_err(|e| self.err("defender query failed", e))
+    }
+
+    async fn rows(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row<D>>> {
+        self.call(D::fetch_rows(&self.pool, sql, args))
+            .await
+            .map_err(|e| self.err("defender query failed", e))
+    }
+
+    async fn score_of(&self, ip: &str, since: i64) -> Result<i64> {
+        let rows = self
+            .rows(
+                &self.sql.defender.event_scores,
+                &[Arg::Text(Some(ip)), Arg::Int(since)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| D::int_at(r, 0).map_err(|e| self.err("bad defender row", e)))
+            .sum()
+    }
+}
+
+#[async_trait]
+impl<D: Engine> crate::DefenderStore for SqlBackend<D> {
+    async fn add_event(&self, ip: &str, at: i64, score: i64, since: i64) -> Result<i64> {
+        let d = &self.sql.defender;
+        self.exec(
+            &d.event_insert,
+            &[Arg::Text(Some(ip)), Arg::Int(at), Arg::Int(score)],
+        )
+        .await?;
+        self.score_of(ip, since).await
+    }
+
+    async fn ban(&self, ip: &str, until: i64) -> Result<()> {
+        let d = &self.sql.defender;
+        let args = [Arg::Int(until), Arg::Text(Some(ip))];
+        // Update, else insert; an insert that loses a race with another instance's
+        // updates instead. (MySQL counts only changed rows: an equal value is 0 rows,
+        // and the insert's duplicate then updates to the same value.)
+        if self.exec(&d.ban_update, &args).await? == 0
+            && self
+                .exec(&d.ban_insert, &[Arg::Text(Some(ip)), Arg::Int(until)])
+                .await
+                .is_err()
+        {
+            self.exec(&d.ban_update, &args).await?;
+        }
+        self.exec(&d.events_of, &[Arg::Text(Some(ip))]).await?;
+        Ok(())
+    }
+
+    async fn extend_ban(&self, ip: &str, until: i64, now: i64) -> Result<()> {
+        let args = [Arg::Int(until), Arg::Text(Some(ip)), Arg::Int(now)];
+        self.exec(&self.sql.defender.ban_extend, &args).await?;
+        Ok(())
+    }
+
+    async fn host(&self, ip: &str, since: i64, now: i64) -> Result<Option<crate::HostRecord>> {
+        let rows = self
+            .rows(
+                &self.sql.defender.ban_of,
+                &[Arg::Text(Some(ip)), Arg::Int(now)],
+            )
+            .await?;
+        let ban_until = match rows.first() {
+            Some(r) => Some(D::int_at(r, 0).map_err(|e| self.err("bad defender row", e))?),
+            None => None,
+        };
+        let score = self.score_of(ip, since).await?;
+        Ok(
+            (score > 0 || ban_until.is_some()).then(|| crate::HostRecord {
+                ip: ip.to_owned(),
+                score,
+                ban_until,
+            }),
+        )
+    }
+
+    async fn hosts(&self, since: i64, now: i64, limit: usize) -> Result<Vec<crate::HostRecord>> {
+        let d = &self.sql.defender;
+        let bad = |e| self.err("bad defender row", e);
+        let mut hosts: std::collections::BTreeMap<String, crate::HostRecord> = Default::default();
+        for r in self.rows(&d.bans, &[Arg::Int(now)]).await? {
+            let ip = D::text_at(&r, 0).map_err(bad)?;
+            let until = D::int_at(&r, 1).map_err(bad)?;
+            hosts.insert(
+                ip.clone(),
+                crate::HostRecord {
+                    ip,
+                    score: 0,
+                    ban_until: Some(until),
+                },
+            );
+        }
+        for r in self.rows(&d.events, &[Arg::Int(since)]).await? {
+            let ip = D::text_at(&r, 0).map_err(bad)?;
+            let score = D::int_at(&r, 1).map_err(bad)?;
+            hosts
+                .entry(ip.clone())
+                .or_insert(crate::HostRecord {
+                    ip,
+                    score: 0,
+                    ban_until: None,
+                })
+                .score += score;
+        }
+        Ok(hosts
+            .into_values()
+            .filter(|h| h.score > 0 || h.ban_until.is_some())
+            .take(limit)
+            .collect())
+    }
+
+    async fn remove(&self, ip: &str, since: i64, now: i64) -> Result<bool> {
+        let known = crate::DefenderStore::host(self, ip, since, now)
+            .await?
+            .is_some();
+        let d = &self.sql.defender;
+        self.exec(&d.ban_delete, &[Arg::Text(Some(ip))]).await?;
+        self.exec(&d.events_of, &[Arg::Text(Some(ip))]).await?;
+        Ok(known)
+    }
+
+    async fn cleanup(&self, events_before: i64, bans_before: i64) -> Result<()> {
+        let d = &self.sql.defender;
+        self.exec(&d.events_cleanup, &[Arg::Int(events_before)])
+            .await?;
+        self.exec(&d.bans_cleanup, &[Arg::Int(bans_before)]).await?;
+        Ok(())
     }
 }

@@ -119,6 +119,7 @@ impl SqliteBackend {
             create_table_sql(users_table),
             "PRIMARY KEY CHECK (id = 1)",
             ("INSERT OR IGNORE", ""),
+            false,
         );
         for sql in &stmts {
             sqlx::query(sql)
