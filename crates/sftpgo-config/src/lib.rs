@@ -14,10 +14,78 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct Config {
+    pub common: CommonConfig,
     pub sftpd: SftpdConfig,
     pub data_provider: DataProviderConfig,
     pub httpd: HttpdConfig,
     pub log: LogConfig,
+}
+
+/// Settings of every protocol (SFTPGo 2.x's `common` section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct CommonConfig {
+    pub defender: DefenderConfig,
+}
+
+/// `common.defender`: SFTPGo 2.x's keys, enabled by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DefenderConfig {
+    pub enabled: bool,
+    /// `memory` (this process) or `provider` (the data provider's database, shared by
+    /// the instances that use it).
+    #[serde(deserialize_with = "lenient_string")]
+    pub driver: String,
+    /// Minutes a ban lasts.
+    pub ban_time: u64,
+    /// Percent of `ban_time` added each time a banned host connects again.
+    pub ban_time_increment: u32,
+    /// Score that bans a host.
+    pub threshold: u32,
+    /// A login as a user that does not exist.
+    pub score_invalid: u32,
+    /// A wrong password or key for an existing user.
+    pub score_valid: u32,
+    /// A connection refused by a limit.
+    pub score_limit_exceeded: u32,
+    /// A connection that ended without trying to log in.
+    pub score_no_auth: u32,
+    /// Minutes within which scores add up.
+    pub observation_time: u64,
+    /// Hosts the memory driver keeps at most (bans are forgotten last).
+    pub entries_hard_limit: u32,
+    /// IP addresses and CIDR networks never scored or banned.
+    pub safelist: Vec<String>,
+    /// IP addresses and CIDR networks always refused.
+    pub blocklist: Vec<String>,
+    /// Files with more entries, one per line (`#` comments).
+    #[serde(deserialize_with = "lenient_string")]
+    pub safelist_file: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub blocklist_file: String,
+}
+
+impl Default for DefenderConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            driver: "memory".into(),
+            ban_time: 30,
+            ban_time_increment: 50,
+            threshold: 15,
+            score_invalid: 2,
+            score_valid: 1,
+            score_limit_exceeded: 3,
+            score_no_auth: 0,
+            observation_time: 30,
+            entries_hard_limit: 20_000,
+            safelist: Vec::new(),
+            blocklist: Vec::new(),
+            safelist_file: String::new(),
+            blocklist_file: String::new(),
+        }
+    }
 }
 
 /// Logging settings that can change without a restart (re-read on SIGHUP).
@@ -462,6 +530,32 @@ pub const MAX_STATEMENT_TIMEOUT: u64 = 86_400;
 /// Range checks; returns the dotted key and the problem.
 fn validate(c: &Config) -> Result<(), (String, String)> {
     let err = |k: &str, m: String| Err((k.to_string(), m));
+    let d = &c.common.defender;
+    if !["memory", "provider"].contains(&d.driver.as_str()) {
+        return err(
+            "common.defender.driver",
+            format!("must be memory or provider, got {:?}", d.driver),
+        );
+    }
+    for (key, value) in [
+        ("common.defender.ban_time", d.ban_time),
+        ("common.defender.observation_time", d.observation_time),
+        ("common.defender.threshold", u64::from(d.threshold)),
+        (
+            "common.defender.entries_hard_limit",
+            u64::from(d.entries_hard_limit),
+        ),
+    ] {
+        if value == 0 {
+            return err(key, "must be at least 1".to_owned());
+        }
+    }
+    if d.ban_time > 525_600 || d.observation_time > 525_600 {
+        return err(
+            "common.defender.ban_time",
+            "ban_time and observation_time are minutes, at most a year".to_owned(),
+        );
+    }
     let banner = &c.sftpd.banner;
     if banner
         .chars()

@@ -48,6 +48,23 @@ pub enum AuthError {
     Provider(String),
 }
 
+/// How long a failed password login waits before it is answered.
+pub const FAILED_PASSWORD_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl AuthError {
+    /// What the defender scores this failure as; `None` for failures that are not the
+    /// client's doing (the provider, the home dir).
+    pub fn host_event(&self) -> Option<crate::defender::HostEvent> {
+        use crate::defender::HostEvent;
+        match self {
+            AuthError::UnknownUser => Some(HostEvent::UserNotFound),
+            AuthError::InvalidCredentials => Some(HostEvent::LoginFailed),
+            AuthError::TooManySessions(_) => Some(HostEvent::LimitExceeded),
+            AuthError::HomeDir(_) | AuthError::Provider(_) | AuthError::InvalidRecord(_) => None,
+        }
+    }
+}
+
 /// A user with an argon2id hash, checked against when the username is unknown.
 async fn dummy_user() -> User {
     static HASH: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
@@ -102,10 +119,18 @@ impl Core {
     }
 
     /// Whether `key` is one of `username`'s keys, without logging in: lets the SSH layer
-    /// refuse unknown keys before the client signs anything.
-    pub async fn accepts_public_key(&self, username: &str, key: &PublicKey) -> bool {
+    /// refuse unknown keys before the client signs anything. The error says why not
+    /// (`UnknownUser`, `InvalidCredentials`, `Provider`), so the adapter can tell the
+    /// defender once the connection ends without a login (a client offering several keys
+    /// before its password is not an attack).
+    pub async fn accepts_public_key(
+        &self,
+        username: &str,
+        key: &PublicKey,
+    ) -> Result<(), AuthError> {
         match self.lookup(username).await {
-            Ok(user) => user.has_public_key(key),
+            Ok(user) if user.has_public_key(key) => Ok(()),
+            Ok(_) => Err(AuthError::InvalidCredentials),
             Err(e @ AuthError::Provider(_)) => {
                 // The key is refused without a login attempt: say why here.
                 tracing::warn!(
@@ -115,9 +140,9 @@ impl Core {
                     reason = %e,
                     "login failed"
                 );
-                false
+                Err(e)
             }
-            Err(_) => false,
+            Err(e) => Err(e),
         }
     }
 
@@ -164,6 +189,19 @@ impl Core {
             Err(e) => Err(e),
         };
         self.metrics().login(method.as_str(), result.is_ok());
+        if let Err(e) = &result
+            && let Some(event) = e.host_event()
+        {
+            self.defender().record(remote.ip(), event).await;
+            if method == AuthMethod::Password
+                && matches!(e, AuthError::UnknownUser | AuthError::InvalidCredentials)
+            {
+                // A wrong password costs the client a pause before the answer (a timer:
+                // no thread is held), so one connection cannot try passwords at the
+                // speed of the hash.
+                tokio::time::sleep(FAILED_PASSWORD_DELAY).await;
+            }
+        }
         match &result {
             Ok(guard) => tracing::info!(
                 sender = "auth",

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod admission;
 pub mod auth;
 pub mod connection;
+pub mod defender;
 pub mod fs;
 pub mod metrics;
 pub mod quota;
@@ -55,6 +56,9 @@ pub struct Settings {
     /// Files one user may have open at once over all connections and channels (0 = no
     /// limit): each is a descriptor of this process.
     pub max_open_files_per_user: usize,
+    /// Scores and bans of misbehaving client IPs (disabled by default here; the
+    /// configuration's default enables it).
+    pub defender: defender::DefenderSettings,
 }
 
 impl Default for Settings {
@@ -67,6 +71,7 @@ impl Default for Settings {
             max_total_connections: 0,
             max_per_host_connections: 0,
             max_open_files_per_user: 0,
+            defender: defender::DefenderSettings::default(),
         }
     }
 }
@@ -86,6 +91,8 @@ struct CoreInner {
     quota: quota::Ledger,
     /// Connections admitted at accept, of every protocol.
     admission: Arc<admission::Admission>,
+    /// Scores and bans of client IPs, for every protocol and the REST API.
+    defender: Arc<defender::Defender>,
     /// Open home dirs, shared by the connections of one home (see `Root::open_shared`).
     roots: std::sync::Mutex<
         std::collections::HashMap<std::path::PathBuf, std::sync::Weak<sftpgo_vfs::Root>>,
@@ -112,17 +119,35 @@ impl Core {
     }
 
     /// A core reporting to `observers`; the provider's calls are timed into its metrics.
+    /// Panics if the defender's `provider` driver is asked of a backend that cannot keep
+    /// its data: [`Core::try_with_observers`] returns that as an error.
     pub fn with_observers(
         provider: DataProvider,
         settings: Settings,
         observers: Observers,
     ) -> Self {
+        Self::try_with_observers(provider, settings, observers)
+            .expect("the defender's driver suits the data provider")
+    }
+
+    /// As [`Core::with_observers`], with the defender's set-up error returned.
+    pub fn try_with_observers(
+        provider: DataProvider,
+        settings: Settings,
+        observers: Observers,
+    ) -> Result<Self, defender::DefenderError> {
+        let defender = Arc::new(defender::Defender::new(
+            settings.defender.clone(),
+            provider.backend(),
+            observers.metrics.clone(),
+        )?);
         let metrics = observers.metrics.clone();
         let provider = provider.with_observer(Arc::new(move |op, elapsed, ok| {
             metrics.provider_query(op, elapsed, ok)
         }));
-        Self {
+        Ok(Self {
             inner: Arc::new(CoreInner {
+                defender,
                 quota: quota::Ledger::new(provider.clone()),
                 admission: Arc::new(admission::Admission::new(
                     settings.max_total_connections,
@@ -134,7 +159,13 @@ impl Core {
                 observers,
                 roots: Default::default(),
             }),
-        }
+        })
+    }
+
+    /// Scores and bans of client IPs: every listener asks it at accept, logins and limits
+    /// report to it.
+    pub fn defender(&self) -> &Arc<defender::Defender> {
+        &self.inner.defender
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -77,6 +77,8 @@ pub struct Metrics {
     actions: Family<ActionLabels, Counter>,
     actions_dropped: Counter,
     provider_queries: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    defender_bans: Counter,
+    defender_refused: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -167,6 +169,18 @@ impl Metrics {
             "Data provider calls by operation and result (ok, error)",
             provider_queries.clone(),
         );
+        let defender_bans = Counter::default();
+        registry.register(
+            "defender_bans",
+            "Client IPs the defender banned",
+            defender_bans.clone(),
+        );
+        let defender_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "defender_refused",
+            "Connections and API requests the defender refused, by reason (banned, blocklisted)",
+            defender_refused.clone(),
+        );
         Self {
             registry,
             active_connections,
@@ -181,6 +195,8 @@ impl Metrics {
             actions,
             actions_dropped,
             provider_queries,
+            defender_bans,
+            defender_refused,
         }
     }
 
@@ -198,6 +214,18 @@ impl Metrics {
     }
 
     /// A connection refused at accept; `reason` names the limit.
+    /// A host the defender banned.
+    pub fn defender_ban(&self) {
+        self.defender_bans.inc();
+    }
+
+    /// A client the defender refused (`banned`, `blocklisted`).
+    pub fn defender_refused(&self, reason: &'static str) {
+        self.defender_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
     pub fn connection_refused(&self, reason: &'static str) {
         self.connections_refused
             .get_or_create(&ReasonLabel { reason })

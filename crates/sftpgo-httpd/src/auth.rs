@@ -90,6 +90,11 @@ impl BasicAuth {
         }
     }
 
+    /// Whether `username` has an entry (for the defender: unknown names score more).
+    pub fn knows(&self, username: &str) -> bool {
+        self.users.contains_key(username)
+    }
+
     /// The number of usable entries.
     pub fn len(&self) -> usize {
         self.users.len()
@@ -162,20 +167,17 @@ fn credentials(request: &Request) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-/// Middleware: every request needs valid credentials; otherwise 401 with
-/// `WWW-Authenticate: Basic realm="sftpgo"`, logged with the client address.
-pub(crate) async fn require_auth(
-    State(auth): State<Arc<BasicAuth>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let given = credentials(&request);
-    if let Some((user, password)) = &given
-        && auth.verify(user, password).await
-    {
-        return next.run(request).await;
-    }
-    let remote = request
+/// The auth middleware's state: the credentials, and the defender that refuses banned
+/// clients and scores failed attempts.
+#[derive(Clone)]
+pub(crate) struct AuthState {
+    pub auth: Arc<BasicAuth>,
+    pub defender: Arc<sftpgo_core::defender::Defender>,
+}
+
+/// The client address of a request, as the listener recorded it.
+pub(crate) fn client_addr(request: &Request) -> Option<SocketAddr> {
+    request
         .extensions()
         .get::<ConnectInfo<ClientInfo>>()
         .map(|c| c.0.addr)
@@ -184,7 +186,32 @@ pub(crate) async fn require_auth(
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0)
-        });
+        })
+}
+
+/// Middleware: a client the defender refuses gets 403; every other request needs valid
+/// credentials; otherwise 401 with `WWW-Authenticate: Basic realm="sftpgo"`, logged with
+/// the client address and scored by the defender.
+pub(crate) async fn require_auth(
+    State(state): State<AuthState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let remote = client_addr(&request);
+    if let Some(addr) = remote
+        && let Err(refusal) = state.defender.check(addr.ip()).await
+    {
+        if let Some(suppressed) = state.defender.may_log_refusal() {
+            tracing::info!(sender = "httpd", remote_addr = %addr, reason = %refusal, suppressed_since_last = suppressed, "API request refused by the defender");
+        }
+        return ApiResponse::new(StatusCode::FORBIDDEN, "", refusal.to_string()).into_response();
+    }
+    let given = credentials(&request);
+    if let Some((user, password)) = &given
+        && state.auth.verify(user, password).await
+    {
+        return next.run(request).await;
+    }
     let username = given.as_ref().map(|(u, _)| u.as_str()).unwrap_or("");
     tracing::warn!(
         sender = "httpd",
@@ -195,6 +222,16 @@ pub(crate) async fn require_auth(
         uri = %request.uri(),
         "API authentication failed"
     );
+    // A request without credentials is how every browser and client starts: not scored.
+    if let (Some(addr), Some((user, _))) = (remote, &given) {
+        use sftpgo_core::defender::HostEvent;
+        let event = if state.auth.knows(user) {
+            HostEvent::LoginFailed
+        } else {
+            HostEvent::UserNotFound
+        };
+        state.defender.record(addr.ip(), event).await;
+    }
     let message = if given.is_some() {
         "Invalid credentials"
     } else {

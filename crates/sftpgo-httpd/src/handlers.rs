@@ -272,6 +272,72 @@ pub async fn close_connection(
     }
 }
 
+/// Hosts the defender lists at most.
+const MAX_DEFENDER_HOSTS: usize = 10_000;
+
+/// A host as SFTPGo 2.x shows it: `id` is the hex of the address text (usable in URLs),
+/// `ban_time` (RFC 3339, UTC) only while banned.
+fn host_json(h: &sftpgo_core::defender::HostStatus) -> Value {
+    let ip = h.ip.to_string();
+    let mut v = json!({
+        "id": hex::encode(&ip),
+        "ip": ip,
+        "score": h.score,
+    });
+    if let Some(t) = h
+        .ban_until
+        .and_then(chrono::DateTime::from_timestamp_millis)
+    {
+        v["ban_time"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    v
+}
+
+/// The `{id}` of a defender host: an IP address, or SFTPGo 2.x's hex of one.
+fn host_ip(id: &str) -> ApiResult<std::net::IpAddr> {
+    if let Ok(ip) = id.parse() {
+        return Ok(ip);
+    }
+    let decoded = hex::decode(id)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok());
+    decoded.ok_or_else(|| {
+        ApiResponse::bad_request(format!(
+            "invalid host {id:?}: expected an IP address (or its hex encoding)"
+        ))
+    })
+}
+
+pub async fn defender_hosts(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let hosts = s.core.defender().hosts(MAX_DEFENDER_HOSTS).await?;
+    Ok(Json(Value::Array(hosts.iter().map(host_json).collect())))
+}
+
+pub async fn defender_host(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let ip = host_ip(&path_param(id)?)?;
+    match s.core.defender().host(ip).await? {
+        Some(h) => Ok(Json(host_json(&h))),
+        None => Err(ApiResponse::new(StatusCode::NOT_FOUND, "", "Not Found")),
+    }
+}
+
+/// Unbans the host and forgets its score.
+pub async fn defender_unban(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<ApiResponse> {
+    let ip = host_ip(&path_param(id)?)?;
+    if s.core.defender().unban(ip).await? {
+        Ok(ApiResponse::ok("Host removed"))
+    } else {
+        Err(ApiResponse::new(StatusCode::NOT_FOUND, "", "Not Found"))
+    }
+}
+
 pub async fn not_found() -> ApiResponse {
     ApiResponse::new(StatusCode::NOT_FOUND, "", "Not Found")
 }

@@ -95,6 +95,11 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             "/api/v1/connection/{id}",
             delete(handlers::close_connection),
         ),
+        ("/api/v1/defender/hosts", get(handlers::defender_hosts)),
+        (
+            "/api/v1/defender/hosts/{id}",
+            get(handlers::defender_host).delete(handlers::defender_unban),
+        ),
         // The seed's original paths.
         ("/api/v1/sftp_connection", get(handlers::list_connections)),
         (
@@ -111,6 +116,7 @@ pub fn router(core: Core, version: VersionInfo) -> Router {
 
 /// The API's routes over `core`; with `auth`, every request needs Basic credentials.
 pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<BasicAuth>>) -> Router {
+    let defender = core.defender().clone();
     let state = AppState {
         core,
         version,
@@ -124,7 +130,10 @@ pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<Basic
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed);
     let routes = match auth {
-        Some(auth) => routes.layer(middleware::from_fn_with_state(auth, auth::require_auth)),
+        Some(auth) => routes.layer(middleware::from_fn_with_state(
+            auth::AuthState { auth, defender },
+            auth::require_auth,
+        )),
         None => routes,
     };
     // Load balancers' health checks carry no credentials and learn nothing secret.

@@ -66,6 +66,21 @@ pub enum ApiCommand {
         #[command(subcommand)]
         command: QuotaScanCommand,
     },
+    /// Client IPs the defender scored or banned.
+    Defender {
+        #[command(subcommand)]
+        command: DefenderCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DefenderCommand {
+    /// List hosts with a score or a ban.
+    List,
+    /// Show one host (an IP address).
+    Get { ip: String },
+    /// Unban a host and forget its score.
+    Unban { ip: String },
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -450,6 +465,28 @@ async fn execute(client: &Client, args: &ApiArgs) -> Result<String> {
                 render_message,
             ),
         },
+        ApiCommand::Defender { command } => match command {
+            DefenderCommand::List => (
+                client
+                    .call(Method::GET, "/defender/hosts", &[], None)
+                    .await?,
+                render_hosts,
+            ),
+            DefenderCommand::Get { ip } => {
+                let path = format!("/defender/hosts/{}", percent_encode(ip));
+                (
+                    client.call(Method::GET, &path, &[], None).await?,
+                    render_host,
+                )
+            }
+            DefenderCommand::Unban { ip } => {
+                let path = format!("/defender/hosts/{}", percent_encode(ip));
+                (
+                    client.call(Method::DELETE, &path, &[], None).await?,
+                    render_message,
+                )
+            }
+        },
     };
     if args.json {
         return Ok(format!("{}\n", serde_json::to_string_pretty(&value)?));
@@ -719,6 +756,25 @@ fn render_scans(v: &Value) -> String {
         .map(|s| vec![text(&s["username"]), time(int(&s["start_time"]))])
         .collect();
     table(&["USERNAME", "STARTED (UTC)"], &rows)
+}
+
+fn render_hosts(v: &Value) -> String {
+    let hosts = v.as_array().cloned().unwrap_or_default();
+    if hosts.is_empty() {
+        return "No scored or banned hosts.\n".into();
+    }
+    let rows: Vec<Vec<String>> = hosts
+        .iter()
+        .map(|h| {
+            let banned = h["ban_time"].as_str().unwrap_or("-").to_string();
+            vec![text(&h["ip"]), int(&h["score"]).to_string(), banned]
+        })
+        .collect();
+    table(&["IP", "SCORE", "BANNED UNTIL (UTC)"], &rows)
+}
+
+fn render_host(v: &Value) -> String {
+    render_hosts(&Value::Array(vec![v.clone()]))
 }
 
 #[cfg(test)]

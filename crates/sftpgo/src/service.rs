@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sftpgo_config::Config;
+use sftpgo_core::defender::{DefenderSettings, Driver, IpList};
 use sftpgo_core::{
     ActionKind, ActionSettings, Actions, Core, Metrics, Observers, Settings, UploadMode,
 };
@@ -198,6 +199,48 @@ fn server_settings(config: &Config) -> sftpgo_provider::sql::ServerSettings {
     }
 }
 
+/// `common.defender` as the shared layer takes it: lists parsed, list files read.
+fn defender_settings(config: &Config, config_dir: &Path) -> Result<DefenderSettings> {
+    let d = &config.common.defender;
+    let list = |entries: &[String], file: &str, key: &str| -> Result<IpList> {
+        let mut list = IpList::parse(
+            entries.iter().map(String::as_str),
+            &format!("common.defender.{key}"),
+        )
+        .map_err(anyhow::Error::msg)?;
+        if !file.is_empty() {
+            let path = sftpgo_config::resolve_path(config_dir, file);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("common.defender.{key}_file: cannot read {}", path.display())
+            })?;
+            list.extend(
+                IpList::parse(text.lines(), &path.display().to_string())
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
+        Ok(list)
+    };
+    Ok(DefenderSettings {
+        enabled: d.enabled,
+        driver: if d.driver == "provider" {
+            Driver::Provider
+        } else {
+            Driver::Memory
+        },
+        ban_time: Duration::from_secs(d.ban_time * 60),
+        ban_time_increment: d.ban_time_increment,
+        threshold: i64::from(d.threshold),
+        score_invalid: i64::from(d.score_invalid),
+        score_valid: i64::from(d.score_valid),
+        score_limit_exceeded: i64::from(d.score_limit_exceeded),
+        score_no_auth: i64::from(d.score_no_auth),
+        observation_time: Duration::from_secs(d.observation_time * 60),
+        max_hosts: d.entries_hard_limit as usize,
+        safelist: list(&d.safelist, &d.safelist_file, "safelist")?,
+        blocklist: list(&d.blocklist, &d.blocklist_file, "blocklist")?,
+    })
+}
+
 /// Starts the servers described by `config`.
 pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result<Running> {
     let http_setup = httpd_setup(config, config_dir, tuning.http_port).await?;
@@ -217,6 +260,7 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
             .unwrap_or(usize::MAX),
         max_open_files_per_user: usize::try_from(config.sftpd.max_open_files_per_user)
             .unwrap_or(usize::MAX),
+        defender: defender_settings(config, config_dir)?,
         ..Settings::default()
     };
     if !settings.running_as_root {
@@ -228,7 +272,8 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
     let metrics = Arc::new(Metrics::new());
     let actions = Actions::start(action_settings(config), metrics.clone())
         .context("cannot start the actions")?;
-    let core = Core::with_observers(provider, settings, Observers { metrics, actions });
+    let core = Core::try_with_observers(provider, settings, Observers { metrics, actions })
+        .context("common.defender.driver")?;
     warn_if_quota_unenforceable(&core).await;
     if let Some(max_age) = config.stale_upload_max_age() {
         tokio::spawn(remove_stale_uploads(core.clone(), max_age));

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey, PublicKey};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred, cipher, kex, mac};
+use sftpgo_core::defender::HostEvent;
 use sftpgo_core::{Connection, ConnectionGuard, Core, Protocol};
 use sftpgo_sftp::{ChunkSource, Limits};
 use tokio::net::{TcpListener, TcpStream};
@@ -211,6 +212,10 @@ impl SshServer {
                         Err(refusal) => {
                             tracing::info!(sender = "sftpd", remote_addr = %peer, reason = %refusal, "connection refused");
                             self.core.metrics().connection_refused(refusal.as_str());
+                            let defender = self.core.defender().clone();
+                            tokio::spawn(async move {
+                                defender.record(peer.ip(), HostEvent::LimitExceeded).await
+                            });
                             continue;
                         }
                     };
@@ -227,6 +232,14 @@ impl SshServer {
                     // The body runs on the connection thread, so the socket registers there.
                     ConnectionThreads::global().spawn(tracker.track_future(async move {
                         let _admitted = admitted;
+                        // Banned and blocklisted clients are refused before the handshake:
+                        // the socket is closed without a word.
+                        if let Err(refusal) = server.core.defender().check(peer.ip()).await {
+                            if let Some(suppressed) = server.core.defender().may_log_refusal() {
+                                tracing::info!(sender = "sftpd", remote_addr = %peer, reason = %refusal, suppressed_since_last = suppressed, "connection refused by the defender");
+                            }
+                            return;
+                        }
                         match TcpStream::from_std(stream) {
                             Ok(stream) => server.handle_connection(stream, peer).await,
                             Err(e) => {
@@ -262,6 +275,7 @@ impl SshServer {
             open_channels: Default::default(),
             sever: sever.clone(),
             budget: Arc::new(Semaphore::new(self.settings.sftp.in_flight_budget())),
+            attempts: LoginAttempts::default(),
         };
         let login_timeout = self.settings.login_timeout;
         // One deadline from accept to login, whatever the handshake's state.
@@ -387,6 +401,38 @@ struct SshHandler {
     /// The bytes of request data and replies this connection's sessions hold at once
     /// (see `Limits::in_flight_bytes`), shared by its channels.
     budget: Arc<Semaphore>,
+    /// What the defender learns when the connection ends without a login.
+    attempts: LoginAttempts,
+}
+
+/// A connection's login attempts, told to the defender when it ends without a login:
+/// refused keys count once (a client offers its keys one by one before its password),
+/// a connection that tried nothing counts as `NoLoginTried`. Failed passwords are
+/// scored by the shared layer as they happen.
+#[derive(Debug, Default)]
+struct LoginAttempts {
+    password_tried: bool,
+    key_refused: Option<HostEvent>,
+    key_tried: bool,
+}
+
+impl Drop for SshHandler {
+    fn drop(&mut self) {
+        if self.guard.is_some() {
+            return;
+        }
+        let a = &self.attempts;
+        let event = match a.key_refused {
+            Some(event) if !a.password_tried => event,
+            _ if !a.password_tried && !a.key_tried => HostEvent::NoLoginTried,
+            _ => return,
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let defender = self.server.core.defender().clone();
+            let ip = self.peer.ip();
+            rt.spawn(async move { defender.record(ip, event).await });
+        }
+    }
 }
 
 impl SshHandler {
@@ -433,6 +479,7 @@ impl russh::server::Handler for SshHandler {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        self.attempts.password_tried = true;
         let login = self
             .server
             .core
@@ -448,12 +495,18 @@ impl russh::server::Handler for SshHandler {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        if acceptable_user_key_algorithm(offer.algorithm)
-            && Box::pin(self.server.core.accepts_public_key(user, offer.public_key)).await
-        {
-            Ok(Auth::Accept)
-        } else {
-            Ok(Self::reject())
+        self.attempts.key_tried = true;
+        if !acceptable_user_key_algorithm(offer.algorithm) {
+            return Ok(Self::reject());
+        }
+        match Box::pin(self.server.core.accepts_public_key(user, offer.public_key)).await {
+            Ok(()) => Ok(Auth::Accept),
+            Err(e) => {
+                if let Some(event) = e.host_event() {
+                    self.attempts.key_refused = Some(event);
+                }
+                Ok(Self::reject())
+            }
         }
     }
 
