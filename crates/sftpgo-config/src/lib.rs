@@ -141,6 +141,14 @@ pub struct SftpdConfig {
     /// Files one user may have open at once over all connections and channels (0 = no
     /// limit); each is a file descriptor of the server.
     pub max_open_files_per_user: u32,
+    /// Key exchange algorithms offered, in order (SFTPGo 0.9.2's key); empty = defaults.
+    pub kex_algorithms: Vec<String>,
+    /// Ciphers offered, in order; empty = defaults.
+    pub ciphers: Vec<String>,
+    /// MACs offered, in order; empty = defaults.
+    pub macs: Vec<String>,
+    /// Host key signature algorithms offered, in order; empty = defaults.
+    pub host_key_algorithms: Vec<String>,
 }
 
 impl Default for SftpdConfig {
@@ -162,6 +170,10 @@ impl Default for SftpdConfig {
             max_total_connections: 2000,
             max_per_host_connections: 20,
             max_open_files_per_user: 1024,
+            kex_algorithms: Vec::new(),
+            ciphers: Vec::new(),
+            macs: Vec::new(),
+            host_key_algorithms: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `sftpgo` binary's library half: CLI, logging, the SSH server and the wiring
 //! that starts everything. `main.rs` only parses the CLI and calls [`service::run`].
 
+pub mod algorithms;
 pub mod api_client;
 pub mod cli;
 pub mod conn_threads;

@@ -243,6 +243,13 @@ fn defender_settings(config: &Config, config_dir: &Path) -> Result<DefenderSetti
 
 /// Starts the servers described by `config`.
 pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result<Running> {
+    // Checked before anything starts: an unknown name stops the start.
+    let algorithms = crate::algorithms::Algorithms::from_config(
+        &config.sftpd.kex_algorithms,
+        &config.sftpd.ciphers,
+        &config.sftpd.macs,
+        &config.sftpd.host_key_algorithms,
+    )?;
     let http_setup = httpd_setup(config, config_dir, tuning.http_port).await?;
     let provider = open_provider(config, config_dir).await?;
     let sftpd = &config.sftpd;
@@ -293,6 +300,7 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
         rekey_bytes: tuning.rekey_bytes.unwrap_or(1 << 30),
         max_channels: usize::try_from(sftpd.max_channels_per_connection.max(1))
             .unwrap_or(usize::MAX),
+        algorithms,
         ..SshSettings::default()
     };
     let listener = bind(&sftpd.bind_address, sftpd.bind_port).await?;

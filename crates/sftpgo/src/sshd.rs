@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey, PublicKey};
+use russh::keys::{Algorithm, PrivateKey, PublicKey};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred, cipher, kex, mac};
+use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred};
 use sftpgo_core::defender::HostEvent;
 use sftpgo_core::{Connection, ConnectionGuard, Core, Protocol};
 use sftpgo_sftp::{ChunkSource, Limits};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::algorithms::Algorithms;
 use crate::conn_threads::ConnectionThreads;
 use crate::read_ahead::Sever;
 use std::future::Future;
@@ -43,6 +44,8 @@ pub struct SshSettings {
     pub sftp: Limits,
     /// Channels one SSH connection may have open at once (OpenSSH's `MaxSessions`).
     pub max_channels: usize,
+    /// Key exchanges, ciphers, MACs and host key algorithms offered, in order.
+    pub algorithms: Algorithms,
 }
 
 impl Default for SshSettings {
@@ -55,6 +58,7 @@ impl Default for SshSettings {
             rekey_bytes: 1 << 30,
             sftp: Limits::default(),
             max_channels: 10,
+            algorithms: Algorithms::default(),
         }
     }
 }
@@ -66,55 +70,6 @@ impl Default for SshSettings {
 /// what it serves (`MAX_UNFRAMED`), so this fills only in bursts and once that is full;
 /// 32 cost uploads ~8% (russh's loop waited on the session more often).
 const CHANNEL_BUFFER: usize = 128;
-
-const KEX: &[kex::Name] = &[
-    kex::MLKEM768X25519_SHA256,
-    kex::CURVE25519,
-    kex::CURVE25519_PRE_RFC_8731,
-    kex::ECDH_SHA2_NISTP256,
-    kex::ECDH_SHA2_NISTP384,
-    kex::ECDH_SHA2_NISTP521,
-    kex::DH_G16_SHA512,
-    kex::DH_G14_SHA256,
-    kex::EXTENSION_SUPPORT_AS_SERVER,
-    kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
-];
-
-const CIPHERS: &[cipher::Name] = &[
-    cipher::AES_128_GCM,
-    cipher::CHACHA20_POLY1305,
-    cipher::AES_256_GCM,
-    cipher::AES_128_CTR,
-    cipher::AES_192_CTR,
-    cipher::AES_256_CTR,
-];
-
-const MACS: &[mac::Name] = &[
-    mac::HMAC_SHA256_ETM,
-    mac::HMAC_SHA512_ETM,
-    mac::HMAC_SHA256,
-    mac::HMAC_SHA512,
-];
-
-/// Host key and user key signature algorithms: no SHA-1 `ssh-rsa`.
-const KEY_ALGORITHMS: &[Algorithm] = &[
-    Algorithm::Ed25519,
-    Algorithm::Ecdsa {
-        curve: EcdsaCurve::NistP256,
-    },
-    Algorithm::Ecdsa {
-        curve: EcdsaCurve::NistP384,
-    },
-    Algorithm::Ecdsa {
-        curve: EcdsaCurve::NistP521,
-    },
-    Algorithm::Rsa {
-        hash: Some(HashAlg::Sha512),
-    },
-    Algorithm::Rsa {
-        hash: Some(HashAlg::Sha256),
-    },
-];
 
 fn auth_methods() -> MethodSet {
     let mut methods = MethodSet::empty();
@@ -142,10 +97,10 @@ fn russh_config(settings: &SshSettings, host_keys: Vec<PrivateKey>) -> russh::se
         channel_buffer_size: CHANNEL_BUFFER,
         event_buffer_size: 256,
         preferred: Preferred {
-            kex: Cow::Borrowed(KEX),
-            key: Cow::Borrowed(KEY_ALGORITHMS),
-            cipher: Cow::Borrowed(CIPHERS),
-            mac: Cow::Borrowed(MACS),
+            kex: Cow::Owned(settings.algorithms.offered_kex()),
+            key: Cow::Owned(settings.algorithms.host_keys.clone()),
+            cipher: Cow::Owned(settings.algorithms.ciphers.clone()),
+            mac: Cow::Owned(settings.algorithms.macs.clone()),
             ..Preferred::DEFAULT
         },
         max_auth_attempts: settings
