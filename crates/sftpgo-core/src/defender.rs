@@ -399,6 +399,12 @@ impl Defender {
         }
     }
 
+    /// Whether `event` scores at all (the defender is on and its score is not 0): lets a
+    /// caller skip spawning a task to record it.
+    pub fn scores(&self, event: HostEvent) -> bool {
+        self.settings.enabled && self.score_of(event) > 0
+    }
+
     fn score_of(&self, event: HostEvent) -> i64 {
         match event {
             HostEvent::LoginFailed => self.settings.score_valid,

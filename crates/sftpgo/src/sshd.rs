@@ -168,9 +168,11 @@ impl SshServer {
                             tracing::info!(sender = "sftpd", remote_addr = %peer, reason = %refusal, "connection refused");
                             self.core.metrics().connection_refused(refusal.as_str());
                             let defender = self.core.defender().clone();
-                            tokio::spawn(async move {
-                                defender.record(peer.ip(), HostEvent::LimitExceeded).await
-                            });
+                            if defender.scores(HostEvent::LimitExceeded) {
+                                tokio::spawn(async move {
+                                    defender.record(peer.ip(), HostEvent::LimitExceeded).await
+                                });
+                            }
                             continue;
                         }
                     };
@@ -382,7 +384,9 @@ impl Drop for SshHandler {
             _ if !a.password_tried && !a.key_tried => HostEvent::NoLoginTried,
             _ => return,
         };
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        if let Ok(rt) = tokio::runtime::Handle::try_current()
+            && self.server.core.defender().scores(event)
+        {
             let defender = self.server.core.defender().clone();
             let ip = self.peer.ip();
             rt.spawn(async move { defender.record(ip, event).await });

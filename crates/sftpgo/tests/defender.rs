@@ -250,3 +250,50 @@ async fn two_instances_on_one_postgresql_database_share_a_ban() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_log_in_score_score_no_auth() {
+    let srv = TestServer::start_with(
+        |c| {
+            defender_on(c);
+            c.common.defender.score_no_auth = 5;
+            c.common.defender.threshold = 10;
+        },
+        Tuning::default(),
+    )
+    .await;
+    let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    for _ in 0..2 {
+        // Connects, reads the server's identification line, leaves.
+        let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        let mut buf = [0u8; 64];
+        let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+        drop(s);
+    }
+    let mut banned = false;
+    for _ in 0..50 {
+        if let Some(h) = srv.core().defender().host(ip).await.unwrap()
+            && h.ban_until.is_some()
+        {
+            banned = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        banned,
+        "two connections without a login attempt reach the threshold"
+    );
+    // The next one is closed before the server says anything.
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut s, &mut buf),
+    )
+    .await
+    .expect("closed at once")
+    .unwrap_or(0);
+    assert_eq!(n, 0, "no identification line for a banned client");
+    srv.stop().await;
+}
