@@ -536,3 +536,68 @@ async fn uploads_running_together_cannot_pass_the_size_quota_together() {
     drop((a, b));
     srv.stop().await;
 }
+
+/// A row written around the API (by hand, or by an older version) that breaks the rules
+/// does not log in: a home of `/`, a negative quota. Fixing it through the API does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_record_that_breaks_the_rules_does_not_log_in() {
+    let logs = common::logs::Logs::install();
+    let srv = TestServer::start().await;
+    let backend = srv.core().provider().backend().clone();
+    let hashed = sftpgo_provider::password::hash_password(PW).unwrap();
+    for (name, home, quota) in [
+        ("rooted", "/".to_string(), 0),
+        ("negative", srv.home("negative").display().to_string(), -1),
+    ] {
+        let row = User {
+            username: name.into(),
+            password: Some(hashed.clone()),
+            home_dir: home,
+            quota_size: quota,
+            permissions: all_perms(),
+            ..User::default()
+        };
+        backend.insert_user(&row).await.unwrap();
+        let e = SftpClient::connect(srv.addr, name, Credential::Password(PW)).await;
+        assert!(e.is_err(), "{name} logged in");
+        assert!(
+            logs.find(|l| l["message"] == "login failed"
+                && l["username"] == name
+                && l["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("the user record is refused"))
+                .is_some(),
+            "{name}: no log line"
+        );
+    }
+    let mut fixed = srv
+        .core()
+        .provider()
+        .user_by_username("negative")
+        .await
+        .unwrap();
+    fixed.quota_size = 0;
+    fixed.password = Some(PW.into());
+    // A home of `/` overlaps every home: other users cannot be changed until it is fixed,
+    // and the error names it.
+    let e = srv
+        .core()
+        .provider()
+        .update_user(fixed.clone())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("\"rooted\""), "{e}");
+    let rooted = srv
+        .core()
+        .provider()
+        .user_by_username("rooted")
+        .await
+        .unwrap();
+    srv.core().provider().delete_user(rooted.id).await.unwrap();
+    srv.core().provider().update_user(fixed).await.unwrap();
+    let c = SftpClient::connect(srv.addr, "negative", Credential::Password(PW)).await;
+    assert!(c.is_ok(), "fixed record logs in");
+    drop(c);
+    srv.stop().await;
+}
