@@ -91,11 +91,17 @@ pub fn check_cost(stored: &str) -> Result<(), HashCostError> {
         if params.p_cost() > MAX_ARGON2_PARALLELISM {
             return Err(HashCostError::Argon2Parallelism(params.p_cost()));
         }
-    } else if let Some(rest) = ["$2a$", "$2b$", "$2y$"]
+    } else if ["$2a$", "$2b$", "$2y$"]
         .iter()
-        .find_map(|p| stored.strip_prefix(p))
+        .any(|p| stored.starts_with(p))
     {
-        if let Some(cost) = rest.get(..2).and_then(|c| c.parse::<u32>().ok())
+        // The cost as the bcrypt crate reads it: the second `$`-separated field, empty
+        // fields skipped, any digits (`$2b$031$`, `$2b$$31$` and `$2b$+31$` are cost 31).
+        if let Some(cost) = stored
+            .split('$')
+            .filter(|f| !f.is_empty())
+            .nth(1)
+            .and_then(|c| c.parse::<u32>().ok())
             && cost > MAX_BCRYPT_COST
         {
             return Err(HashCostError::BcryptCost(cost));
@@ -385,6 +391,34 @@ mod tests {
         );
         assert_eq!(check_cost("$pbkdf2-sha256$600000$s$k"), Ok(()));
         assert_eq!(check_cost("not a hash"), Ok(()));
+    }
+
+    /// Found by the `password_hash` fuzz target: `check_cost` read the bcrypt cost as the
+    /// two characters after the prefix, the bcrypt crate as the whole next non-empty
+    /// `$` field, so a stored `$2b$031$...` passed as cost 3 and was verified at cost 31
+    /// (2^31 rounds: over a day of a core per login attempt).
+    #[test]
+    fn bcrypt_cost_is_read_as_the_bcrypt_crate_reads_it() {
+        let tail = "abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
+        for cost in ["031", "$31", "+31", "0000000031", "$$15"] {
+            let stored = format!("$2b${cost}${tail}");
+            let want = cost.trim_start_matches('$').parse::<u32>().unwrap();
+            assert_eq!(
+                check_cost(&stored),
+                Err(HashCostError::BcryptCost(want)),
+                "{stored}"
+            );
+            assert!(!verify_password(&stored, "pw"), "{stored}");
+        }
+        // Cheap ones still verify, however the cost is spelled.
+        let h = bcrypt::hash("hunter2", 4).unwrap();
+        for spelled in [
+            h.replacen("$04$", "$004$", 1),
+            h.replacen("$04$", "$$4$", 1),
+        ] {
+            assert_eq!(check_cost(&spelled), Ok(()), "{spelled}");
+            assert!(verify_password(&spelled, "hunter2"), "{spelled}");
+        }
     }
 
     // Fixtures computed independently with Python's hashlib.pbkdf2_hmac + base64.b64encode.
