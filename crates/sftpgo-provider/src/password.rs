@@ -52,7 +52,8 @@ pub const MAX_ARGON2_ITERATIONS: u32 = 16;
 pub const MAX_ARGON2_PARALLELISM: u32 = 16;
 /// bcrypt cost limit (2^14 rounds, about a second).
 pub const MAX_BCRYPT_COST: u32 = 14;
-/// pbkdf2 iteration limit.
+/// pbkdf2 iteration limit, for the whole key: each digest-sized block of the stored key
+/// costs the iterations again (a 64-byte sha1 key is 4 blocks).
 pub const MAX_PBKDF2_ITERATIONS: u32 = 2_000_000;
 /// Upper bound on the pbkdf2 derived-key length accepted from a stored hash (bytes).
 const MAX_PBKDF2_KEY_LEN: usize = 1024;
@@ -70,6 +71,11 @@ pub enum HashCostError {
     BcryptCost(u32),
     #[error("pbkdf2 iterations {0} are over the limit of {MAX_PBKDF2_ITERATIONS}")]
     Pbkdf2Iterations(u32),
+    /// Each output block of a key longer than one digest costs all the iterations again.
+    #[error(
+        "pbkdf2 work of {iterations} iterations x {blocks} key blocks is over the limit of {MAX_PBKDF2_ITERATIONS} block iterations"
+    )]
+    Pbkdf2Work { iterations: u32, blocks: u64 },
 }
 
 /// Whether verifying against `stored` stays within the limits above. A value that is not
@@ -91,22 +97,53 @@ pub fn check_cost(stored: &str) -> Result<(), HashCostError> {
         if params.p_cost() > MAX_ARGON2_PARALLELISM {
             return Err(HashCostError::Argon2Parallelism(params.p_cost()));
         }
-    } else if let Some(rest) = ["$2a$", "$2b$", "$2y$"]
+    } else if ["$2a$", "$2b$", "$2y$"]
         .iter()
-        .find_map(|p| stored.strip_prefix(p))
+        .any(|p| stored.starts_with(p))
     {
-        if let Some(cost) = rest.get(..2).and_then(|c| c.parse::<u32>().ok())
+        // The cost as the bcrypt crate reads it: the second `$`-separated field, empty
+        // fields skipped, any digits (`$2b$031$`, `$2b$$31$` and `$2b$+31$` are cost 31).
+        if let Some(cost) = stored
+            .split('$')
+            .filter(|f| !f.is_empty())
+            .nth(1)
+            .and_then(|c| c.parse::<u32>().ok())
             && cost > MAX_BCRYPT_COST
         {
             return Err(HashCostError::BcryptCost(cost));
         }
     } else if stored.starts_with("$pbkdf2-")
         && let Some(iterations) = stored.split('$').nth(2).and_then(|i| i.parse::<u32>().ok())
-        && iterations > MAX_PBKDF2_ITERATIONS
     {
-        return Err(HashCostError::Pbkdf2Iterations(iterations));
+        if iterations > MAX_PBKDF2_ITERATIONS {
+            return Err(HashCostError::Pbkdf2Iterations(iterations));
+        }
+        let blocks = pbkdf2_blocks(stored);
+        if u64::from(iterations) * blocks > u64::from(MAX_PBKDF2_ITERATIONS) {
+            return Err(HashCostError::Pbkdf2Work { iterations, blocks });
+        }
     }
     Ok(())
+}
+
+/// How many output blocks of its hash a pbkdf2 verification derives (the stored key's
+/// length over the digest's), each costing the full iteration count: a 1 KiB key is 52
+/// blocks of sha1. 0 when [`verify_pbkdf2`] would refuse the string without deriving.
+fn pbkdf2_blocks(stored: &str) -> u64 {
+    let parts: Vec<&str> = stored.split('$').collect();
+    let ["", algo, _, _, key] = parts.as_slice() else {
+        return 0;
+    };
+    let digest_len = match *algo {
+        "pbkdf2-sha1" => 20,
+        "pbkdf2-sha256" => 32,
+        "pbkdf2-sha512" => 64,
+        _ => return 0,
+    };
+    match STD_LENIENT.decode(key) {
+        Ok(k) if k.len() <= MAX_PBKDF2_KEY_LEN => k.len().div_ceil(digest_len) as u64,
+        _ => 0,
+    }
 }
 
 /// Error from [`hash_password`].
@@ -385,6 +422,85 @@ mod tests {
         );
         assert_eq!(check_cost("$pbkdf2-sha256$600000$s$k"), Ok(()));
         assert_eq!(check_cost("not a hash"), Ok(()));
+    }
+
+    /// Found by the `password_hash` fuzz target: `check_cost` read the bcrypt cost as the
+    /// two characters after the prefix, the bcrypt crate as the whole next non-empty
+    /// `$` field, so a stored `$2b$031$...` passed as cost 3 and was verified at cost 31
+    /// (2^31 rounds: over a day of a core per login attempt).
+    #[test]
+    fn bcrypt_cost_is_read_as_the_bcrypt_crate_reads_it() {
+        let tail = "abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
+        for cost in ["031", "$31", "+31", "0000000031", "$$15"] {
+            let stored = format!("$2b${cost}${tail}");
+            let want = cost.trim_start_matches('$').parse::<u32>().unwrap();
+            assert_eq!(
+                check_cost(&stored),
+                Err(HashCostError::BcryptCost(want)),
+                "{stored}"
+            );
+            assert!(!verify_password(&stored, "pw"), "{stored}");
+        }
+        // Cheap ones still verify, however the cost is spelled.
+        let h = bcrypt::hash("hunter2", 4).unwrap();
+        for spelled in [
+            h.replacen("$04$", "$004$", 1),
+            h.replacen("$04$", "$$4$", 1),
+        ] {
+            assert_eq!(check_cost(&spelled), Ok(()), "{spelled}");
+            assert!(verify_password(&spelled, "hunter2"), "{spelled}");
+        }
+    }
+
+    /// Found by the `password_hash` fuzz target: `check_cost` bounded the pbkdf2
+    /// iterations but not the key length, and each digest-sized block of the derived key
+    /// costs every iteration again: 2,000,000 iterations of sha1 with a 1 KiB stored key
+    /// (52 blocks) passed and took about 25 s of a core per login attempt.
+    #[test]
+    fn pbkdf2_cost_counts_every_block_of_the_key() {
+        let key_of = |n: usize| STD_LENIENT.encode(vec![7u8; n]);
+        let stored = format!("$pbkdf2-sha1$2000000$salt${}", key_of(1024));
+        assert_eq!(
+            check_cost(&stored),
+            Err(HashCostError::Pbkdf2Work {
+                iterations: 2_000_000,
+                blocks: 52
+            })
+        );
+        assert!(!verify_password(&stored, "pw"));
+        assert!(
+            HashCostError::Pbkdf2Work {
+                iterations: 1,
+                blocks: 2
+            }
+            .to_string()
+            .contains("limit")
+        );
+        // One block at the limit, or several within it, pass: 21 bytes of sha1 are 2.
+        let one = format!("$pbkdf2-sha512$2000000$salt${}", key_of(64));
+        assert_eq!(check_cost(&one), Ok(()));
+        let two = format!("$pbkdf2-sha1$1000000$salt${}", key_of(21));
+        assert_eq!(check_cost(&two), Ok(()));
+        let over = format!("$pbkdf2-sha1$1000001$salt${}", key_of(21));
+        assert_eq!(
+            check_cost(&over),
+            Err(HashCostError::Pbkdf2Work {
+                iterations: 1_000_001,
+                blocks: 2
+            })
+        );
+        // What verification refuses without deriving costs nothing.
+        for free in [
+            format!("$pbkdf2-sha1$2000000$salt${}", key_of(1025)),
+            "$pbkdf2-md5$2000000$salt$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                .into(),
+            "$pbkdf2-sha1$2000000$salt$not base64!".into(),
+        ] {
+            assert_eq!(check_cost(&free), Ok(()), "{free}");
+            assert!(!verify_password(&free, "pw"));
+        }
+        assert_eq!(check_cost(PBKDF2_SHA1), Ok(()));
+        assert_eq!(check_cost(PBKDF2_SHA512), Ok(()));
     }
 
     // Fixtures computed independently with Python's hashlib.pbkdf2_hmac + base64.b64encode.
