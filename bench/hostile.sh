@@ -28,11 +28,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-mkdir -p "$WORK/ours" "$WORK/data"
+# One home per user (homes may not overlap); the files each user's attacks need.
+mkdir -p "$WORK/ours" "$WORK/homes/victim" "$WORK/homes/worker" "$WORK/homes/legit"
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/legit"
-head -c $((30 * 1024 * 1024)) /dev/urandom > "$WORK/data/big.bin"
-head -c $((1024 * 1024)) /dev/urandom > "$WORK/data/legit.bin"
-echo held > "$WORK/data/held.bin"
+head -c $((30 * 1024 * 1024)) /dev/urandom > "$WORK/homes/worker/big.bin"
+head -c $((1024 * 1024)) /dev/urandom > "$WORK/homes/worker/legit.bin"
+cp "$WORK/homes/worker/legit.bin" "$WORK/homes/legit/legit.bin"
+echo held > "$WORK/homes/worker/held.bin"
 
 PORT=$((20000 + RANDOM % 10000)); API_PORT=$((PORT + 1))
 # Default limits; logs rotate as by default (10 MB, 5 backups).
@@ -46,7 +48,7 @@ for _ in $(seq 100); do
 done
 add_user() { # name, JSON fields
   curl -sf -X POST -H 'Content-Type: application/json' \
-    -d "{\"username\":\"$1\",\"home_dir\":\"$WORK/data\",\"permissions\":[\"*\"],$2}" \
+    -d "{\"username\":\"$1\",\"home_dir\":\"$WORK/homes/$1\",\"permissions\":[\"*\"],$2}" \
     "http://127.0.0.1:$API_PORT/api/v1/user" >/dev/null
 }
 add_user victim '"password":"victim-secret"'
