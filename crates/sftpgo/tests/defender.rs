@@ -191,28 +191,21 @@ async fn two_instances_on_one_postgresql_database_share_a_ban() {
     let Some(db) = sftpgo_provider::sql::testdb::postgres().await else {
         return;
     };
-    let on_postgres = |c: &mut sftpgo_config::Config| {
-        let s = db.settings.clone();
-        let dp = &mut c.data_provider;
-        dp.driver = "postgresql".into();
-        dp.host = s.host;
-        dp.port = s.port;
-        dp.name = s.name;
-        dp.username = s.username;
-        dp.password = s.password;
+    let shared = |c: &mut sftpgo_config::Config| {
+        on_postgres(db.settings.clone())(c);
         defender_on(c);
         c.common.defender.driver = "provider".into();
         c.common.defender.threshold = 6;
     };
     let a = TestServer::start_with(
-        on_postgres,
+        shared,
         Tuning {
             http_port: Some(0),
             ..Tuning::default()
         },
     )
     .await;
-    let b = TestServer::start_with(on_postgres, Tuning::default()).await;
+    let b = TestServer::start_with(shared, Tuning::default()).await;
     a.add_user("alice", Some("right"), &[], &all_perms()).await;
     // Half the attempts on each instance: the scores add up in the database.
     let on_a = paramiko(a.addr, "alice", "brute", "3").await;

@@ -9,19 +9,7 @@ use common::client::{Credential, SftpClient};
 use common::*;
 use serde_json::json;
 use sftpgo::service::Tuning;
-use sftpgo_provider::sql::{ServerSettings, testdb};
-
-fn on_postgres(s: ServerSettings) -> impl FnOnce(&mut sftpgo_config::Config) {
-    move |c| {
-        let dp = &mut c.data_provider;
-        dp.driver = "postgresql".into();
-        dp.host = s.host;
-        dp.port = s.port;
-        dp.name = s.name;
-        dp.username = s.username;
-        dp.password = s.password;
-    }
-}
+use sftpgo_provider::sql::testdb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_users_and_add_up_quota_exactly() {

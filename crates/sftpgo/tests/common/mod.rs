@@ -254,6 +254,19 @@ pub fn client_available(name: &str, probe: &[&str], install: &str) -> bool {
     ok
 }
 
+/// A configuration edit that points the data provider at a test PostgreSQL database.
+pub fn on_postgres(s: sftpgo_provider::sql::ServerSettings) -> impl FnOnce(&mut Config) {
+    move |c| {
+        let dp = &mut c.data_provider;
+        dp.driver = "postgresql".into();
+        dp.host = s.host;
+        dp.port = s.port;
+        dp.name = s.name;
+        dp.username = s.username;
+        dp.password = s.password;
+    }
+}
+
 /// [`client_available`] for paramiko.
 pub fn paramiko_available() -> bool {
     client_available(
