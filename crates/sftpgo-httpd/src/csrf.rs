@@ -1,7 +1,8 @@
 //! The API cannot be driven by a web page: a page in the administrator's browser can send
 //! "simple" cross-site requests (a form POST with `text/plain`, or a `fetch` without
 //! custom headers) without asking the server first, and the browser adds any Basic
-//! credentials it holds. Two rules close that, for every route, before authentication:
+//! credentials it holds. Two rules close that, for every route (a forged request without
+//! credentials is already a 401; one the browser adds credentials to meets these):
 //!
 //! - a request that carries a body (POST, PUT, or any declared body) must say
 //!   `Content-Type: application/json` (415 otherwise): a page cannot send that type

@@ -127,6 +127,8 @@ pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<Basic
         .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
         // Prometheus scrapes with the same credentials as API clients.
         .route("/metrics", get(ops::metrics))
+        // On the routes only: an unknown path stays 404 and an undeclared method 405.
+        .route_layer(middleware::from_fn(csrf::guard))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed);
     let routes = match auth {
@@ -139,8 +141,6 @@ pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<Basic
     // Load balancers' health checks carry no credentials and learn nothing secret.
     routes
         .route("/healthz", get(ops::healthz))
-        // Before authentication: a forged request is refused whatever it carries.
-        .layer(middleware::from_fn(csrf::guard))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }

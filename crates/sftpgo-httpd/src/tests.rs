@@ -513,6 +513,22 @@ async fn basic_auth_guards_every_route() {
     );
 }
 
+async fn raw_typed(app: &Router, method: &str, uri: &str, ctype: &str) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", ctype)
+        .body(Body::from("x"))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 /// The request a malicious page in the administrator's browser can send without a CORS
 /// preflight (measured before: it created a user with `home_dir: "/"`).
 async fn forged(
@@ -584,9 +600,14 @@ async fn a_web_page_cannot_drive_the_api() {
         assert_eq!(s, StatusCode::FORBIDDEN);
     }
     assert!(core.provider().user_by_username("evil").await.is_err());
-    // Refused before authentication: no credentials needed to be told, none checked.
+    // Without credentials the forged request is a 401 before anything else.
     let (s, _) = forged(&guarded, "text/plain", Some("http://evil.example"), None).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // An undeclared method stays 405 and an unknown path 404, whatever the body.
+    let (s, _) = raw_typed(&open, "PUT", "/api/v1/connection", "text/plain").await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let (s, _) = raw_typed(&open, "POST", "/api/v1/nope", "text/plain").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     // The API's own origin (a page it serves, later the web admin) is fine, up to validation.
     let (s, v) = forged(
         &open,
