@@ -224,7 +224,13 @@ pub struct Defender {
     last_cleanup: std::sync::atomic::AtomicI64,
     /// Refused connections are logged at most once a second: (last line, refusals since).
     refusal_log: Mutex<(i64, u64)>,
+    /// Bounds the recordings [`Defender::record_soon`] runs at once: a flood of refused
+    /// connections against a slow database cannot pile up tasks.
+    pending: Arc<tokio::sync::Semaphore>,
 }
+
+/// Recordings run in the background at once, at most.
+const MAX_PENDING_RECORDS: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct CachedBan {
@@ -268,6 +274,7 @@ impl Defender {
             bans: Mutex::default(),
             last_cleanup: now_ms().into(),
             refusal_log: Mutex::new((0, 0)),
+            pending: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_RECORDS)),
         })
     }
 
@@ -399,10 +406,31 @@ impl Defender {
         }
     }
 
-    /// Whether `event` scores at all (the defender is on and its score is not 0): lets a
-    /// caller skip spawning a task to record it.
+    /// Whether `event` scores at all (the defender is on and its score is not 0).
     pub fn scores(&self, event: HostEvent) -> bool {
         self.settings.enabled && self.score_of(event) > 0
+    }
+
+    /// [`Defender::record`] in a task of the current runtime, for callers that cannot
+    /// wait (an accept loop, a `Drop`). Nothing is spawned for an event that does not
+    /// score, outside a runtime, or when [`MAX_PENDING_RECORDS`] recordings are already
+    /// running (that event is dropped, and said so in a debug line).
+    pub fn record_soon(self: &Arc<Self>, ip: IpAddr, event: HostEvent) {
+        if !self.scores(event) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(permit) = self.pending.clone().try_acquire_owned() else {
+            tracing::debug!(sender = "defender", client_ip = %ip, event = event.as_str(), "too many recordings pending, event not scored");
+            return;
+        };
+        let defender = self.clone();
+        rt.spawn(async move {
+            defender.record(ip, event).await;
+            drop(permit);
+        });
     }
 
     fn score_of(&self, event: HostEvent) -> i64 {

@@ -48,19 +48,7 @@ async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (St
 }
 
 async fn raw(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    raw_typed(app, method, uri, "application/json", body).await
 }
 
 fn alice() -> Value {
@@ -513,12 +501,18 @@ async fn basic_auth_guards_every_route() {
     );
 }
 
-async fn raw_typed(app: &Router, method: &str, uri: &str, ctype: &str) -> (StatusCode, Value) {
+async fn raw_typed(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    ctype: &str,
+    body: &str,
+) -> (StatusCode, Value) {
     let req = Request::builder()
         .method(method)
         .uri(uri)
         .header("content-type", ctype)
-        .body(Body::from("x"))
+        .body(Body::from(body.to_string()))
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
@@ -604,9 +598,9 @@ async fn a_web_page_cannot_drive_the_api() {
     let (s, _) = forged(&guarded, "text/plain", Some("http://evil.example"), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // An undeclared method stays 405 and an unknown path 404, whatever the body.
-    let (s, _) = raw_typed(&open, "PUT", "/api/v1/connection", "text/plain").await;
+    let (s, _) = raw_typed(&open, "PUT", "/api/v1/connection", "text/plain", "x").await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
-    let (s, _) = raw_typed(&open, "POST", "/api/v1/nope", "text/plain").await;
+    let (s, _) = raw_typed(&open, "POST", "/api/v1/nope", "text/plain", "x").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // The API's own origin (a page it serves, later the web admin) is fine, up to validation.
     let (s, v) = forged(

@@ -167,12 +167,9 @@ impl SshServer {
                         Err(refusal) => {
                             tracing::info!(sender = "sftpd", remote_addr = %peer, reason = %refusal, "connection refused");
                             self.core.metrics().connection_refused(refusal.as_str());
-                            let defender = self.core.defender().clone();
-                            if defender.scores(HostEvent::LimitExceeded) {
-                                tokio::spawn(async move {
-                                    defender.record(peer.ip(), HostEvent::LimitExceeded).await
-                                });
-                            }
+                            self.core
+                                .defender()
+                                .record_soon(peer.ip(), HostEvent::LimitExceeded);
                             continue;
                         }
                     };
@@ -384,13 +381,10 @@ impl Drop for SshHandler {
             _ if !a.password_tried && !a.key_tried => HostEvent::NoLoginTried,
             _ => return,
         };
-        if let Ok(rt) = tokio::runtime::Handle::try_current()
-            && self.server.core.defender().scores(event)
-        {
-            let defender = self.server.core.defender().clone();
-            let ip = self.peer.ip();
-            rt.spawn(async move { defender.record(ip, event).await });
-        }
+        self.server
+            .core
+            .defender()
+            .record_soon(self.peer.ip(), event);
     }
 }
 
