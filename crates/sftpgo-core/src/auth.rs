@@ -10,7 +10,7 @@ use russh::keys::PublicKey;
 use sftpgo_provider::{ProviderError, User};
 
 use crate::Core;
-use crate::connection::{ConnectionGuard, ConnectionState, Protocol};
+use crate::connection::ConnectionGuard;
 
 /// The credential a client offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,6 @@ impl Core {
         username: &str,
         password: &str,
         remote: SocketAddr,
-        protocol: Protocol,
     ) -> Result<ConnectionGuard, AuthError> {
         let method = AuthMethod::Password;
         let result = async {
@@ -114,8 +113,7 @@ impl Core {
             }
         }
         .await;
-        self.finish_login(username, result, method, remote, protocol)
-            .await
+        self.finish_login(username, result, method, remote).await
     }
 
     /// Whether `key` is one of `username`'s keys, without logging in: lets the SSH layer
@@ -152,7 +150,6 @@ impl Core {
         username: &str,
         key: &PublicKey,
         remote: SocketAddr,
-        protocol: Protocol,
     ) -> Result<ConnectionGuard, AuthError> {
         let method = AuthMethod::PublicKey;
         let result = async {
@@ -164,8 +161,7 @@ impl Core {
             }
         }
         .await;
-        self.finish_login(username, result, method, remote, protocol)
-            .await
+        self.finish_login(username, result, method, remote).await
     }
 
     async fn lookup(&self, username: &str) -> Result<User, AuthError> {
@@ -182,10 +178,9 @@ impl Core {
         result: Result<User, AuthError>,
         method: AuthMethod,
         remote: SocketAddr,
-        protocol: Protocol,
     ) -> Result<ConnectionGuard, AuthError> {
         let result = match result {
-            Ok(user) => self.open_connection(user, remote, protocol).await,
+            Ok(user) => self.open_connection(user, remote).await,
             Err(e) => Err(e),
         };
         self.metrics().login(method.as_str(), result.is_ok());
@@ -229,7 +224,6 @@ impl Core {
         &self,
         user: User,
         remote: SocketAddr,
-        protocol: Protocol,
     ) -> Result<ConnectionGuard, AuthError> {
         sftpgo_provider::validate_stored(&user).map_err(AuthError::InvalidRecord)?;
         let home = Path::new(&user.home_dir).to_path_buf();
@@ -247,16 +241,16 @@ impl Core {
         let shared = self
             .registry()
             .user_shared(&user.username, settings.max_open_files_per_user);
-        let state = Arc::new(ConnectionState::new(
-            crate::connection::new_connection_id(),
-            Arc::new(user),
-            protocol,
-            self.observers().clone(),
+        let user = Arc::new(user);
+        let quota = crate::quota::QuotaKeeper::new(self.quota(), user.clone())
+            .with_log_budget(shared.clone());
+        let base = crate::connection::SessionBase {
+            root,
+            settings,
+            quota,
+            observers: self.observers().clone(),
             shared,
-        ));
-        let quota = crate::quota::QuotaKeeper::new(self.quota(), state.user.clone())
-            .with_log_budget(state.shared.clone());
-        let fs = crate::fs::UserFs::new(root, state.clone(), settings, quota);
-        self.registry().register(state, remote, fs)
+        };
+        self.registry().register(user, remote, base)
     }
 }

@@ -14,8 +14,9 @@ use crate::fs::UserFs;
 use crate::transfer::TransferKind;
 use crate::{Observers, now_ms};
 
-/// The protocol a connection speaks. An SSH connection starts as `Ssh` and becomes
-/// `Sftp` (or `Scp`) when its channel picks a subsystem or command.
+/// The protocol of a session: each SSH channel is one ([`ProtocolSession`]): `Sftp` for
+/// the `sftp` subsystem, `Scp` for an `scp` command, `Ssh` for the other SSH commands (and
+/// for a logged-in connection with no channel open, as the API lists it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Ssh,
@@ -33,26 +34,45 @@ impl Protocol {
     }
 }
 
-/// One authenticated client connection.
+/// One authenticated client connection (an SSH connection): what its login decided, and
+/// the protocol sessions (one per channel) it runs. `max_sessions` counts these.
 pub struct Connection {
     pub id: String,
-    state: Arc<ConnectionState>,
-    fs: UserFs,
+    user: Arc<User>,
     remote_addr: SocketAddr,
     client_version: OnceLock<String>,
     connected_at: i64,
     closer: CancellationToken,
+    /// Activity of the connection itself (and of its ended sessions).
+    last_activity: AtomicI64,
+    /// What each of its sessions' filesystem is made of.
+    base: SessionBase,
+    /// The sessions running now, in the order they started.
+    sessions: Mutex<Vec<Arc<ConnectionState>>>,
+    sessions_started: AtomicU64,
 }
 
-/// The part of a connection that its filesystem and transfers report to (logs, progress).
+/// What a login prepared for the connection's sessions: the user's root, the settings,
+/// the quota, and what the user's connections share.
+pub(crate) struct SessionBase {
+    pub(crate) root: Arc<sftpgo_vfs::Root>,
+    pub(crate) settings: crate::Settings,
+    pub(crate) quota: crate::quota::QuotaKeeper,
+    pub(crate) observers: Observers,
+    pub(crate) shared: Arc<UserShared>,
+}
+
+/// The state of one protocol session (an SSH channel running SFTP, SCP or a command)
+/// that its filesystem and transfers report to (logs, progress).
 #[derive(Debug)]
 pub struct ConnectionState {
     pub id: String,
     pub user: Arc<User>,
-    protocol: Mutex<Protocol>,
+    protocol: Protocol,
+    started_at: i64,
     last_activity: AtomicI64,
     transfers: Mutex<Vec<Arc<TransferStats>>>,
-    /// Metrics and actions, which the connection's operations feed.
+    /// Metrics and actions, which the session's operations feed.
     pub(crate) observers: Observers,
     /// What its user's connections share: open files, the log budget.
     pub(crate) shared: Arc<UserShared>,
@@ -69,7 +89,8 @@ impl ConnectionState {
         Self {
             id,
             user,
-            protocol: Mutex::new(protocol),
+            protocol,
+            started_at: now_ms(),
             last_activity: AtomicI64::new(now_ms()),
             transfers: Mutex::new(Vec::new()),
             observers,
@@ -84,11 +105,33 @@ impl ConnectionState {
     }
 
     pub fn protocol(&self) -> Protocol {
-        *self.protocol.lock().unwrap_or_else(|e| e.into_inner())
+        self.protocol
     }
 
     pub fn touch(&self) {
         self.last_activity.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Last activity of the session or any of its transfers, in ms since the epoch.
+    fn last_activity(&self) -> i64 {
+        let own = self.last_activity.load(Ordering::Relaxed);
+        self.lock_transfers()
+            .iter()
+            .map(|t| t.last_activity.load(Ordering::Relaxed))
+            .fold(own, i64::max)
+    }
+
+    fn transfer_snapshots(&self) -> Vec<TransferSnapshot> {
+        self.lock_transfers()
+            .iter()
+            .map(|t| TransferSnapshot {
+                operation_type: t.kind.as_str(),
+                path: t.path.clone(),
+                start_time: t.start_time,
+                size: t.bytes.load(Ordering::Relaxed),
+                last_activity: t.last_activity.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     pub(crate) fn add_transfer(&self, stats: Arc<TransferStats>) {
@@ -286,36 +329,20 @@ impl TransferStats {
 
 impl Connection {
     pub fn user(&self) -> &Arc<User> {
-        &self.state.user
+        &self.user
     }
 
     /// The server's metrics, for protocol adapters to count their requests.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
-        &self.state.observers.metrics
+        &self.base.observers.metrics
     }
 
     pub fn username(&self) -> &str {
-        &self.state.user.username
-    }
-
-    pub fn fs(&self) -> &UserFs {
-        &self.fs
+        &self.user.username
     }
 
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote_addr
-    }
-
-    pub fn protocol(&self) -> Protocol {
-        self.state.protocol()
-    }
-
-    pub fn set_protocol(&self, protocol: Protocol) {
-        *self
-            .state
-            .protocol
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = protocol;
     }
 
     /// The client's SSH identification string; set once after the handshake.
@@ -327,24 +354,19 @@ impl Connection {
         self.client_version.get().map(String::as_str).unwrap_or("")
     }
 
-    /// Records client activity, which postpones the idle timeout.
-    pub fn touch(&self) {
-        self.state.touch();
-    }
-
     /// Whether a log line about one of this connection's requests may be written now
     /// (see `LogBudget`): adapters ask before logging what a client can repeat at will.
     pub fn may_log(&self) -> bool {
-        self.state.may_log()
+        self.base.shared.log.allow(&self.user.username)
     }
 
-    /// Last activity of the connection or any of its transfers, in ms since the epoch.
+    /// Last activity of the connection or any of its sessions and their transfers, in ms
+    /// since the epoch.
     pub fn last_activity(&self) -> i64 {
-        let own = self.state.last_activity.load(Ordering::Relaxed);
-        self.state
-            .lock_transfers()
+        let own = self.last_activity.load(Ordering::Relaxed);
+        self.lock_sessions()
             .iter()
-            .map(|t| t.last_activity.load(Ordering::Relaxed))
+            .map(|s| s.last_activity())
             .fold(own, i64::max)
     }
 
@@ -358,28 +380,139 @@ impl Connection {
         self.closer.cancel();
     }
 
-    pub fn snapshot(&self) -> ConnectionSnapshot {
-        ConnectionSnapshot {
-            username: self.username().to_string(),
-            connection_id: self.id.clone(),
-            client_version: self.client_version().to_string(),
-            remote_address: self.remote_addr.to_string(),
-            connection_time: self.connected_at,
-            last_activity: self.last_activity(),
-            protocol: self.protocol().as_str(),
-            active_transfers: self
-                .state
-                .lock_transfers()
-                .iter()
-                .map(|t| TransferSnapshot {
-                    operation_type: t.kind.as_str(),
-                    path: t.path.clone(),
-                    start_time: t.start_time,
-                    size: t.bytes.load(Ordering::Relaxed),
-                    last_activity: t.last_activity.load(Ordering::Relaxed),
-                })
-                .collect(),
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, Vec<Arc<ConnectionState>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a protocol session (one SSH channel's SFTP, SCP or command) with its own
+    /// id (`<connection id>_<n>`), filesystem view (its requests in order, concurrently
+    /// with the other sessions'), transfers and logs; listed by the API until dropped.
+    pub fn open_session(self: &Arc<Self>, protocol: Protocol) -> ProtocolSession {
+        let n = self.sessions_started.fetch_add(1, Ordering::Relaxed) + 1;
+        let base = &self.base;
+        let state = Arc::new(ConnectionState::new(
+            format!("{}_{n}", self.id),
+            self.user.clone(),
+            protocol,
+            base.observers.clone(),
+            base.shared.clone(),
+        ));
+        let fs = UserFs::new(
+            base.root.clone(),
+            state.clone(),
+            base.settings.clone(),
+            base.quota.clone(),
+        );
+        self.lock_sessions().push(state.clone());
+        self.metrics().protocol_session(protocol.as_str());
+        ProtocolSession {
+            id: state.id.clone(),
+            state,
+            fs,
+            conn: self.clone(),
         }
+    }
+
+    /// The API's entries for this connection: one per session, or, with none open, one
+    /// for the connection itself (protocol `SSH`).
+    pub fn snapshots(&self) -> Vec<ConnectionSnapshot> {
+        let sessions = self.lock_sessions().clone();
+        if sessions.is_empty() {
+            return vec![ConnectionSnapshot {
+                username: self.username().to_string(),
+                connection_id: self.id.clone(),
+                client_version: self.client_version().to_string(),
+                remote_address: self.remote_addr.to_string(),
+                connection_time: self.connected_at,
+                last_activity: self.last_activity(),
+                protocol: Protocol::Ssh.as_str(),
+                active_transfers: Vec::new(),
+            }];
+        }
+        sessions
+            .iter()
+            .map(|s| ConnectionSnapshot {
+                username: self.username().to_string(),
+                connection_id: s.id.clone(),
+                client_version: self.client_version().to_string(),
+                remote_address: self.remote_addr.to_string(),
+                connection_time: s.started_at,
+                last_activity: s.last_activity(),
+                protocol: s.protocol.as_str(),
+                active_transfers: s.transfer_snapshots(),
+            })
+            .collect()
+    }
+}
+
+/// One SSH channel's protocol session (SFTP, SCP or an SSH command): what protocol
+/// adapters serve a channel through. Its filesystem view is its own (requests of one
+/// session in order, sessions concurrent); it ends with its channel or its connection.
+pub struct ProtocolSession {
+    /// `<connection id>_<n>`: the id in logs and in the API's connection list.
+    pub id: String,
+    state: Arc<ConnectionState>,
+    fs: UserFs,
+    conn: Arc<Connection>,
+}
+
+impl ProtocolSession {
+    pub fn fs(&self) -> &UserFs {
+        &self.fs
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.state.protocol
+    }
+
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    pub fn user(&self) -> &Arc<User> {
+        &self.state.user
+    }
+
+    pub fn username(&self) -> &str {
+        &self.state.user.username
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.state.observers.metrics
+    }
+
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.conn.remote_addr
+    }
+
+    /// Records client activity, which postpones the connection's idle timeout.
+    pub fn touch(&self) {
+        self.state.touch();
+    }
+
+    /// See [`Connection::may_log`].
+    pub fn may_log(&self) -> bool {
+        self.state.may_log()
+    }
+
+    /// Fires when the connection must end.
+    pub fn closed(&self) -> &CancellationToken {
+        &self.conn.closer
+    }
+
+    /// Ends the whole connection (a session cannot outlive a refusal that concerns it).
+    pub fn close(&self) {
+        self.conn.close();
+    }
+}
+
+impl Drop for ProtocolSession {
+    fn drop(&mut self) {
+        let last = self.state.last_activity();
+        self.conn.last_activity.fetch_max(last, Ordering::Relaxed);
+        self.conn
+            .lock_sessions()
+            .retain(|s| !Arc::ptr_eq(s, &self.state));
     }
 }
 
@@ -445,20 +578,22 @@ impl Registry {
     /// Check and insert happen under one lock, so N racing logins for a limit of K admit K.
     pub(crate) fn register(
         &self,
-        state: Arc<ConnectionState>,
+        user: Arc<User>,
         remote_addr: SocketAddr,
-        fs: UserFs,
+        base: SessionBase,
     ) -> Result<ConnectionGuard, AuthError> {
-        let id = state.id.clone();
-        let user = state.user.clone();
+        let id = new_connection_id();
         let conn = Arc::new(Connection {
             id: id.clone(),
-            state,
-            fs,
+            user: user.clone(),
             remote_addr,
             client_version: OnceLock::new(),
             connected_at: now_ms(),
             closer: CancellationToken::new(),
+            last_activity: AtomicI64::new(now_ms()),
+            base,
+            sessions: Mutex::new(Vec::new()),
+            sessions_started: AtomicU64::new(0),
         });
         let mut inner = self.lock();
         let count = inner
@@ -490,25 +625,30 @@ impl Registry {
         }
     }
 
-    /// Snapshots of every live connection, ordered by connection time.
+    /// The API's entries: one per protocol session of every live connection (see
+    /// [`Connection::snapshots`]), ordered by start time.
     pub fn list(&self) -> Vec<ConnectionSnapshot> {
         let conns: Vec<Arc<Connection>> = self.lock().connections.values().cloned().collect();
-        let mut out: Vec<ConnectionSnapshot> = conns.iter().map(|c| c.snapshot()).collect();
+        let mut out: Vec<ConnectionSnapshot> = conns.iter().flat_map(|c| c.snapshots()).collect();
         out.sort_by_key(|c| c.connection_time);
         out
     }
 
+    /// The connection with this id, or whose session has this id (`<id>_<n>`).
     pub fn get(&self, id: &str) -> Option<Arc<Connection>> {
-        self.lock().connections.get(id).cloned()
+        let conn_id = id.split_once('_').map_or(id, |(c, _)| c);
+        self.lock().connections.get(conn_id).cloned()
     }
 
-    /// Closes a connection by id; false if there is none.
+    /// Closes a connection by its id or one of its sessions' ids (the whole SSH
+    /// connection ends: a client an operator kicks is kicked); false if there is none.
     pub fn close(&self, id: &str) -> bool {
         match self.get(id) {
             Some(conn) => {
                 tracing::info!(
                     sender = "connection",
-                    connection_id = id,
+                    connection_id = conn.id,
+                    requested_id = id,
                     username = conn.username(),
                     "closing connection on request"
                 );
@@ -592,13 +732,6 @@ mod tests {
         user: &Arc<User>,
         home: &std::path::Path,
     ) -> Result<ConnectionGuard, AuthError> {
-        let state = Arc::new(ConnectionState::new(
-            new_connection_id(),
-            user.clone(),
-            Protocol::Sftp,
-            Observers::default(),
-            registry.user_shared(&user.username, 0),
-        ));
         let root = Arc::new(sftpgo_vfs::Root::open(home).unwrap());
         let provider = sftpgo_provider::DataProvider::new(
             Arc::new(sftpgo_provider::memory::MemoryBackend::new()),
@@ -607,8 +740,14 @@ mod tests {
         );
         let quota =
             crate::quota::QuotaKeeper::new(&crate::quota::Ledger::new(provider), user.clone());
-        let fs = UserFs::new(root, state.clone(), Settings::default(), quota);
-        registry.register(state, "127.0.0.1:1".parse().unwrap(), fs)
+        let base = SessionBase {
+            root,
+            settings: Settings::default(),
+            quota,
+            observers: Observers::default(),
+            shared: registry.user_shared(&user.username, 0),
+        };
+        registry.register(user.clone(), "127.0.0.1:1".parse().unwrap(), base)
     }
 
     #[test]
@@ -649,9 +788,44 @@ mod tests {
         let registry = Registry::default();
         let guard = register(&registry, &user, home.path()).unwrap();
         assert_eq!(registry.list().len(), 1);
-        assert_eq!(registry.list()[0].protocol, "SFTP");
+        assert_eq!(registry.list()[0].protocol, "SSH");
         assert!(!registry.close("nope"));
         assert!(registry.close(&guard.id));
         assert!(guard.closed().is_cancelled());
+    }
+
+    #[test]
+    fn each_session_is_listed_with_its_own_protocol_and_closes_the_connection() {
+        let home = tempfile::tempdir().unwrap();
+        let user = Arc::new(User {
+            username: "u".into(),
+            max_sessions: 1,
+            ..Default::default()
+        });
+        let registry = Registry::default();
+        let guard = register(&registry, &user, home.path()).unwrap();
+        let sftp = guard.open_session(Protocol::Sftp);
+        let scp = guard.open_session(Protocol::Scp);
+        assert_eq!(sftp.id, format!("{}_1", guard.id));
+        assert_eq!(scp.id, format!("{}_2", guard.id));
+        let list = registry.list();
+        let protocols: Vec<_> = list
+            .iter()
+            .map(|c| (c.connection_id.clone(), c.protocol))
+            .collect();
+        assert_eq!(
+            protocols,
+            vec![(sftp.id.clone(), "SFTP"), (scp.id.clone(), "SCP")]
+        );
+        // Sessions are not connections: max_sessions still counts the SSH connection.
+        assert_eq!(registry.sessions_of("u"), 1);
+        drop(sftp);
+        assert_eq!(registry.list().len(), 1);
+        assert_eq!(registry.list()[0].protocol, "SCP");
+        // Closing by a session's id ends the connection.
+        assert!(registry.close(&scp.id));
+        assert!(guard.closed().is_cancelled());
+        drop(scp);
+        assert_eq!(registry.list()[0].protocol, "SSH");
     }
 }

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 pub use actions::{ActionEvent, ActionKind, ActionSettings, Actions};
 pub use auth::{AuthError, AuthMethod};
-pub use connection::{Connection, ConnectionGuard, ConnectionSnapshot, Protocol, Registry};
+pub use connection::{
+    Connection, ConnectionGuard, ConnectionSnapshot, Protocol, ProtocolSession, Registry,
+};
 pub use fs::{FsError, SetAttrs, UserFs};
 pub use metrics::Metrics;
 pub use transfer::{Transfer, TransferKind};

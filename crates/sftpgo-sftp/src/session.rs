@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use sftpgo_core::fs::UploadFlags;
-use sftpgo_core::{Connection, FsError, SetAttrs, Transfer};
+use sftpgo_core::{FsError, ProtocolSession, SetAttrs, Transfer};
 use sftpgo_vfs::{DirEntry, FileStat, VirtualPath};
 use tokio::sync::{OwnedSemaphorePermit, RwLock, Semaphore, mpsc};
 
@@ -278,7 +278,7 @@ pub enum SessionError {
 /// Serves SFTP on one channel until the client closes it or the connection is closed.
 /// Replies are sent on `out`; the caller forwards them to the channel.
 pub async fn serve<S: ChunkSource>(
-    conn: Arc<Connection>,
+    conn: Arc<ProtocolSession>,
     mut input: S,
     out: ReplySender,
     limits: Limits,
@@ -513,7 +513,7 @@ enum Incoming {
 }
 
 struct Session {
-    conn: Arc<Connection>,
+    conn: Arc<ProtocolSession>,
     out: mpsc::Sender<Queued>,
     limits: Limits,
     handles: Mutex<HashMap<u32, Arc<HandleEntry>>>,

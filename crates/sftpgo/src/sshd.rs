@@ -14,7 +14,7 @@ use russh::keys::{Algorithm, PrivateKey, PublicKey};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred};
 use sftpgo_core::defender::HostEvent;
-use sftpgo_core::{Connection, ConnectionGuard, Core, Protocol};
+use sftpgo_core::{Connection, ConnectionGuard, Core, Protocol, ProtocolSession};
 use sftpgo_sftp::{ChunkSource, Limits};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -433,10 +433,7 @@ impl russh::server::Handler for SshHandler {
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         self.attempts.password_tried = true;
-        let login = self
-            .server
-            .core
-            .login_password(user, password, self.peer, Protocol::Ssh);
+        let login = self.server.core.login_password(user, password, self.peer);
         match Box::pin(login).await {
             Ok(guard) => Ok(self.logged_in(guard)),
             Err(_) => Ok(Self::reject()),
@@ -473,10 +470,7 @@ impl russh::server::Handler for SshHandler {
             return Ok(Self::reject());
         }
         let public: &PublicKey = key.public_key;
-        let login = self
-            .server
-            .core
-            .login_public_key(user, public, self.peer, Protocol::Ssh);
+        let login = self.server.core.login_public_key(user, public, self.peer);
         match Box::pin(login).await {
             Ok(guard) => Ok(self.logged_in(guard)),
             Err(_) => Ok(Self::reject()),
@@ -541,10 +535,8 @@ impl russh::server::Handler for SshHandler {
             return Ok(());
         };
         session.channel_success(channel_id)?;
-        conn.set_protocol(Protocol::Sftp);
-        conn.metrics().protocol_session(Protocol::Sftp.as_str());
         tokio::spawn(run_sftp(
-            conn,
+            Arc::new(conn.open_session(Protocol::Sftp)),
             channel,
             self.server.settings.sftp,
             self.sever.clone(),
@@ -633,7 +625,7 @@ impl ChunkSource for ChannelSource {
 /// Runs one SFTP session: the session reads, a separate task writes replies. Both end
 /// when the connection does (see [`send_reply`]).
 async fn run_sftp(
-    conn: Arc<Connection>,
+    conn: Arc<ProtocolSession>,
     channel: Channel<Msg>,
     limits: Limits,
     sever: Arc<Sever>,
@@ -709,7 +701,7 @@ const STALLED_CLIENT: Duration = Duration::from_secs(15);
 /// leaves a reply waiting [`STALLED_CLIENT`] while the session cannot read its requests
 /// either (`input_full`) is gone or hostile: no client that reads its replies is.
 async fn send_reply(
-    conn: &Connection,
+    conn: &ProtocolSession,
     sever: &Sever,
     input_full: &sftpgo_sftp::InputFull,
     send: impl Future<Output = Result<(), russh::Error>>,
