@@ -149,6 +149,11 @@ pub struct SftpdConfig {
     pub macs: Vec<String>,
     /// Host key signature algorithms offered, in order; empty = defaults.
     pub host_key_algorithms: Vec<String>,
+    /// SFTPGo 0.9.1's key: serve SCP (`scp -O`); also on when `scp` is in
+    /// `enabled_ssh_commands`.
+    pub enable_scp: bool,
+    /// SFTPGo 2.x's key: the SSH commands `exec` requests may run (`*` = all supported).
+    pub enabled_ssh_commands: Vec<String>,
 }
 
 impl Default for SftpdConfig {
@@ -174,6 +179,18 @@ impl Default for SftpdConfig {
             ciphers: Vec::new(),
             macs: Vec::new(),
             host_key_algorithms: Vec::new(),
+            enable_scp: false,
+            enabled_ssh_commands: [
+                "md5sum",
+                "sha1sum",
+                "sha256sum",
+                "sha384sum",
+                "sha512sum",
+                "cd",
+                "pwd",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }

@@ -20,6 +20,9 @@ use crate::serial_io::SerialIo;
 use crate::throttle::Throttle;
 use crate::transfer::Transfer;
 
+mod checksum;
+pub use checksum::{HashAlgorithm, HashRange, Hasher, MAX_BLOCKS};
+
 /// Why a filesystem request failed; adapters map each variant to their status codes.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
@@ -69,6 +72,22 @@ pub struct UploadFlags {
     pub create: bool,
     pub truncate: bool,
     pub exclusive: bool,
+    /// The file's size, when the client announces it before sending it (SCP's `C`
+    /// line): an upload that cannot fit the quota is refused at open.
+    pub size: Option<u64>,
+}
+
+/// Refuses an announced upload of `size` bytes replacing `old` bytes when the quota has
+/// `remaining` bytes left.
+fn announced_fits(size: Option<u64>, old: u64, remaining: Option<i64>) -> Result<(), FsError> {
+    match (size, remaining) {
+        (Some(size), Some(remaining)) if size.saturating_sub(old) > remaining as u64 => {
+            Err(FsError::QuotaExceeded(format!(
+                "quota exceeded: the file needs {size} bytes, {remaining} left"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// uid/gid to give created files: only when running as root and the ids are real
@@ -552,7 +571,10 @@ impl UserFs {
                 // directory, symlink, even dangling) makes it fail with EEXIST, and the
                 // probing path decides. Atomic mode writes a temp file, so it probes.
                 if !atomic_mode && flags.create && quota.allows_another_file(usage) {
-                    if let Err(e) = quota.admit(usage, true) {
+                    if let Err(e) = quota
+                        .admit(usage, true)
+                        .and_then(|left| announced_fits(flags.size, 0, left))
+                    {
                         return Ok(Err(e));
                     }
                     let create = OpenOptions {
@@ -593,7 +615,15 @@ impl UserFs {
                         ));
                     }
                 }
-                if let Err(e) = quota.admit(usage, resolved.is_none() && flags.create) {
+                // What a truncating upload replaces stops counting.
+                let old = match resolved {
+                    Some(st) if flags.truncate => st.size,
+                    _ => 0,
+                };
+                if let Err(e) = quota
+                    .admit(usage, resolved.is_none() && flags.create)
+                    .and_then(|left| announced_fits(flags.size, old, left))
+                {
                     return Ok(Err(e));
                 }
                 // Atomic mode covers writes that replace the whole file; resume and append

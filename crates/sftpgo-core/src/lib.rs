@@ -25,7 +25,7 @@ pub use auth::{AuthError, AuthMethod};
 pub use connection::{
     Connection, ConnectionGuard, ConnectionSnapshot, Protocol, ProtocolSession, Registry,
 };
-pub use fs::{FsError, SetAttrs, UserFs};
+pub use fs::{FsError, HashAlgorithm, HashRange, Hasher, SetAttrs, UserFs};
 pub use metrics::Metrics;
 pub use transfer::{Transfer, TransferKind};
 

@@ -740,6 +740,7 @@ impl Session {
                 create: pflags & codec::SSH_FXF_CREAT != 0,
                 truncate: pflags & codec::SSH_FXF_TRUNC != 0,
                 exclusive: pflags & codec::SSH_FXF_EXCL != 0,
+                size: None,
             };
             fs.open_upload(&path, flags).await?
         };

@@ -250,6 +250,11 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
         &config.sftpd.macs,
         &config.sftpd.host_key_algorithms,
     )?;
+    let commands = sftpgo_sshcmd::EnabledCommands::new(
+        &config.sftpd.enabled_ssh_commands,
+        config.sftpd.enable_scp,
+    )
+    .context("sftpd.enabled_ssh_commands")?;
     let http_setup = httpd_setup(config, config_dir, tuning.http_port).await?;
     let provider = open_provider(config, config_dir).await?;
     let sftpd = &config.sftpd;
@@ -301,6 +306,7 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
         max_channels: usize::try_from(sftpd.max_channels_per_connection.max(1))
             .unwrap_or(usize::MAX),
         algorithms,
+        commands,
         ..SshSettings::default()
     };
     let listener = bind(&sftpd.bind_address, sftpd.bind_port).await?;

@@ -1,7 +1,7 @@
 //! The SSH server (russh): algorithms, login timeout, authentication through the shared
-//! layer, and channel dispatch. Only `session` channels with the `sftp` subsystem are
-//! served for now; the dispatch in [`SshHandler::subsystem_request`] and
-//! [`SshHandler::exec_request`] is where SCP and SSH commands plug in.
+//! layer, and channel dispatch: each `session` channel becomes one protocol session of
+//! the connection, the `sftp` subsystem ([`SshHandler::subsystem_request`]) or an SSH
+//! command, SCP included ([`SshHandler::exec_request`], `sftpgo_sshcmd`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -46,6 +46,8 @@ pub struct SshSettings {
     pub max_channels: usize,
     /// Key exchanges, ciphers, MACs and host key algorithms offered, in order.
     pub algorithms: Algorithms,
+    /// The SSH commands (SCP included) `exec` requests may run.
+    pub commands: sftpgo_sshcmd::EnabledCommands,
 }
 
 impl Default for SshSettings {
@@ -59,6 +61,8 @@ impl Default for SshSettings {
             sftp: Limits::default(),
             max_channels: 10,
             algorithms: Algorithms::default(),
+            commands: sftpgo_sshcmd::EnabledCommands::new(&sftpgo_sshcmd::DEFAULT_ENABLED, false)
+                .unwrap_or_default(),
         }
     }
 }
@@ -547,14 +551,63 @@ impl russh::server::Handler for SshHandler {
 
     async fn exec_request(
         &mut self,
-        channel: ChannelId,
+        channel_id: ChannelId,
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        let (Some(conn), Some(channel)) = (
+            self.connection().cloned(),
+            self.channels.remove(&channel_id),
+        ) else {
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        // Accepted either way: a refused command gets its reason on stderr and an exit
+        // status, which every client shows (a failed request shows nothing useful).
+        session.channel_success(channel_id)?;
+        let command = sftpgo_sshcmd::Command::parse(data, &self.server.settings.commands);
         if self.may_log() {
-            tracing::info!(sender = "sftpd", remote_addr = %self.peer, command = %String::from_utf8_lossy(data), "exec request refused");
+            let line = String::from_utf8_lossy(&data[..data.len().min(1024)]).into_owned();
+            match &command {
+                Ok(c) => {
+                    tracing::info!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), command = %line, protocol = c.protocol().as_str(), "SSH command")
+                }
+                Err(e) => {
+                    tracing::info!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), command = %line, reason = %e, "SSH command refused")
+                }
+            }
         }
-        session.channel_failure(channel)?;
+        let sever = self.sever.clone();
+        tokio::spawn(async move {
+            let (read, write) = channel.split();
+            let (session, status) = match command {
+                Ok(command) => {
+                    let session = Arc::new(conn.open_session(command.protocol()));
+                    let io = CommandChannel {
+                        read,
+                        write: &write,
+                        session: session.clone(),
+                        sever: sever.clone(),
+                    };
+                    let status = sftpgo_sshcmd::run(session.clone(), command, io).await;
+                    (session, status)
+                }
+                Err(refusal) => {
+                    let session = Arc::new(conn.open_session(Protocol::Ssh));
+                    let msg = format!("sftpgo: {refusal}\n");
+                    let mut io = CommandChannel {
+                        read,
+                        write: &write,
+                        session: session.clone(),
+                        sever: sever.clone(),
+                    };
+                    let _ =
+                        sftpgo_sshcmd::ByteChannel::send_stderr(&mut io, Bytes::from(msg)).await;
+                    (session, refusal.exit_status())
+                }
+            };
+            finish_channel(&session, &write, status).await;
+        });
         Ok(())
     }
 
@@ -661,22 +714,82 @@ async fn run_sftp(
                 break;
             }
         }
-        if !conn.closed().is_cancelled() {
-            let end = async {
-                let _ = write_half.exit_status(0).await;
-                let _ = write_half.eof().await;
-                let _ = write_half.close().await;
-            };
-            tokio::select! {
-                _ = end => {}
-                _ = conn.closed().cancelled() => {}
-            }
-        }
+        finish_channel(&conn, &write_half, 0).await;
     });
     tracing::debug!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), "SFTP session started");
     let _ = sftpgo_sftp::serve(conn.clone(), ChannelSource(read_half), tx, limits).await;
     let _ = writer.await;
     tracing::debug!(sender = "sftpd", connection_id = %conn.id, "SFTP session ended");
+}
+
+/// Ends a session's channel: exit status, EOF, close (unless the connection is ending).
+async fn finish_channel(
+    session: &ProtocolSession,
+    write: &russh::ChannelWriteHalf<Msg>,
+    exit_status: u32,
+) {
+    if session.closed().is_cancelled() {
+        return;
+    }
+    let end = async {
+        let _ = write.exit_status(exit_status).await;
+        let _ = write.eof().await;
+        let _ = write.close().await;
+    };
+    tokio::select! {
+        _ = end => {}
+        _ = session.closed().cancelled() => {}
+    }
+}
+
+/// An SSH command's channel as a byte stream (see `sftpgo_sshcmd::ByteChannel`): reads
+/// end with the channel or the connection, sends wait for the client's window as SFTP
+/// replies do ([`send_reply`]).
+struct CommandChannel<'a> {
+    read: russh::ChannelReadHalf,
+    write: &'a russh::ChannelWriteHalf<Msg>,
+    session: Arc<ProtocolSession>,
+    sever: Arc<Sever>,
+}
+
+impl sftpgo_sshcmd::ByteChannel for CommandChannel<'_> {
+    async fn recv(&mut self) -> Option<Bytes> {
+        loop {
+            let msg = tokio::select! {
+                m = self.read.wait() => m?,
+                _ = self.session.closed().cancelled() => return None,
+            };
+            match msg {
+                ChannelMsg::Data { data } => return Some(data),
+                ChannelMsg::Eof | ChannelMsg::Close => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    async fn send(&mut self, data: Bytes) -> bool {
+        // A byte stream has no request queue that could fill: only the client's window
+        // and its presence are watched.
+        let never_full = sftpgo_sftp::InputFull::default();
+        send_reply(
+            &self.session,
+            &self.sever,
+            &never_full,
+            self.write.data_bytes(data),
+        )
+        .await
+    }
+
+    async fn send_stderr(&mut self, data: Bytes) -> bool {
+        let never_full = sftpgo_sftp::InputFull::default();
+        send_reply(
+            &self.session,
+            &self.sever,
+            &never_full,
+            self.write.extended_data_bytes(1, data),
+        )
+        .await
+    }
 }
 
 /// How often a reply waiting to be sent checks whether the client is still there.

@@ -303,3 +303,53 @@ pub fn assert_success(out: &Output, what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// OpenSSH's `scp` or `ssh` (`program`), set up for the test server with `key`: no host
+/// key checks, no prompts, the right port flag.
+pub fn openssh_command(program: &str, addr: SocketAddr, key: &TestKey) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    let port_flag = if program == "ssh" { "-p" } else { "-P" };
+    cmd.args([port_flag, &addr.port().to_string()])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=20",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PasswordAuthentication=no",
+            "-i",
+        ])
+        .arg(&key.path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs a prepared client command with `input` on its stdin; its output, within 300 s.
+pub async fn run_with_input(mut cmd: tokio::process::Command, input: &[u8]) -> Output {
+    let mut child = cmd.spawn().expect("client runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(&input).await;
+    });
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("client finished in time")
+    .expect("client output");
+    let _ = writer.await;
+    out
+}
