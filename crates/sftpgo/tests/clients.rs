@@ -130,7 +130,7 @@ async fn rclone_copies_checks_and_moves_a_tree() {
     let src_s = src.to_str().unwrap();
     run(&mut rclone(&["copy", src_s, ":sftp:up"]), "rclone copy up").await;
     assert_tree(&srv.home("rc").join("up"), &files, "uploaded by rclone");
-    // Byte for byte, through downloads (the server offers no hash command).
+    // Byte for byte, through downloads (`ssh_commands.rs` checks with the hash commands).
     run(
         &mut rclone(&["check", "--download", src_s, ":sftp:up"]),
         "rclone check --download",
