@@ -325,14 +325,44 @@ impl PacketReader {
 /// The OpenSSH extensions we understand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Extended {
-    PosixRename { old: Bytes, new: Bytes },
-    Statvfs { path: Bytes },
-    Fstatvfs { handle: Bytes },
-    Hardlink { old: Bytes, new: Bytes },
-    Fsync { handle: Bytes },
+    PosixRename {
+        old: Bytes,
+        new: Bytes,
+    },
+    Statvfs {
+        path: Bytes,
+    },
+    Fstatvfs {
+        handle: Bytes,
+    },
+    Hardlink {
+        old: Bytes,
+        new: Bytes,
+    },
+    Fsync {
+        handle: Bytes,
+    },
     Limits,
-    ExpandPath { path: Bytes },
-    Unknown { name: Bytes },
+    ExpandPath {
+        path: Bytes,
+    },
+    /// `check-file-name` / `check-file-handle` (draft-ietf-secsh-filexfer-extensions;
+    /// paramiko sends the handle form as `check-file`): hashes of a byte range.
+    CheckFile {
+        /// `target` is a handle (else a path).
+        by_handle: bool,
+        target: Bytes,
+        /// Comma-separated, in the client's order of preference.
+        algorithms: Bytes,
+        offset: u64,
+        /// 0 = to the end of the file.
+        length: u64,
+        /// 0 = one hash for the range; otherwise at least 256.
+        block_size: u32,
+    },
+    Unknown {
+        name: Bytes,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -463,6 +493,12 @@ impl Request {
                 self::Extended::Fsync { .. } => "fsync@openssh.com",
                 self::Extended::Limits => "limits@openssh.com",
                 self::Extended::ExpandPath { .. } => "expand-path@openssh.com",
+                self::Extended::CheckFile {
+                    by_handle: true, ..
+                } => "check-file-handle",
+                self::Extended::CheckFile {
+                    by_handle: false, ..
+                } => "check-file-name",
                 self::Extended::Unknown { .. } => "unknown-extension",
             },
         }
@@ -715,6 +751,14 @@ pub fn decode_request(packet: Bytes) -> Result<Request, DecodeError> {
                 },
                 b"limits@openssh.com" => Extended::Limits,
                 b"expand-path@openssh.com" => Extended::ExpandPath { path: c.string()? },
+                b"check-file-name" | b"check-file-handle" | b"check-file" => Extended::CheckFile {
+                    by_handle: &name[..] != b"check-file-name",
+                    target: c.string()?,
+                    algorithms: c.string()?,
+                    offset: c.u64()?,
+                    length: c.u64()?,
+                    block_size: c.u32()?,
+                },
                 _ => Extended::Unknown { name },
             };
             Request::Extended { id, ext }
@@ -802,6 +846,19 @@ pub fn encode_extended_reply(buf: &mut BytesMut, id: u32, payload: &[u8]) {
     packet(buf, SSH_FXP_EXTENDED_REPLY, |b| {
         b.put_u32(id);
         b.put_slice(payload);
+    });
+}
+
+/// The reply to `check-file-*`: `"check-file"`, the algorithm used, then the hashes
+/// (one per block) back to back.
+pub fn encode_check_file_reply(buf: &mut BytesMut, id: u32, algorithm: &[u8], hashes: &[Vec<u8>]) {
+    packet(buf, SSH_FXP_EXTENDED_REPLY, |b| {
+        b.put_u32(id);
+        put_string(b, b"check-file");
+        put_string(b, algorithm);
+        for h in hashes {
+            b.put_slice(h);
+        }
     });
 }
 
@@ -1412,6 +1469,26 @@ pub fn encode_request(buf: &mut BytesMut, r: &Request) {
                 self::Extended::ExpandPath { path } => {
                     put_string(b, b"expand-path@openssh.com");
                     put_string(b, path);
+                }
+                self::Extended::CheckFile {
+                    by_handle,
+                    target,
+                    algorithms,
+                    offset,
+                    length,
+                    block_size,
+                } => {
+                    let name: &[u8] = if *by_handle {
+                        b"check-file-handle"
+                    } else {
+                        b"check-file-name"
+                    };
+                    put_string(b, name);
+                    put_string(b, target);
+                    put_string(b, algorithms);
+                    b.put_u64(*offset);
+                    b.put_u64(*length);
+                    b.put_u32(*block_size);
                 }
                 self::Extended::Unknown { name } => put_string(b, name),
             },

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use sftpgo_core::fs::UploadFlags;
-use sftpgo_core::{FsError, ProtocolSession, SetAttrs, Transfer};
+use sftpgo_core::{FsError, HashAlgorithm, HashRange, ProtocolSession, SetAttrs, Transfer};
 use sftpgo_vfs::{DirEntry, FileStat, VirtualPath};
 use tokio::sync::{OwnedSemaphorePermit, RwLock, Semaphore, mpsc};
 
@@ -251,7 +251,17 @@ const EXTENSIONS: &[(&[u8], &[u8])] = &[
     (b"fsync@openssh.com", b"1"),
     (b"limits@openssh.com", b"1"),
     (b"expand-path@openssh.com", b"1"),
+    // The algorithms, as ProFTPD advertises them; the two request names too (Apache
+    // MINA SSHD's clients look for those).
+    (b"check-file", CHECK_FILE_ALGORITHMS),
+    (b"check-file-name", CHECK_FILE_ALGORITHMS),
+    (b"check-file-handle", CHECK_FILE_ALGORITHMS),
 ];
+
+const CHECK_FILE_ALGORITHMS: &[u8] = b"md5,sha1,sha224,sha256,sha384,sha512";
+
+/// The smallest block size `check-file-*` takes (other than 0), as the draft says.
+const MIN_CHECK_BLOCK: u32 = 256;
 
 /// Bytes of channel data a session holds unframed while its requests wait for room
 /// (`ReplySender::admit`): beyond the requests being served, what a client that does not
@@ -717,11 +727,78 @@ impl Session {
                 };
                 one_name(id, fs.resolve(rest)?.as_bytes())
             }
+            Extended::CheckFile {
+                by_handle,
+                target,
+                algorithms,
+                offset,
+                length,
+                block_size,
+            } => {
+                self.check_file(
+                    id,
+                    by_handle,
+                    &target,
+                    &algorithms,
+                    offset,
+                    length,
+                    block_size,
+                )
+                .await
+            }
             Extended::Unknown { name } => Err(Status(
                 codec::SSH_FX_OP_UNSUPPORTED,
                 format!("unsupported extension {}", String::from_utf8_lossy(&name)),
             )),
         }
+    }
+
+    /// `check-file-name` / `check-file-handle`: the first of the client's algorithms that
+    /// we have, over the range, one hash per block (through `UserFs::checksum`: the
+    /// download permission, throttled, logged as a command).
+    #[allow(clippy::too_many_arguments)]
+    async fn check_file(
+        &self,
+        id: u32,
+        by_handle: bool,
+        target: &[u8],
+        algorithms: &[u8],
+        offset: u64,
+        length: u64,
+        block_size: u32,
+    ) -> Reply {
+        let fs = self.conn.fs();
+        let algorithm = algorithms
+            .split(|&b| b == b',')
+            .find_map(|name| HashAlgorithm::from_name(name.trim_ascii()))
+            .ok_or_else(|| {
+                Status(
+                    codec::SSH_FX_OP_UNSUPPORTED,
+                    "no supported hash algorithm (md5, sha1, sha224, sha256, sha384, sha512)"
+                        .into(),
+                )
+            })?;
+        if block_size != 0 && block_size < MIN_CHECK_BLOCK {
+            return Err(Status(
+                codec::SSH_FX_FAILURE,
+                format!("block size must be 0 or at least {MIN_CHECK_BLOCK}"),
+            ));
+        }
+        let path = if by_handle {
+            self.handle_path(target)?
+        } else {
+            fs.resolve(target)?
+        };
+        let range = HashRange {
+            offset,
+            length,
+            block_size: u64::from(block_size),
+        };
+        let hashes = fs.checksum(&path, algorithm, range).await?;
+        let size: usize = hashes.iter().map(Vec::len).sum();
+        let mut buf = BytesMut::with_capacity(64 + size);
+        codec::encode_check_file_reply(&mut buf, id, algorithm.name().as_bytes(), &hashes);
+        Ok(buf)
     }
 
     async fn open(&self, id: u32, path: &[u8], pflags: u32, _attrs: &FileAttrs) -> Reply {

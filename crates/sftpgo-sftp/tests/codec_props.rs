@@ -59,6 +59,24 @@ fn extended() -> impl Strategy<Value = Extended> {
         bytes(8).prop_map(|handle| Extended::Fsync { handle }),
         Just(Extended::Limits),
         path().prop_map(|path| Extended::ExpandPath { path }),
+        (
+            any::<bool>(),
+            path(),
+            path(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>()
+        )
+            .prop_map(
+                |(by_handle, target, algorithms, offset, length, block_size)| Extended::CheckFile {
+                    by_handle,
+                    target,
+                    algorithms,
+                    offset,
+                    length,
+                    block_size
+                }
+            ),
         // An unknown name decodes to Unknown (its payload is not kept).
         bytes(32)
             .prop_filter("a known extension", |n| !KNOWN_EXTENSIONS.contains(&&n[..]))

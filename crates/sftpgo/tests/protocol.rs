@@ -854,14 +854,26 @@ async fn malformed_input_closes_only_its_own_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shell_exec_and_other_subsystems_are_refused() {
+async fn shell_unknown_commands_and_other_subsystems_are_refused() {
     let srv = TestServer::start().await;
     srv.add_user("u", Some(PW), &[], &all_perms()).await;
     let handle = common::client::ssh_connect(srv.addr, "u", Credential::Password(PW))
         .await
         .unwrap();
-    let ch = handle.channel_open_session().await.unwrap();
-    assert!(ch.exec(true, "ls").await.is_err() || wait_failure(ch).await);
+    // An unknown command: a message on stderr and a shell's 127, nothing run.
+    let mut ch = handle.channel_open_session().await.unwrap();
+    ch.exec(true, "ls").await.unwrap();
+    let (mut stderr, mut status) = (Vec::new(), None);
+    while let Some(msg) = ch.wait().await {
+        match msg {
+            russh::ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
+            russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            russh::ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    assert_eq!(status, Some(127));
+    assert_eq!(stderr, b"sftpgo: command \"ls\" is not supported\n");
     let ch = handle.channel_open_session().await.unwrap();
     assert!(ch.request_shell(true).await.is_err() || wait_failure(ch).await);
     let ch = handle.channel_open_session().await.unwrap();

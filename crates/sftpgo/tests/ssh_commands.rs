@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
+use bytes::Bytes;
 use common::logs::Logs;
 use common::*;
 use sftpgo::service::Tuning;
@@ -230,6 +231,134 @@ async fn rclone_checks_a_tree_with_the_servers_hashes() {
         logs.find(|l| l["sender"] == "Download" && l["username"] == "rch")
             .is_none(),
         "checked without downloading"
+    );
+    srv.stop().await;
+}
+
+/// SFTP's `check-file` extension (WinSCP's checksum, paramiko's `SFTPFile.check`):
+/// paramiko asks by handle, the raw client by name; refusals are statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_check_file_hashes_ranges_and_blocks() {
+    use common::client::{Credential, SftpClient};
+    use sftpgo_sftp::codec::{self, Extended, Request, Response};
+    let srv = TestServer::start().await;
+    srv.add_user("chk", Some("pw"), &[], &all_perms()).await;
+    let data = pattern((1 << 20) + 12345, 4);
+    std::fs::create_dir_all(srv.home("chk")).unwrap();
+    std::fs::write(srv.home("chk").join("f.bin"), &data).unwrap();
+    let local = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(local.path(), &data).unwrap();
+    if paramiko_available() {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_checkfile.py");
+        let out = tokio::process::Command::new("python3")
+            .arg(script)
+            .args([&srv.addr.port().to_string(), "chk", "pw", "/f.bin"])
+            .arg(local.path())
+            .output()
+            .await
+            .unwrap();
+        assert_success(&out, "paramiko_checkfile.py");
+        let cases: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(cases.len(), 6 * 4 + 3);
+        for c in &cases {
+            if c["case"].as_str().unwrap().starts_with("refused") {
+                assert!(c["error"].is_string(), "{c}");
+            } else {
+                assert_eq!(c["got"], c["want"], "{c}");
+            }
+        }
+    }
+    // By name, with the raw client; and what is refused.
+    let mut c = SftpClient::connect(srv.addr, "chk", Credential::Password("pw"))
+        .await
+        .unwrap();
+    let names: Vec<_> = c.extensions.iter().map(|(n, _)| n.clone()).collect();
+    for e in ["check-file", "check-file-name", "check-file-handle"] {
+        assert!(
+            names.iter().any(|n| &n[..] == e.as_bytes()),
+            "{e} advertised"
+        );
+    }
+    let check = |target: &str, algorithms: &str, block_size: u32| {
+        let (target, algorithms) = (
+            Bytes::copy_from_slice(target.as_bytes()),
+            Bytes::copy_from_slice(algorithms.as_bytes()),
+        );
+        move |id| Request::Extended {
+            id,
+            ext: Extended::CheckFile {
+                by_handle: false,
+                target,
+                algorithms,
+                offset: 0,
+                length: 0,
+                block_size,
+            },
+        }
+    };
+    match c.call(check("/f.bin", "md5", 0)).await.unwrap() {
+        Response::ExtendedReply { data: reply, .. } => {
+            let mut expect = Vec::new();
+            expect.extend_from_slice(&10u32.to_be_bytes());
+            expect.extend_from_slice(b"check-file");
+            expect.extend_from_slice(&3u32.to_be_bytes());
+            expect.extend_from_slice(b"md5");
+            let local_md5 = std::process::Command::new("md5sum")
+                .arg(local.path())
+                .output()
+                .unwrap();
+            let hex = String::from_utf8(local_md5.stdout).unwrap()[..32].to_string();
+            expect.extend_from_slice(
+                &(0..16)
+                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(&reply[..], &expect[..]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let status = |r: Response| match r {
+        Response::Status { code, .. } => code,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        status(c.call(check("/missing", "md5", 0)).await.unwrap()),
+        codec::SSH_FX_NO_SUCH_FILE
+    );
+    assert_eq!(
+        status(c.call(check("/f.bin", "crc32", 0)).await.unwrap()),
+        codec::SSH_FX_OP_UNSUPPORTED
+    );
+    assert_eq!(
+        status(c.call(check("/f.bin", "sha1", 10)).await.unwrap()),
+        codec::SSH_FX_FAILURE
+    );
+    // 1 MiB in 256-byte blocks is more hashes than one reply carries.
+    assert_eq!(
+        status(c.call(check("/f.bin", "sha1", 256)).await.unwrap()),
+        codec::SSH_FX_FAILURE
+    );
+    assert_eq!(
+        status(
+            c.call(check("/../../../etc/passwd", "md5", 0))
+                .await
+                .unwrap()
+        ),
+        codec::SSH_FX_NO_SUCH_FILE
+    );
+    drop(c);
+    // Without the download permission, nothing is hashed.
+    srv.add_user("nodl", Some("pw"), &[], &[Permission::List])
+        .await;
+    std::fs::create_dir_all(srv.home("nodl")).unwrap();
+    std::fs::write(srv.home("nodl").join("f"), b"x").unwrap();
+    let mut c = SftpClient::connect(srv.addr, "nodl", Credential::Password("pw"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(c.call(check("/f", "md5", 0)).await.unwrap()),
+        codec::SSH_FX_PERMISSION_DENIED
     );
     srv.stop().await;
 }

@@ -95,8 +95,9 @@ pub struct HashRange {
 
 /// Bytes read per blocking job (then the throttle and the other sessions get a turn).
 const CHUNK: usize = 256 * 1024;
-/// Hashes one request may ask for (check-file with a tiny block size over a big file).
-pub const MAX_BLOCKS: u64 = 64 * 1024;
+/// Hashes one request may ask for (check-file with a small block size over a big file):
+/// at most 256 KiB of SHA-512 hashes in one reply.
+pub const MAX_BLOCKS: u64 = 4096;
 
 impl UserFs {
     /// Whether the user may hash data they send (an SSH hash command without a file):
