@@ -172,6 +172,8 @@ impl UserFs {
             if let Some(t) = &throttle {
                 t.consume((job.pos - before) as usize).await;
             }
+            // A long hash is activity: the idle timeout does not end it.
+            self.state.touch();
         }
         drop(slot);
         self.log_command(&format!("Checksum-{}", algorithm.name()), path, None);
