@@ -374,7 +374,7 @@ fn string_and_octal_fields_survive_numeric_looking_values() {
 #[test]
 fn unknown_keys_in_the_file_are_ignored() {
     let c = error_free(
-        "sftpd:\n  enable_scp: true\n  bind_port: 2023\n  future_section:\n    deep: [1, 2]\nextra: x\n",
+        "sftpd:\n  enable_future_thing: true\n  bind_port: 2023\n  future_section:\n    deep: [1, 2]\nextra: x\n",
     );
     assert_eq!(c.sftpd.bind_port, 2023);
     let mut expected = Config::default();
@@ -658,4 +658,27 @@ fn pool_and_timeouts_have_defaults_env_overrides_and_range_checks() {
             "{var}={value} gave {msg}"
         );
     }
+}
+
+#[test]
+fn scp_and_ssh_commands_from_file_and_env() {
+    let c = error_free("sftpd:\n  enable_scp: true\n  enabled_ssh_commands: [sha256sum, pwd]\n");
+    assert!(c.sftpd.enable_scp);
+    assert_eq!(c.sftpd.enabled_ssh_commands, ["sha256sum", "pwd"]);
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(&[
+        ("SFTPGO_SFTPD__ENABLE_SCP", "true"),
+        ("SFTPGO_SFTPD__ENABLED_SSH_COMMANDS", "md5sum, scp"),
+    ]);
+    let l = load_with_env(dir.path(), "sftpgo", e).unwrap();
+    assert!(l.config.sftpd.enable_scp);
+    assert_eq!(l.config.sftpd.enabled_ssh_commands, ["md5sum", "scp"]);
+    // Default: SFTPGo 2.x's list, without SCP.
+    assert!(!Config::default().sftpd.enable_scp);
+    assert!(
+        !Config::default()
+            .sftpd
+            .enabled_ssh_commands
+            .contains(&"scp".to_string())
+    );
 }
