@@ -23,6 +23,7 @@
 #                  ~18 GiB and 20,000 processes on this machine.
 #   REKEY_MIB      client-forced rekey interval of the rekey upload figure (64; 0 skips)
 #   TTFB_RUNS      fresh-connection 1-byte downloads, median reported (20)
+#   SCP=0          skip the legacy SCP (scp -O) upload/download figures (SIZE_MIB, aes128-gcm)
 #   SKIP_SINGLE=1  skip the single-stream table; BUILD=0 skips `cargo build`
 #   KEEP_LOG=FILE  copy our server's log there at the end
 set -euo pipefail
@@ -120,6 +121,7 @@ OURS_PORT=$((20000 + RANDOM % 10000)); SSHD_PORT=$((OURS_PORT + 1))
 # (32 parallel uploads then ran at ~10% CPU and 0.3x OpenSSH; see bench/RESULTS.md).
 # The connection limits are off: every bench client comes from 127.0.0.1, thousands at once.
 SFTPGO_SFTPD__BIND_PORT=$OURS_PORT SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT=0 \
+  SFTPGO_SFTPD__ENABLE_SCP=true \
   SFTPGO_SFTPD__MAX_TOTAL_CONNECTIONS=0 SFTPGO_SFTPD__MAX_PER_HOST_CONNECTIONS=0 \
   setsid "$BIN" serve -c "$WORK/ours" -l "$WORK/ours/sftpgo.log" --log-verbose=false &
 OURS_PID=$!
@@ -292,6 +294,39 @@ if [ "$REKEY_MIB" -gt 0 ]; then
   done
   rm -f "$WORK/data/up.bin"
   fig other "$SIZE_MIB MiB upload, client rekeys every $REKEY_MIB MiB (aes128-gcm), MB/s" MB/s higher "${RK[ours]}" "${RK[openssh]}"
+fi
+
+# SCP (scp -O, the legacy protocol): the same file up and down, aes128-gcm, median of
+# REPS; server CPU seconds per GiB. OpenSSH's side runs /usr/bin/scp -t/-f under root's
+# shell (a process per transfer); ours serves it in process (sftpgo-sshcmd).
+if [ "${SCP:-1}" = 1 ]; then
+  declare -A SC
+  scp_run() { # server direction
+    local port; port=$(port_of "$1")
+    local opts=(-O -q -P "$port" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no
+      -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Ciphers=$GCM -o MACs=hmac-sha2-256-etm@openssh.com)
+    if [ "$2" = up ]; then scp "${opts[@]}" "$WORK/src.bin" "$(user_of "$1")@127.0.0.1:$WORK/data/scp.bin"
+    else scp "${opts[@]}" "$(user_of "$1")@127.0.0.1:$WORK/data/scp.bin" /dev/null; fi
+  }
+  for dir in up down; do
+    for server in ours openssh; do
+      pid=$(pid_of $server); rates=(); cpus=()
+      for _ in $(seq "$REPS"); do
+        if [ $dir = up ]; then rm -f "$WORK/data/scp.bin"; sync; fi
+        c0=$(cpu_of $pid); t0=$(now)
+        scp_run $server $dir
+        t1=$(now); c1=$(cpu_of $pid)
+        rates+=("$(echo "$SIZE_MIB * 1.048576 / ($t1 - $t0)" | bc -l)")
+        cpus+=("$(echo "($c1 - $c0) * 1024 / $SIZE_MIB" | bc -l)")
+      done
+      SC[$server.rate]=$(printf '%s\n' "${rates[@]}" | median)
+      SC[$server.cpu]=$(printf '%s\n' "${cpus[@]}" | median)
+    done
+    cmp -s "$WORK/src.bin" "$WORK/data/scp.bin" || { echo "scp.bin differs from src.bin" >&2; exit 1; }
+    fig other "scp -O $dir, $SIZE_MIB MiB (aes128-gcm), MB/s" MB/s higher "${SC[ours.rate]}" "${SC[openssh.rate]}"
+    fig other "scp -O $dir: server CPU s per GiB (OpenSSH: sshd + scp)" s lower "${SC[ours.cpu]}" "${SC[openssh.cpu]}"
+  done
+  rm -f "$WORK/data/scp.bin"
 fi
 
 # 1. Parallel sessions: N concurrent sftp processes each put their own PAR_MIB file (all

@@ -580,33 +580,25 @@ impl russh::server::Handler for SshHandler {
         let sever = self.sever.clone();
         tokio::spawn(async move {
             let (read, write) = channel.split();
-            let (session, status) = match command {
+            let mut io = CommandChannel {
+                read,
+                write: &write,
+                conn: conn.clone(),
+                sever,
+            };
+            let status = match command {
                 Ok(command) => {
                     let session = Arc::new(conn.open_session(command.protocol()));
-                    let io = CommandChannel {
-                        read,
-                        write: &write,
-                        session: session.clone(),
-                        sever: sever.clone(),
-                    };
-                    let status = sftpgo_sshcmd::run(session.clone(), command, io).await;
-                    (session, status)
+                    sftpgo_sshcmd::run(session, command, io).await
                 }
                 Err(refusal) => {
-                    let session = Arc::new(conn.open_session(Protocol::Ssh));
                     let msg = format!("sftpgo: {refusal}\n");
-                    let mut io = CommandChannel {
-                        read,
-                        write: &write,
-                        session: session.clone(),
-                        sever: sever.clone(),
-                    };
                     let _ =
                         sftpgo_sshcmd::ByteChannel::send_stderr(&mut io, Bytes::from(msg)).await;
-                    (session, refusal.exit_status())
+                    refusal.exit_status()
                 }
             };
-            finish_channel(&session, &write, status).await;
+            finish_channel(&conn, &write, status).await;
         });
         Ok(())
     }
@@ -710,11 +702,18 @@ async fn run_sftp(
             }
             let (reply, rest) = coalesce(first, &mut rx);
             pending = rest;
-            if !send_reply(&conn, &sever, &input_full, write_half.data_bytes(reply)).await {
+            if !send_reply(
+                conn.connection(),
+                &sever,
+                &input_full,
+                write_half.data_bytes(reply),
+            )
+            .await
+            {
                 break;
             }
         }
-        finish_channel(&conn, &write_half, 0).await;
+        finish_channel(conn.connection(), &write_half, 0).await;
     });
     tracing::debug!(sender = "sftpd", connection_id = %conn.id, username = conn.username(), "SFTP session started");
     let _ = sftpgo_sftp::serve(conn.clone(), ChannelSource(read_half), tx, limits).await;
@@ -723,12 +722,8 @@ async fn run_sftp(
 }
 
 /// Ends a session's channel: exit status, EOF, close (unless the connection is ending).
-async fn finish_channel(
-    session: &ProtocolSession,
-    write: &russh::ChannelWriteHalf<Msg>,
-    exit_status: u32,
-) {
-    if session.closed().is_cancelled() {
+async fn finish_channel(conn: &Connection, write: &russh::ChannelWriteHalf<Msg>, exit_status: u32) {
+    if conn.closed().is_cancelled() {
         return;
     }
     let end = async {
@@ -738,7 +733,7 @@ async fn finish_channel(
     };
     tokio::select! {
         _ = end => {}
-        _ = session.closed().cancelled() => {}
+        _ = conn.closed().cancelled() => {}
     }
 }
 
@@ -748,7 +743,7 @@ async fn finish_channel(
 struct CommandChannel<'a> {
     read: russh::ChannelReadHalf,
     write: &'a russh::ChannelWriteHalf<Msg>,
-    session: Arc<ProtocolSession>,
+    conn: Arc<Connection>,
     sever: Arc<Sever>,
 }
 
@@ -757,7 +752,7 @@ impl sftpgo_sshcmd::ByteChannel for CommandChannel<'_> {
         loop {
             let msg = tokio::select! {
                 m = self.read.wait() => m?,
-                _ = self.session.closed().cancelled() => return None,
+                _ = self.conn.closed().cancelled() => return None,
             };
             match msg {
                 ChannelMsg::Data { data } => return Some(data),
@@ -772,7 +767,7 @@ impl sftpgo_sshcmd::ByteChannel for CommandChannel<'_> {
         // and its presence are watched.
         let never_full = sftpgo_sftp::InputFull::default();
         send_reply(
-            &self.session,
+            &self.conn,
             &self.sever,
             &never_full,
             self.write.data_bytes(data),
@@ -783,7 +778,7 @@ impl sftpgo_sshcmd::ByteChannel for CommandChannel<'_> {
     async fn send_stderr(&mut self, data: Bytes) -> bool {
         let never_full = sftpgo_sftp::InputFull::default();
         send_reply(
-            &self.session,
+            &self.conn,
             &self.sever,
             &never_full,
             self.write.extended_data_bytes(1, data),
@@ -814,7 +809,7 @@ const STALLED_CLIENT: Duration = Duration::from_secs(15);
 /// leaves a reply waiting [`STALLED_CLIENT`] while the session cannot read its requests
 /// either (`input_full`) is gone or hostile: no client that reads its replies is.
 async fn send_reply(
-    conn: &ProtocolSession,
+    conn: &Connection,
     sever: &Sever,
     input_full: &sftpgo_sftp::InputFull,
     send: impl Future<Output = Result<(), russh::Error>>,

@@ -402,6 +402,11 @@ async fn hostile_scp_input_gets_an_error_and_publishes_nothing() {
         let e = exec_raw(&srv, &key, "scp -t /", &[lines], true).await;
         fatal(&e, says);
     }
+    // -d: the target must be a directory.
+    std::fs::write(home.join("plain"), b"p").unwrap();
+    let e = exec_raw(&srv, &key, "scp -d -t /plain", &[], true).await;
+    fatal(&e, "/plain: Not a directory");
+    std::fs::remove_file(home.join("plain")).unwrap();
     // Past the quota (and past anything): refused at the C line, no data asked for.
     let e = exec_raw(
         &srv,
