@@ -348,6 +348,87 @@ impl Transfer {
         res
     }
 
+    /// Server-side copy (SFTP `copy-data`): `length` bytes (0 = to the end) of this
+    /// download from `read_offset` into the upload `dst` at `write_offset`, without the
+    /// data crossing the network: `copy_file_range` (in the kernel; a reflink where the
+    /// filesystem has them), else `pread`/`pwrite`, a chunk per blocking job. The
+    /// destination's quota, bandwidth and failure rules are a write's; the source's
+    /// download bandwidth applies too. Returns the bytes copied (short at end of file).
+    pub async fn copy_to(
+        &self,
+        dst: &Transfer,
+        read_offset: u64,
+        length: u64,
+        write_offset: u64,
+    ) -> io::Result<u64> {
+        if self.inner.kind != TransferKind::Download {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "source handle not open for reading",
+            ));
+        }
+        if dst.inner.kind != TransferKind::Upload {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "destination handle not open for writing",
+            ));
+        }
+        let size = self.inner.file.metadata()?.len();
+        let end = match length {
+            0 => size,
+            n => read_offset.saturating_add(n).min(size),
+        };
+        let total = end.saturating_sub(read_offset);
+        file_range(write_offset, total)?;
+        if self.inner.path == dst.inner.path
+            && read_offset < write_offset.saturating_add(total)
+            && write_offset < end
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "source and destination ranges overlap in the same file",
+            ));
+        }
+        let mut copied = 0u64;
+        while copied < total {
+            let want = (total - copied).min(COPY_CHUNK);
+            let (from, to) = (read_offset + copied, write_offset + copied);
+            dst.admit_growth(to, want)?;
+            for t in [&self.inner.throttle, &dst.inner.throttle]
+                .into_iter()
+                .flatten()
+            {
+                t.consume(want as usize).await;
+            }
+            let (src, inner) = (self.inner.file.clone(), dst.inner.clone());
+            let res = dst
+                .blocking(move |out| {
+                    if let Some(cause) = inner.failure.get() {
+                        return Err(io::Error::other(format!(
+                            "an earlier write failed: {cause}"
+                        )));
+                    }
+                    copy_range(&src, from, out, to, want)
+                        .inspect_err(|e| _ = inner.failure.set(e.to_string()))
+                })
+                .await;
+            let n = match res {
+                Ok(n) => n,
+                Err(e) => {
+                    dst.fail(e.to_string());
+                    return Err(e);
+                }
+            };
+            self.add_bytes(n);
+            dst.add_bytes(n);
+            copied += n;
+            if n < want {
+                break; // the source ended early (it shrank)
+            }
+        }
+        Ok(copied)
+    }
+
     fn add_bytes(&self, n: u64) {
         self.inner.stats.add_bytes(n);
         self.inner.state.observers.metrics.bytes(self.inner.kind, n);
@@ -610,6 +691,48 @@ impl Transfer {
 /// Reads up to `len` bytes at `offset`, appended to `buf` (in its spare capacity: no
 /// zero-fill of the 255 KiB a READ asks for). Short only at end of file. Returns the
 /// bytes read.
+/// Bytes a server-side copy moves per blocking job.
+const COPY_CHUNK: u64 = 4 << 20;
+
+/// Copies `len` bytes from `src` at `from` to `out` at `to`; fewer only at the source's
+/// end. In the kernel where it can (`copy_file_range`), else through a buffer.
+fn copy_range(src: &File, from: u64, out: &File, to: u64, len: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let (mut from_off, mut to_off) = (from, to);
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(1 << 30) as usize;
+        match rustix::fs::copy_file_range(src, Some(&mut from_off), out, Some(&mut to_off), n) {
+            Ok(0) => return Ok(done),
+            Ok(n) => done += n as u64,
+            // Not between these files (another filesystem, a kernel without it): by hand.
+            Err(e)
+                if [
+                    rustix::io::Errno::XDEV,
+                    rustix::io::Errno::NOSYS,
+                    rustix::io::Errno::INVAL,
+                    rustix::io::Errno::OPNOTSUPP,
+                ]
+                .contains(&e) =>
+            {
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut buf = vec![0u8; (len - done).min(1 << 20) as usize];
+    while done < len {
+        let want = ((len - done) as usize).min(buf.len());
+        let n = src.read_at(&mut buf[..want], from + done)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all_at(&buf[..n], to + done)?;
+        done += n as u64;
+    }
+    Ok(done)
+}
+
 /// Whether a read may wait for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {

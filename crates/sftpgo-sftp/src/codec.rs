@@ -360,6 +360,15 @@ pub enum Extended {
         /// 0 = one hash for the range; otherwise at least 256.
         block_size: u32,
     },
+    /// `copy-data` (OpenSSH 9's `sftp cp`): server-side copy between two open handles.
+    CopyData {
+        read_handle: Bytes,
+        read_offset: u64,
+        /// 0 = to the end of the file.
+        length: u64,
+        write_handle: Bytes,
+        write_offset: u64,
+    },
     Unknown {
         name: Bytes,
     },
@@ -499,6 +508,7 @@ impl Request {
                 self::Extended::CheckFile {
                     by_handle: false, ..
                 } => "check-file-name",
+                self::Extended::CopyData { .. } => "copy-data",
                 self::Extended::Unknown { .. } => "unknown-extension",
             },
         }
@@ -758,6 +768,13 @@ pub fn decode_request(packet: Bytes) -> Result<Request, DecodeError> {
                     offset: c.u64()?,
                     length: c.u64()?,
                     block_size: c.u32()?,
+                },
+                b"copy-data" => Extended::CopyData {
+                    read_handle: c.string()?,
+                    read_offset: c.u64()?,
+                    length: c.u64()?,
+                    write_handle: c.string()?,
+                    write_offset: c.u64()?,
                 },
                 _ => Extended::Unknown { name },
             };
@@ -1489,6 +1506,20 @@ pub fn encode_request(buf: &mut BytesMut, r: &Request) {
                     b.put_u64(*offset);
                     b.put_u64(*length);
                     b.put_u32(*block_size);
+                }
+                self::Extended::CopyData {
+                    read_handle,
+                    read_offset,
+                    length,
+                    write_handle,
+                    write_offset,
+                } => {
+                    put_string(b, b"copy-data");
+                    put_string(b, read_handle);
+                    b.put_u64(*read_offset);
+                    b.put_u64(*length);
+                    put_string(b, write_handle);
+                    b.put_u64(*write_offset);
                 }
                 self::Extended::Unknown { name } => put_string(b, name),
             },

@@ -256,6 +256,7 @@ const EXTENSIONS: &[(&[u8], &[u8])] = &[
     (b"check-file", CHECK_FILE_ALGORITHMS),
     (b"check-file-name", CHECK_FILE_ALGORITHMS),
     (b"check-file-handle", CHECK_FILE_ALGORITHMS),
+    (b"copy-data", b"1"),
 ];
 
 const CHECK_FILE_ALGORITHMS: &[u8] = b"md5,sha1,sha224,sha256,sha384,sha512";
@@ -745,6 +746,28 @@ impl Session {
                     block_size,
                 )
                 .await
+            }
+            Extended::CopyData {
+                read_handle,
+                read_offset,
+                length,
+                write_handle,
+                write_offset,
+            } => {
+                // Both handles held shared: a CLOSE of either waits for the copy.
+                let (src, _g1) = self.file_gated(&read_handle).await?;
+                let (dst, _g2) = self.file_gated(&write_handle).await?;
+                src.copy_to(&dst, read_offset, length, write_offset)
+                    .await
+                    .map_err(|e| {
+                        let code = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                            codec::SSH_FX_PERMISSION_DENIED
+                        } else {
+                            codec::SSH_FX_FAILURE
+                        };
+                        Status(code, e.to_string())
+                    })?;
+                ok()
             }
             Extended::Unknown { name } => Err(Status(
                 codec::SSH_FX_OP_UNSUPPORTED,

@@ -40,7 +40,7 @@ fn attrs() -> impl Strategy<Value = FileAttrs> {
         })
 }
 
-const KNOWN_EXTENSIONS: [&[u8]; 7] = [
+const KNOWN_EXTENSIONS: [&[u8]; 11] = [
     b"posix-rename@openssh.com",
     b"statvfs@openssh.com",
     b"fstatvfs@openssh.com",
@@ -48,6 +48,10 @@ const KNOWN_EXTENSIONS: [&[u8]; 7] = [
     b"fsync@openssh.com",
     b"limits@openssh.com",
     b"expand-path@openssh.com",
+    b"check-file",
+    b"check-file-name",
+    b"check-file-handle",
+    b"copy-data",
 ];
 
 fn extended() -> impl Strategy<Value = Extended> {

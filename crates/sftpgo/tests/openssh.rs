@@ -252,3 +252,79 @@ async fn read_only_user_cannot_write_via_openssh() {
     assert_success(&out, "listing");
     srv.stop().await;
 }
+
+/// OpenSSH 9's `sftp cp` (the `copy-data` extension): the copy happens on the server, with
+/// the destination's quota, permissions and atomic upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_cp_copies_on_the_server() {
+    let srv = TestServer::start_with(|c| c.sftpd.upload_mode = 1, Tuning::default()).await;
+    let key = keygen(srv.dir.path(), "ed25519");
+    let mut user = srv.add_user("copier", None, &[&key], &all_perms()).await;
+    user.quota_size = 14 << 20;
+    srv.core().provider().update_user(user).await.unwrap();
+    let home = srv.home("copier");
+    std::fs::create_dir_all(home.join("d")).unwrap();
+    let data = pattern((6 << 20) + 7, 5);
+    std::fs::write(home.join("src.bin"), &data).unwrap();
+    std::fs::write(home.join("small"), b"small").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = sftp_batch(
+        srv.addr,
+        "copier",
+        Login::Key(&key),
+        "cp src.bin d/copy.bin\ncp small small2\n",
+        work.path(),
+    )
+    .await;
+    assert_success(&out, "sftp cp");
+    assert!(std::fs::read(home.join("d/copy.bin")).unwrap() == data);
+    assert_eq!(std::fs::read(home.join("small2")).unwrap(), b"small");
+    // Quota (the files the test put there are not counted): 6 MiB used of 14; another
+    // copy fits, a third does not, and in atomic mode nothing of it is left.
+    let out = sftp_batch(
+        srv.addr,
+        "copier",
+        Login::Key(&key),
+        "cp src.bin c3\n",
+        work.path(),
+    )
+    .await;
+    assert_success(&out, "third copy");
+    let out = sftp_batch(
+        srv.addr,
+        "copier",
+        Login::Key(&key),
+        "cp src.bin c4\n",
+        work.path(),
+    )
+    .await;
+    assert!(!out.status.success(), "the copy past the quota fails");
+    assert!(!home.join("c4").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".sftpgo-upload"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Without the upload permission, the destination cannot be opened.
+    srv.add_user(
+        "reader",
+        None,
+        &[&key],
+        &[Permission::List, Permission::Download],
+    )
+    .await;
+    std::fs::create_dir_all(srv.home("reader")).unwrap();
+    std::fs::write(srv.home("reader").join("f"), b"f").unwrap();
+    let out = sftp_batch(
+        srv.addr,
+        "reader",
+        Login::Key(&key),
+        "cp f g\n",
+        work.path(),
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(!srv.home("reader").join("g").exists());
+    srv.stop().await;
+}

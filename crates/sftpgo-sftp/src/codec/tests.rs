@@ -134,7 +134,28 @@ fn all_requests() -> Vec<Request> {
         Request::Extended {
             id: 26,
             ext: Extended::Unknown {
-                name: b(b"copy-data"),
+                name: b(b"copy-file@example.com"),
+            },
+        },
+        Request::Extended {
+            id: 27,
+            ext: Extended::CopyData {
+                read_handle: b(b"h1"),
+                read_offset: 5,
+                length: 0,
+                write_handle: b(b"h2"),
+                write_offset: 9,
+            },
+        },
+        Request::Extended {
+            id: 28,
+            ext: Extended::CheckFile {
+                by_handle: false,
+                target: b(b"/f"),
+                algorithms: b(b"sha256,md5"),
+                offset: 1,
+                length: 2,
+                block_size: 256,
             },
         },
     ]
