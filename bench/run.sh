@@ -326,6 +326,21 @@ if [ "${SCP:-1}" = 1 ]; then
     fig other "scp -O $dir, $SIZE_MIB MiB (aes128-gcm), MB/s" MB/s higher "${SC[ours.rate]}" "${SC[openssh.rate]}"
     fig other "scp -O $dir: server CPU s per GiB (OpenSSH: sshd + scp)" s lower "${SC[ours.cpu]}" "${SC[openssh.cpu]}"
   done
+  # The hash of the file over SSH: our in-process sha256sum vs coreutils' under OpenSSH.
+  for server in ours openssh; do
+    if [ $server = ours ]; then path=/scp.bin; else path=$WORK/data/scp.bin; fi
+    rates=()
+    for _ in $(seq "$REPS"); do
+      t0=$(now)
+      got=$(ssh -p "$(port_of $server)" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Ciphers=$GCM "$(user_of $server)@127.0.0.1" "sha256sum $path")
+      t1=$(now)
+      [ "${got%% *}" = "$(sha256sum < "$WORK/src.bin" | cut -d' ' -f1)" ] || { echo "sha256sum over SSH ($server): $got" >&2; exit 1; }
+      rates+=("$(echo "$SIZE_MIB * 1.048576 / ($t1 - $t0)" | bc -l)")
+    done
+    SC[$server.hash]=$(printf '%s\n' "${rates[@]}" | median)
+  done
+  fig other "sha256sum of a $SIZE_MIB MiB file over SSH, MB/s" MB/s higher "${SC[ours.hash]}" "${SC[openssh.hash]}"
   rm -f "$WORK/data/scp.bin"
 fi
 

@@ -566,3 +566,66 @@ async fn sftp_and_scp_on_one_connection_are_two_sessions() {
     drop(sftp);
     srv.stop().await;
 }
+
+/// The same with paramiko: one SSH connection, an SFTP channel and an SCP channel, both
+/// listed by `GET /api/v1/connection` with their own protocol and transfers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paramiko_runs_sftp_and_scp_side_by_side_on_one_connection() {
+    if !paramiko_available() {
+        return;
+    }
+    let srv = TestServer::start_with(
+        scp_on,
+        Tuning {
+            http_port: Some(0),
+            ..Tuning::default()
+        },
+    )
+    .await;
+    srv.add_user("pside", Some("pw"), &[], &all_perms()).await;
+    let http = srv.running.as_ref().unwrap().http_addr.unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_channels.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args([
+            &srv.addr.port().to_string(),
+            "pside",
+            "pw",
+            &format!("http://{http}"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_success(&out, "paramiko_channels.py");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exit"], 0);
+    assert_eq!(v["size"], 8);
+    assert_eq!(v["sftp_listing"], serde_json::json!(["dir"]));
+    let listed = v["listed"].as_array().unwrap();
+    let mut protocols: Vec<&str> = listed
+        .iter()
+        .map(|c| c["protocol"].as_str().unwrap())
+        .collect();
+    protocols.sort();
+    assert_eq!(protocols, ["SCP", "SFTP"], "{listed:?}");
+    let scp = listed.iter().find(|c| c["protocol"] == "SCP").unwrap();
+    assert_eq!(scp["active_transfers"][0]["path"], "/dir/viascp");
+    assert_eq!(scp["active_transfers"][0]["operation_type"], "upload");
+    let sftp = listed.iter().find(|c| c["protocol"] == "SFTP").unwrap();
+    assert_eq!(sftp["active_transfers"], serde_json::json!([]));
+    let conn_of = |c: &serde_json::Value| {
+        c["connection_id"]
+            .as_str()
+            .unwrap()
+            .split('_')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(conn_of(scp), conn_of(sftp));
+    assert_eq!(
+        std::fs::read(srv.home("pside").join("dir/viascp")).unwrap(),
+        b"abcdefgh"
+    );
+    srv.stop().await;
+}
