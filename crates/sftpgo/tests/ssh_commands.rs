@@ -202,6 +202,17 @@ async fn rclone_checks_a_tree_with_the_servers_hashes() {
         let local = coreutils("md5sum", &src, &name);
         assert!(listed.contains(local.trim_end()), "{local} not in {listed}");
     }
+    let out = rclone(&["sha1sum", "--sftp-sha1sum-command", "sha1sum", ":sftp:up"])
+        .output()
+        .await
+        .unwrap();
+    assert_success(&out, "rclone sha1sum");
+    let listed = String::from_utf8(out.stdout).unwrap();
+    for i in 0..4 {
+        let name = format!("sub{}/f{i} 'x'.bin", i % 2);
+        let local = coreutils("sha1sum", &src, &name);
+        assert!(listed.contains(local.trim_end()), "{local} not in {listed}");
+    }
     // A corrupted file is found by its hash (same size, other bytes).
     let stored = srv.home("rch").join("up/sub1/f3 'x'.bin");
     let mut bytes = std::fs::read(&stored).unwrap();
