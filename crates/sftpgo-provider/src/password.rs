@@ -82,10 +82,23 @@ pub enum HashCostError {
 /// a parseable hash passes (it never matches anyway, at no cost).
 pub fn check_cost(stored: &str) -> Result<(), HashCostError> {
     if stored.starts_with("$argon2id$") {
-        let Some(params) = PasswordHash::new(stored)
-            .ok()
-            .and_then(|h| Params::try_from(&h).ok())
-        else {
+        let Ok(hash) = PasswordHash::new(stored) else {
+            return Ok(());
+        };
+        // Read from the string before argon2 sees them: its `Params::try_from` computes
+        // `8 * p` in u32, which overflows (a panic in debug builds) for p over 2^29
+        // (found by fuzz/password_hash).
+        let field = |name: &str| hash.params.get_decimal(name);
+        if let Some(m) = field("m").filter(|m| *m > MAX_ARGON2_MEMORY_KIB) {
+            return Err(HashCostError::Argon2Memory(m));
+        }
+        if let Some(t) = field("t").filter(|t| *t > MAX_ARGON2_ITERATIONS) {
+            return Err(HashCostError::Argon2Iterations(t));
+        }
+        if let Some(p) = field("p").filter(|p| *p > MAX_ARGON2_PARALLELISM) {
+            return Err(HashCostError::Argon2Parallelism(p));
+        }
+        let Ok(params) = Params::try_from(&hash) else {
             return Ok(());
         };
         if params.m_cost() > MAX_ARGON2_MEMORY_KIB {
@@ -396,6 +409,15 @@ mod tests {
             (
                 format!("$argon2id$v=19$m=65536,t=3,p=64${salt}${key}"),
                 HashCostError::Argon2Parallelism(64),
+            ),
+            // Found by fuzz/password_hash: argon2's own parsing overflowed on `8 * p`.
+            (
+                format!("$argon2id$v=19$m=64,t=1,p=1888888888${salt}${key}"),
+                HashCostError::Argon2Parallelism(1_888_888_888),
+            ),
+            (
+                "$argon2id$v=19$m=64,t=1,p=1888888888".into(),
+                HashCostError::Argon2Parallelism(1_888_888_888),
             ),
             (
                 "$2b$31$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234".into(),
