@@ -49,17 +49,6 @@ pub const SUPPORTED: [&str; 9] = [
     "pwd",
 ];
 
-/// SFTPGo 2.x's default list (SCP is off unless enabled, as in SFTPGo 0.9.1).
-pub const DEFAULT_ENABLED: [&str; 7] = [
-    "md5sum",
-    "sha1sum",
-    "sha256sum",
-    "sha384sum",
-    "sha512sum",
-    "cd",
-    "pwd",
-];
-
 /// A name in `enabled_ssh_commands` that is not a supported command.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown SSH command {name:?} (supported: {}, or \"*\" for all)", SUPPORTED.join(", "))]

@@ -166,6 +166,16 @@ impl<C: ByteChannel> Scp<'_, C> {
         }
     }
 
+    /// The rest of a `\x01`/`\x02` message line (empty if it cannot be read).
+    async fn message_text(&mut self) -> Vec<u8> {
+        self.stream
+            .line(MAX_LINE)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
     async fn ack(&mut self) -> Result<(), Stop> {
         self.send(Bytes::from_static(b"\0")).await
     }
@@ -366,13 +376,7 @@ impl<C: ByteChannel> Scp<'_, C> {
         match self.stream.byte().await {
             Some(0) => {}
             Some(b @ (1 | 2)) => {
-                let text = self
-                    .stream
-                    .line(MAX_LINE)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
+                let text = self.message_text().await;
                 let what = String::from_utf8_lossy(&text).into_owned();
                 failed.get_or_insert(FsError::Failure(format!("the client failed: {what}")));
                 if b == 2 {
@@ -448,13 +452,7 @@ impl<C: ByteChannel> Scp<'_, C> {
         match self.stream.byte().await {
             Some(0) => Ok(true),
             Some(b) => {
-                let text = self
-                    .stream
-                    .line(MAX_LINE)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
+                let text = self.message_text().await;
                 if b == 1 {
                     self.errors += 1;
                     Ok(false)

@@ -1,6 +1,17 @@
 use super::*;
 use crate::scp::control::{Control, ControlError};
 
+/// The config's default list (`sftpd.enabled_ssh_commands`).
+const DEFAULT_ENABLED: [&str; 7] = [
+    "md5sum",
+    "sha1sum",
+    "sha256sum",
+    "sha384sum",
+    "sha512sum",
+    "cd",
+    "pwd",
+];
+
 fn words(line: &str) -> Result<Command, Refusal> {
     Command::parse(
         line.as_bytes(),

@@ -61,8 +61,12 @@ impl Default for SshSettings {
             sftp: Limits::default(),
             max_channels: 10,
             algorithms: Algorithms::default(),
-            commands: sftpgo_sshcmd::EnabledCommands::new(&sftpgo_sshcmd::DEFAULT_ENABLED, false)
-                .unwrap_or_default(),
+            // The config's defaults (one list, in `sftpgo_config`).
+            commands: sftpgo_sshcmd::EnabledCommands::new(
+                &sftpgo_config::SftpdConfig::default().enabled_ssh_commands,
+                false,
+            )
+            .unwrap_or_default(),
         }
     }
 }

@@ -491,7 +491,7 @@ async fn directory_and_link_requests() {
         .call(|id| Request::Extended {
             id,
             ext: Extended::Unknown {
-                name: b("copy-data"),
+                name: b("copy-file@example.com"),
             },
         })
         .await

@@ -169,15 +169,7 @@ pub async fn sftp_batch(
     }
     cmd.current_dir(cwd)
         .args(["-P", &addr.port().to_string()])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .args(["-o", "ConnectTimeout=20"]);
+        .args(CLIENT_OPTIONS);
     let _askpass;
     match login {
         Login::Key(k) => {
@@ -304,21 +296,27 @@ pub fn assert_success(out: &Output, what: &str) {
     );
 }
 
+/// What every OpenSSH client of the tests is given: no host key checks (a fresh key per
+/// server), errors only, a bounded connect.
+const CLIENT_OPTIONS: [&str; 8] = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=20",
+];
+
 /// OpenSSH's `scp` or `ssh` (`program`), set up for the test server with `key`: no host
 /// key checks, no prompts, the right port flag.
 pub fn openssh_command(program: &str, addr: SocketAddr, key: &TestKey) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
     let port_flag = if program == "ssh" { "-p" } else { "-P" };
     cmd.args([port_flag, &addr.port().to_string()])
+        .args(CLIENT_OPTIONS)
         .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ConnectTimeout=20",
             "-o",
             "BatchMode=yes",
             "-o",
