@@ -99,9 +99,16 @@ fn work(stored: &str) -> Work {
         // argon2's `Params::try_from` overflows (`8 * p` in u32) for p over 2^29: the
         // fields are read from the string first, and a p past argon2's own maximum is
         // work `check_cost` must refuse (the assertions above say so).
-        let field = |n: &str| hash.params.get_decimal(n);
-        if let Some(p) = field("p").filter(|p| *p > argon2::Params::MAX_P_COST) {
-            let (m, t) = (field("m").unwrap_or(0), field("t").unwrap_or(0));
+        // Every occurrence of a key (argon2 takes the last of repeated ones).
+        let max = |n: &str| {
+            hash.params
+                .iter()
+                .filter(|(k, _)| k.as_str() == n)
+                .filter_map(|(_, v)| v.decimal().ok())
+                .max()
+        };
+        if let Some(p) = max("p").filter(|p| *p > argon2::Params::MAX_P_COST) {
+            let (m, t) = (max("m").unwrap_or(0), max("t").unwrap_or(0));
             return Work::Argon2 { m, t, p };
         }
         let Ok(params) = argon2::Params::try_from(&hash) else {

@@ -87,16 +87,20 @@ pub fn check_cost(stored: &str) -> Result<(), HashCostError> {
         };
         // Read from the string before argon2 sees them: its `Params::try_from` computes
         // `8 * p` in u32, which overflows (a panic in debug builds) for p over 2^29
-        // (found by fuzz/password_hash).
-        let field = |name: &str| hash.params.get_decimal(name);
-        if let Some(m) = field("m").filter(|m| *m > MAX_ARGON2_MEMORY_KIB) {
-            return Err(HashCostError::Argon2Memory(m));
-        }
-        if let Some(t) = field("t").filter(|t| *t > MAX_ARGON2_ITERATIONS) {
-            return Err(HashCostError::Argon2Iterations(t));
-        }
-        if let Some(p) = field("p").filter(|p| *p > MAX_ARGON2_PARALLELISM) {
-            return Err(HashCostError::Argon2Parallelism(p));
+        // (found by fuzz/password_hash). Every occurrence: a repeated key is taken last
+        // by argon2 (`p=1,p=1888888888`, found next).
+        for (name, value) in hash.params.iter() {
+            let Ok(v) = value.decimal() else { continue };
+            match name.as_str() {
+                "m" if v > MAX_ARGON2_MEMORY_KIB => return Err(HashCostError::Argon2Memory(v)),
+                "t" if v > MAX_ARGON2_ITERATIONS => {
+                    return Err(HashCostError::Argon2Iterations(v));
+                }
+                "p" if v > MAX_ARGON2_PARALLELISM => {
+                    return Err(HashCostError::Argon2Parallelism(v));
+                }
+                _ => {}
+            }
         }
         let Ok(params) = Params::try_from(&hash) else {
             return Ok(());
@@ -417,6 +421,10 @@ mod tests {
             ),
             (
                 "$argon2id$v=19$m=64,t=1,p=1888888888".into(),
+                HashCostError::Argon2Parallelism(1_888_888_888),
+            ),
+            (
+                "$argon2id$v=19$m=64,t=1,p=1,p=1888888888".into(),
                 HashCostError::Argon2Parallelism(1_888_888_888),
             ),
             (
