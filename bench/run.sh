@@ -305,8 +305,10 @@ if [ "${SCP:-1}" = 1 ]; then
     local port; port=$(port_of "$1")
     local opts=(-O -q -P "$port" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no
       -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Ciphers=$GCM -o MACs=hmac-sha2-256-etm@openssh.com)
-    if [ "$2" = up ]; then scp "${opts[@]}" "$WORK/src.bin" "$(user_of "$1")@127.0.0.1:$WORK/data/scp.bin"
-    else scp "${opts[@]}" "$(user_of "$1")@127.0.0.1:$WORK/data/scp.bin" /dev/null; fi
+    # Our user's home is the data dir (paths inside it); OpenSSH's root sees the host's.
+    local path=$WORK/data/scp.bin; [ "$1" = ours ] && path=/scp.bin
+    if [ "$2" = up ]; then scp "${opts[@]}" "$WORK/src.bin" "$(user_of "$1")@127.0.0.1:$path"
+    else scp "${opts[@]}" "$(user_of "$1")@127.0.0.1:$path" /dev/null; fi
   }
   for dir in up down; do
     for server in ours openssh; do
