@@ -589,6 +589,7 @@ impl russh::server::Handler for SshHandler {
                 write: &write,
                 conn: conn.clone(),
                 sever,
+                never_full: Default::default(),
             };
             let status = match command {
                 Ok(command) => {
@@ -749,6 +750,9 @@ struct CommandChannel<'a> {
     write: &'a russh::ChannelWriteHalf<Msg>,
     conn: Arc<Connection>,
     sever: Arc<Sever>,
+    /// A byte stream has no request queue that could fill: only the client's window and
+    /// its presence are watched (made once, not per send).
+    never_full: sftpgo_sftp::InputFull,
 }
 
 impl sftpgo_sshcmd::ByteChannel for CommandChannel<'_> {
@@ -769,22 +773,20 @@ impl sftpgo_sshcmd::ByteChannel for CommandChannel<'_> {
     async fn send(&mut self, data: Bytes) -> bool {
         // A byte stream has no request queue that could fill: only the client's window
         // and its presence are watched.
-        let never_full = sftpgo_sftp::InputFull::default();
         send_reply(
             &self.conn,
             &self.sever,
-            &never_full,
+            &self.never_full,
             self.write.data_bytes(data),
         )
         .await
     }
 
     async fn send_stderr(&mut self, data: Bytes) -> bool {
-        let never_full = sftpgo_sftp::InputFull::default();
         send_reply(
             &self.conn,
             &self.sever,
-            &never_full,
+            &self.never_full,
             self.write.extended_data_bytes(1, data),
         )
         .await
