@@ -245,7 +245,7 @@ impl Core {
         let quota = crate::quota::QuotaKeeper::new(self.quota(), user.clone())
             .with_log_budget(shared.clone());
         let base = crate::connection::SessionBase {
-            root,
+            volume: crate::storage::Volume::Local(root),
             settings,
             quota,
             observers: self.observers().clone(),

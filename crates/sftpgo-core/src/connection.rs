@@ -52,10 +52,10 @@ pub struct Connection {
     sessions_started: AtomicU64,
 }
 
-/// What a login prepared for the connection's sessions: the user's root, the settings,
-/// the quota, and what the user's connections share.
+/// What a login prepared for the connection's sessions: the user's storage, the
+/// settings, the quota, and what the user's connections share.
 pub(crate) struct SessionBase {
-    pub(crate) root: Arc<sftpgo_vfs::Root>,
+    pub(crate) volume: crate::storage::Volume,
     pub(crate) settings: crate::Settings,
     pub(crate) quota: crate::quota::QuotaKeeper,
     pub(crate) observers: Observers,
@@ -398,7 +398,7 @@ impl Connection {
             base.shared.clone(),
         ));
         let fs = UserFs::new(
-            base.root.clone(),
+            base.volume.session(),
             state.clone(),
             base.settings.clone(),
             base.quota.clone(),
@@ -732,7 +732,7 @@ mod tests {
         user: &Arc<User>,
         home: &std::path::Path,
     ) -> Result<ConnectionGuard, AuthError> {
-        let root = Arc::new(sftpgo_vfs::Root::open(home).unwrap());
+        let volume = crate::storage::Volume::Local(Arc::new(sftpgo_vfs::Root::open(home).unwrap()));
         let provider = sftpgo_provider::DataProvider::new(
             Arc::new(sftpgo_provider::memory::MemoryBackend::new()),
             true,
@@ -741,7 +741,7 @@ mod tests {
         let quota =
             crate::quota::QuotaKeeper::new(&crate::quota::Ledger::new(provider), user.clone());
         let base = SessionBase {
-            root,
+            volume,
             settings: Settings::default(),
             quota,
             observers: Observers::default(),

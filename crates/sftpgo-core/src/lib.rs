@@ -13,7 +13,7 @@ pub mod defender;
 pub mod fs;
 pub mod metrics;
 pub mod quota;
-mod serial_io;
+pub mod storage;
 pub mod throttle;
 pub mod transfer;
 

@@ -1,16 +1,15 @@
 //! File checksums for the protocols that ask the server to hash (the SSH commands
-//! `md5sum` & co., SFTP's `check-file-*` extensions): streamed from the file on the
-//! session's I/O thread, a bounded buffer at a time, at the user's download bandwidth.
-//! Logged as a command; not a download (no transfer, no download action).
+//! `md5sum` & co., SFTP's `check-file-*` extensions): streamed from the user's storage, a
+//! bounded buffer at a time, hashed on the blocking pool, at the user's download
+//! bandwidth. Logged as a command; not a download (no transfer, no download action).
 
-use std::io;
-use std::os::unix::fs::FileExt;
-
+use bytes::BytesMut;
 use digest::DynDigest;
 use sftpgo_provider::Permission;
-use sftpgo_vfs::{OpenOptions, VirtualPath};
+use sftpgo_vfs::VirtualPath;
 
 use super::{FsError, UserFs};
+use crate::storage::{Filesystem, FsFile};
 use crate::throttle::Throttle;
 
 /// The hash algorithms the server computes (names as in draft-ietf-secsh-filexfer-extensions
@@ -117,19 +116,7 @@ impl UserFs {
     ) -> Result<Vec<Vec<u8>>, FsError> {
         self.check(Permission::Download, "checksum", path)?;
         let slot = self.open_file_slot("checksum", path)?;
-        let p = path.clone();
-        let opened = self
-            .blocking("checksum", path, move |r| {
-                r.open_file_sized(
-                    &p,
-                    &OpenOptions {
-                        read: true,
-                        ..Default::default()
-                    },
-                )
-            })
-            .await?;
-        let size = opened.size;
+        let (file, size) = self.done("checksum", path, self.storage().open_read(path).await)?;
         let end = match range.length {
             0 => size,
             n => range.offset.saturating_add(n).min(size),
@@ -151,9 +138,7 @@ impl UserFs {
         }
         let throttle = Throttle::new(self.state.user.download_bandwidth);
         let mut job = HashJob {
-            file: opened.file,
             hasher: algorithm.hasher(),
-            buf: Vec::new(),
             pos: range.offset,
             end,
             block,
@@ -164,17 +149,31 @@ impl UserFs {
             // An empty range still has a hash (of nothing).
             job.hashes.push(job.hasher.finish_reset());
         }
+        let mut buf = BytesMut::with_capacity(CHUNK.min((end - job.pos) as usize));
         while job.pos < job.end {
-            let before = job.pos;
-            job = self
-                .blocking("checksum", path, move |_| job.step().map(|()| job))
-                .await?;
+            let want = (job.end - job.pos).min(CHUNK as u64) as usize;
+            buf.clear();
+            let (data, res) = file.read_at(buf, job.pos, want, size).await;
+            let n = self.done("checksum", path, res)?;
+            if n == 0 {
+                // The file shrank while being hashed: hash what there was.
+                job.end = job.pos;
+                job.hashes.push(job.hasher.finish_reset());
+                break;
+            }
+            (job, buf) = tokio::task::spawn_blocking(move || {
+                job.absorb(&data[..n]);
+                (job, data)
+            })
+            .await
+            .map_err(|e| FsError::Failure(format!("checksum: {e}")))?;
             if let Some(t) = &throttle {
-                t.consume((job.pos - before) as usize).await;
+                t.consume(n).await;
             }
             // A long hash is activity: the idle timeout does not end it.
             self.state.touch();
         }
+        drop(file);
         drop(slot);
         self.log_command(&format!("Checksum-{}", algorithm.name()), path, None);
         Ok(job.hashes)
@@ -183,9 +182,7 @@ impl UserFs {
 
 /// The state of a checksum between blocking jobs.
 struct HashJob {
-    file: std::fs::File,
     hasher: Hasher,
-    buf: Vec<u8>,
     pos: u64,
     end: u64,
     block: u64,
@@ -195,18 +192,8 @@ struct HashJob {
 }
 
 impl HashJob {
-    /// Hashes up to [`CHUNK`] bytes.
-    fn step(&mut self) -> io::Result<()> {
-        let want = (self.end - self.pos).min(CHUNK as u64) as usize;
-        self.buf.resize(want, 0);
-        let n = self.file.read_at(&mut self.buf, self.pos)?;
-        if n == 0 {
-            // The file shrank while being hashed: hash what there was.
-            self.end = self.pos;
-            self.hashes.push(self.hasher.finish_reset());
-            return Ok(());
-        }
-        let mut data = &self.buf[..n];
+    /// Hashes `data`, the bytes at `pos`.
+    fn absorb(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let take = (self.block_left as usize).min(data.len());
             self.hasher.update(&data[..take]);
@@ -218,6 +205,5 @@ impl HashJob {
                 self.block_left = self.block.min(self.end - self.pos);
             }
         }
-        Ok(())
     }
 }

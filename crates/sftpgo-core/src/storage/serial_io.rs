@@ -109,6 +109,12 @@ impl<R: Send + Sync + 'static> SerialIo<R> {
         }
     }
 
+    /// The resource the jobs work on (for work that must not wait for the queue: the
+    /// cleanup of a dropped file).
+    pub(crate) fn resource(&self) -> &R {
+        &self.shared.resource
+    }
+
     /// Runs `f` on the blocking pool after the work queued before it.
     pub(crate) async fn run<T, F>(&self, f: F) -> io::Result<T>
     where
