@@ -4,7 +4,8 @@
 # (as root, or with sudo for the Debian packages).
 #
 # Needed: the OpenSSH client (sftp, ssh-keygen) and, for the interoperability tests, rclone,
-# lftp, curl (libssh2) and paramiko; cargo-nextest runs the tests. Tests that need
+# lftp, curl (libssh2) and paramiko; Garage (crates.io) for the S3 storage tests;
+# cargo-nextest runs the tests. Tests that need
 # PostgreSQL (127.0.0.1:5432) or MariaDB (127.0.0.1:3306) skip, saying so, when those
 # servers do not answer, unless SFTPGO_REQUIRE_DATABASES=1. Extra arguments go to
 # `cargo nextest run` (e.g. a test name filter).
@@ -33,6 +34,12 @@ if ! python3 -c 'import paramiko' 2>/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-paramiko
 fi
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+# Garage, a real S3-compatible store, for the S3 storage tests (a separate server, never
+# linked; about 8 minutes to build once per machine).
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+  cargo install --locked garage
+fi
+export SFTPGO_REQUIRE_S3=1
 
 # Every client is installed now: a missing one fails its test instead of skipping it.
 export SFTPGO_REQUIRE_CLIENTS=1

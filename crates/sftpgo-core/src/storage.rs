@@ -10,7 +10,8 @@
 //!
 //! Backends: [`local::LocalFs`], beneath a home dir's open fd (`sftpgo_vfs::Root`), its
 //! blocking calls in the session's order on one blocking thread at a time
-//! ([`serial_io`]) and cache-only lookups on the calling thread.
+//! ([`serial_io`]) and cache-only lookups on the calling thread; [`s3::S3Fs`], objects
+//! under a prefix of an S3-compatible bucket.
 //!
 //! Why an enum ([`AnyFs`], [`AnyFile`]) over the trait rather than `dyn`: the trait's
 //! methods are `async` and take closures, which `dyn` cannot express without boxing a
@@ -27,6 +28,7 @@ use sftpgo_vfs::{DirEntry, FileStat, Root, StatVfs, VirtualPath};
 use crate::fs::{SetAttrs, UploadFlags};
 
 pub mod local;
+pub mod s3;
 pub(crate) mod serial_io;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -240,6 +242,8 @@ pub trait FsFile: Send + Sync + 'static {
 pub enum Volume {
     /// A local directory, open (see `Core::shared_root`).
     Local(Arc<Root>),
+    /// A prefix of an S3-compatible bucket.
+    S3(Arc<s3::S3Volume>),
 }
 
 impl Volume {
@@ -247,6 +251,7 @@ impl Volume {
     pub fn session(&self) -> AnyFs {
         match self {
             Volume::Local(root) => AnyFs::Local(local::LocalFs::new(root.clone())),
+            Volume::S3(vol) => AnyFs::S3(s3::S3Fs::new(vol.clone())),
         }
     }
 }
@@ -254,11 +259,14 @@ impl Volume {
 /// Any backend's session view (see the module doc for why an enum).
 pub enum AnyFs {
     Local(local::LocalFs),
+    S3(s3::S3Fs),
 }
 
 /// Any backend's open file.
 pub enum AnyFile {
     Local(local::LocalFile),
+    /// Boxed: an S3 file carries its upload state, a local one is an `Arc`.
+    S3(Box<s3::S3File>),
 }
 
 /// Forwards a call to the backend inside an [`AnyFs`].
@@ -266,6 +274,7 @@ macro_rules! each_fs {
     ($self:expr, $fs:ident => $call:expr) => {
         match $self {
             AnyFs::Local($fs) => $call,
+            AnyFs::S3($fs) => $call,
         }
     };
 }
@@ -340,7 +349,16 @@ impl Filesystem for AnyFs {
     }
 
     async fn open_read(&self, path: &VirtualPath) -> io::Result<(AnyFile, u64)> {
-        each_fs!(self, fs => fs.open_read(path).await.map(|(f, size)| (AnyFile::Local(f), size)))
+        match self {
+            AnyFs::Local(fs) => fs
+                .open_read(path)
+                .await
+                .map(|(f, n)| (AnyFile::Local(f), n)),
+            AnyFs::S3(fs) => fs
+                .open_read(path)
+                .await
+                .map(|(f, n)| (AnyFile::S3(Box::new(f)), n)),
+        }
     }
 
     async fn open_write<E, A>(
@@ -353,10 +371,16 @@ impl Filesystem for AnyFs {
         E: Send + 'static,
         A: Fn(UploadProbe) -> Result<(), E> + Send + 'static,
     {
-        each_fs!(self, fs => Ok(fs
-            .open_write(path, req, admit)
-            .await?
-            .map(|o| o.map_file(AnyFile::Local))))
+        Ok(match self {
+            AnyFs::Local(fs) => fs
+                .open_write(path, req, admit)
+                .await?
+                .map(|o| o.map_file(AnyFile::Local)),
+            AnyFs::S3(fs) => fs
+                .open_write(path, req, admit)
+                .await?
+                .map(|o| o.map_file(|f| AnyFile::S3(Box::new(f)))),
+        })
     }
 }
 
@@ -365,6 +389,7 @@ macro_rules! each_file {
     ($self:expr, $f:ident => $call:expr) => {
         match $self {
             AnyFile::Local($f) => $call,
+            AnyFile::S3($f) => $call,
         }
     };
 }
@@ -405,6 +430,11 @@ impl FsFile for AnyFile {
             (AnyFile::Local(dst), AnyFile::Local(src)) => {
                 dst.copy_from(src, from, to, len, guard).await
             }
+            (AnyFile::S3(dst), AnyFile::S3(src)) => dst.copy_from(src, from, to, len, guard).await,
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a server-side copy between different storages is not supported",
+            )),
         }
     }
 
