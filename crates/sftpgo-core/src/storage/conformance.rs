@@ -23,7 +23,7 @@ pub async fn run<F: Filesystem>(fs: &F) {
 }
 
 /// No rule around writes (the transfer's own rules are tested with the transfer).
-struct Plain;
+pub struct Plain;
 
 impl IoGuard for Plain {
     fn run<T>(self, io: impl FnOnce() -> io::Result<T>) -> io::Result<T> {

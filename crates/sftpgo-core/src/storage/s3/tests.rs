@@ -1,5 +1,6 @@
 use super::garage::Garage;
 use super::*;
+use crate::storage::conformance::Plain;
 
 /// The storage conformance suite, on a prefix of a Garage bucket.
 #[tokio::test]
@@ -14,14 +15,6 @@ async fn s3_storage_conforms() {
         S3Volume::new(&garage.config("users/other/")).unwrap(),
     ));
     crate::storage::conformance::run(&volume.session()).await;
-}
-
-struct Plain;
-
-impl IoGuard for Plain {
-    fn run<T>(self, io: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-        io()
-    }
 }
 
 fn vp(s: &str) -> VirtualPath {
