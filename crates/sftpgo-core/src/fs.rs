@@ -261,6 +261,20 @@ impl UserFs {
         self.done("lstat", path, self.fs.lstat(path).await)
     }
 
+    /// Whether `path` is a directory (`Some(true)`), another entry (`Some(false)`) or
+    /// nothing (`None`), for a protocol that must know where an upload goes (SCP's
+    /// target and `D` lines, sent as names, not opens). Needs the upload permission, not
+    /// list: a drop-box user (upload only) may upload into a directory, and learns no
+    /// more than an SFTP OPEN of the same path would tell.
+    pub async fn upload_target(&self, path: &VirtualPath) -> Result<Option<bool>, FsError> {
+        self.check(Permission::Upload, "upload", path)?;
+        match self.fs.stat(path).await {
+            Ok(st) => Ok(Some(st.is_dir())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.failed("upload", path, e)),
+        }
+    }
+
     pub async fn read_dir(&self, path: &VirtualPath) -> Result<Vec<DirEntry>, FsError> {
         self.check(Permission::List, "list", path)?;
         self.done("list", path, self.fs.read_dir(path).await)

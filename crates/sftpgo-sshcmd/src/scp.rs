@@ -213,7 +213,7 @@ impl<C: ByteChannel> Scp<'_, C> {
             Ok(p) => p,
             Err(e) => return Err(self.fatal(reason(&e)).await),
         };
-        let target_is_dir = matches!(fs.stat(&target).await, Ok(st) if st.is_dir());
+        let target_is_dir = matches!(fs.upload_target(&target).await, Ok(Some(true)));
         if self.args.target_is_dir && !target_is_dir {
             let msg = format!("{}: Not a directory", target.display());
             return Err(self.fatal(msg).await);
@@ -305,11 +305,10 @@ impl<C: ByteChannel> Scp<'_, C> {
     /// A `D` line's directory: an existing one is entered, a missing one created.
     async fn enter_dir(&mut self, path: &VirtualPath) -> Result<(), FsError> {
         let fs = self.session.fs();
-        match fs.stat(path).await {
-            Ok(st) if st.is_dir() => Ok(()),
-            Ok(_) => Err(FsError::Failure("Not a directory".into())),
-            Err(FsError::NotFound) => fs.mkdir(path).await,
-            Err(e) => Err(e),
+        match fs.upload_target(path).await? {
+            Some(true) => Ok(()),
+            Some(false) => Err(FsError::Failure("Not a directory".into())),
+            None => fs.mkdir(path).await,
         }
     }
 

@@ -272,6 +272,33 @@ async fn scp_applies_permissions_quota_and_confinement() {
     assert!(!out.status.success());
     assert!(!srv.home("ro").join("tree").exists());
 
+    // A drop box (upload and create dirs, no list): files and trees go into a directory.
+    srv.add_user(
+        "drop",
+        None,
+        &[&key],
+        &[Permission::Upload, Permission::CreateDirs],
+    )
+    .await;
+    std::fs::create_dir_all(srv.home("drop").join("in")).unwrap();
+    let out = scp(&srv, &key, &["-d", "f", &remote("drop", "/in")], w).await;
+    assert_success(&out, "upload into a directory without the list permission");
+    assert_eq!(
+        std::fs::read(srv.home("drop").join("in/f")).unwrap(),
+        b"data"
+    );
+    let out = scp(&srv, &key, &["-r", "tree", &remote("drop", "/in")], w).await;
+    assert_success(&out, "tree into a directory without the list permission");
+    assert_eq!(
+        std::fs::read(srv.home("drop").join("in/tree/x")).unwrap(),
+        b"x"
+    );
+    // ... and still reads nothing.
+    let dl = tempfile::tempdir().unwrap();
+    let out = scp(&srv, &key, &[&remote("drop", "/in/f"), "f"], dl.path()).await;
+    assert!(!out.status.success());
+    assert!(!dl.path().join("f").exists());
+
     // Quota: a file whose C line is past the limit is refused before its data is sent.
     let mut quota = srv.add_user("q", None, &[&key], &all_perms()).await;
     quota.quota_size = 100_000;
