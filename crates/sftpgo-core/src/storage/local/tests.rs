@@ -187,3 +187,60 @@ async fn local_storage_conforms() {
     let volume = crate::storage::Volume::Local(Arc::new(Root::open(home.path()).unwrap()));
     crate::storage::conformance::run(&volume.session()).await;
 }
+
+/// What a request's task carries for a storage call stays small whatever the other
+/// backends' calls need (an S3 call's future is kilobytes: boxed in `AnyFs`), because every
+/// SFTP request's task is as large as its largest call and is moved when spawned.
+#[test]
+fn storage_calls_through_the_enum_stay_small() {
+    use crate::storage::{AnyFile, Filesystem, FsFile, Volume};
+    let home = tempfile::tempdir().unwrap();
+    let fs = Volume::Local(Arc::new(Root::open(home.path()).unwrap())).session();
+    let p = VirtualPath::root();
+    let req = WriteRequest {
+        flags: Default::default(),
+        mode: 0o644,
+        owner: None,
+        atomic: false,
+        create_first: false,
+    };
+    let calls = [
+        ("stat", std::mem::size_of_val(&fs.stat(&p))),
+        ("read_dir", std::mem::size_of_val(&fs.read_dir(&p))),
+        ("rename", std::mem::size_of_val(&fs.rename(&p, &p, false))),
+        ("open_read", std::mem::size_of_val(&fs.open_read(&p))),
+        (
+            "open_write",
+            std::mem::size_of_val(&fs.open_write(&p, req, |_| Ok::<(), ()>(()))),
+        ),
+    ];
+    let local = LocalFs::new(Arc::new(Root::open(home.path()).unwrap()));
+    let local_calls = [
+        std::mem::size_of_val(&local.stat(&p)),
+        std::mem::size_of_val(&local.read_dir(&p)),
+        std::mem::size_of_val(&local.rename(&p, &p, false)),
+        std::mem::size_of_val(&local.open_read(&p)),
+        std::mem::size_of_val(&local.open_write(&p, req, |_| Ok::<(), ()>(()))),
+    ];
+    eprintln!("through AnyFs: {calls:?}; LocalFs: {local_calls:?}");
+    for ((name, size), local) in calls.iter().zip(local_calls) {
+        // The enum adds its own state, never another backend's future.
+        assert!(
+            *size <= local + 128,
+            "{name}: {size} bytes through AnyFs, {local} direct"
+        );
+    }
+    let file = AnyFile::Local(local_file(home.path()));
+    let read = std::mem::size_of_val(&file.read_at(BytesMut::new(), 0, 1, 1));
+    let write =
+        std::mem::size_of_val(&file.write_at(0, Vec::new(), crate::storage::conformance::Plain));
+    eprintln!("AnyFile read_at {read}, write_at {write}");
+    assert!(read <= 1024 && write <= 1024, "read {read}, write {write}");
+}
+
+fn local_file(home: &std::path::Path) -> LocalFile {
+    std::fs::write(home.join("f"), b"x").unwrap();
+    let fs = LocalFs::new(Arc::new(Root::open(home).unwrap()));
+    let file = File::open(home.join("f")).unwrap();
+    fs.file(file, None)
+}
