@@ -794,6 +794,76 @@ mod tests {
         assert!(guard.closed().is_cancelled());
     }
 
+    /// A request's task is as large as the largest filesystem call it may make, and is
+    /// moved when spawned: every call stays within 2 KiB (an upload's open boxes its
+    /// storage call, the largest; an S3 call's future, kilobytes, is boxed in `AnyFs`).
+    #[tokio::test]
+    async fn filesystem_calls_stay_small() {
+        use crate::fs::{HashAlgorithm, HashRange, SetAttrs, UploadFlags};
+        let home = tempfile::tempdir().unwrap();
+        let user = Arc::new(User {
+            username: "u".into(),
+            permissions: vec![sftpgo_provider::Permission::Any],
+            ..Default::default()
+        });
+        let registry = Registry::default();
+        let guard = register(&registry, &user, home.path()).unwrap();
+        let session = guard.open_session(Protocol::Sftp);
+        let fs = session.fs();
+        let p = sftpgo_vfs::VirtualPath::parse(b"/f").unwrap();
+        let t = fs
+            .open_upload(
+                &p,
+                UploadFlags {
+                    create: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let range = HashRange {
+            offset: 0,
+            length: 0,
+            block_size: 0,
+        };
+        let sizes = [
+            ("stat", std::mem::size_of_val(&fs.stat(&p))),
+            ("read_dir", std::mem::size_of_val(&fs.read_dir(&p))),
+            ("remove", std::mem::size_of_val(&fs.remove(&p))),
+            ("rename", std::mem::size_of_val(&fs.rename(&p, &p, true))),
+            (
+                "set_attrs",
+                std::mem::size_of_val(&fs.set_attrs(&p, SetAttrs::default())),
+            ),
+            (
+                "open_download",
+                std::mem::size_of_val(&fs.open_download(&p)),
+            ),
+            (
+                "open_upload",
+                std::mem::size_of_val(&fs.open_upload(&p, UploadFlags::default())),
+            ),
+            (
+                "checksum",
+                std::mem::size_of_val(&fs.checksum(&p, HashAlgorithm::Md5, range)),
+            ),
+            (
+                "read_at",
+                std::mem::size_of_val(&t.read_at(0, 1, bytes::BytesMut::new())),
+            ),
+            (
+                "write",
+                std::mem::size_of_val(&t.write_vectored_at(0, Vec::new())),
+            ),
+            ("copy_to", std::mem::size_of_val(&t.copy_to(&t, 0, 0, 0))),
+            ("close", std::mem::size_of_val(&t.close(true))),
+        ];
+        eprintln!("{sizes:?}");
+        for (name, size) in sizes {
+            assert!(size <= 2048, "{name}: {size} bytes");
+        }
+    }
+
     #[test]
     fn each_session_is_listed_with_its_own_protocol_and_closes_the_connection() {
         let home = tempfile::tempdir().unwrap();

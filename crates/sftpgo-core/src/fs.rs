@@ -488,7 +488,10 @@ impl UserFs {
                 .admit(usage, probe.resolved.is_none() && flags.create)
                 .and_then(|left| announced_fits(flags.size, old, left))
         };
-        let res = self.fs.open_write(path, req, admit).await;
+        // Boxed: the open's future (the admission closure, its probes) is the largest of
+        // any request's, and every SFTP request's task is as large as the largest call it
+        // may make; one allocation per upload keeps each READ's and WRITE's task small.
+        let res = Box::pin(self.fs.open_write(path, req, admit)).await;
         let opened = self.done("upload", path, res)??;
         // Quota counts files (inodes). An atomic upload puts a new file where the path
         // leads (through a symlink, at the link's target): the file there stops counting
