@@ -269,15 +269,15 @@ pub enum AnyFile {
     S3(Box<s3::S3File>),
 }
 
-/// Forwards a call to the backend inside an [`AnyFs`].
-macro_rules! each_fs {
-    ($self:expr, $fs:ident => $call:expr) => {
+/// Forwards a call to the backend inside an [`AnyFs`] or [`AnyFile`].
+macro_rules! dispatch {
+    ($any:ident, $self:expr, $x:ident => $call:expr) => {
         match $self {
-            AnyFs::Local($fs) => $call,
+            $any::Local($x) => $call,
             // Boxed: an S3 call's future (the SDK's) is kilobytes, and every request's
             // task would carry that much inline, for local storage too (measured: a
             // fifth of the CPU of small-file downloads went to moving it).
-            AnyFs::S3($fs) => Box::pin(async move { $call }).await,
+            $any::S3($x) => Box::pin(async move { $call }).await,
         }
     };
 }
@@ -300,23 +300,23 @@ impl Filesystem for AnyFs {
     }
 
     async fn stat(&self, path: &VirtualPath) -> io::Result<FileStat> {
-        each_fs!(self, fs => fs.stat(path).await)
+        dispatch!(AnyFs, self, fs => fs.stat(path).await)
     }
 
     async fn lstat(&self, path: &VirtualPath) -> io::Result<FileStat> {
-        each_fs!(self, fs => fs.lstat(path).await)
+        dispatch!(AnyFs, self, fs => fs.lstat(path).await)
     }
 
     async fn read_dir(&self, path: &VirtualPath) -> io::Result<Vec<DirEntry>> {
-        each_fs!(self, fs => fs.read_dir(path).await)
+        dispatch!(AnyFs, self, fs => fs.read_dir(path).await)
     }
 
     async fn read_link(&self, path: &VirtualPath) -> io::Result<Vec<u8>> {
-        each_fs!(self, fs => fs.read_link(path).await)
+        dispatch!(AnyFs, self, fs => fs.read_link(path).await)
     }
 
     async fn statvfs(&self, path: &VirtualPath) -> io::Result<StatVfs> {
-        each_fs!(self, fs => fs.statvfs(path).await)
+        dispatch!(AnyFs, self, fs => fs.statvfs(path).await)
     }
 
     async fn mkdir(
@@ -325,15 +325,15 @@ impl Filesystem for AnyFs {
         mode: u32,
         owner: Option<(u32, u32)>,
     ) -> io::Result<()> {
-        each_fs!(self, fs => fs.mkdir(path, mode, owner).await)
+        dispatch!(AnyFs, self, fs => fs.mkdir(path, mode, owner).await)
     }
 
     async fn rmdir(&self, path: &VirtualPath) -> io::Result<()> {
-        each_fs!(self, fs => fs.rmdir(path).await)
+        dispatch!(AnyFs, self, fs => fs.rmdir(path).await)
     }
 
     async fn remove_file(&self, path: &VirtualPath) -> io::Result<Option<FileStat>> {
-        each_fs!(self, fs => fs.remove_file(path).await)
+        dispatch!(AnyFs, self, fs => fs.remove_file(path).await)
     }
 
     async fn rename(
@@ -342,19 +342,19 @@ impl Filesystem for AnyFs {
         to: &VirtualPath,
         replace: bool,
     ) -> io::Result<Renamed> {
-        each_fs!(self, fs => fs.rename(from, to, replace).await)
+        dispatch!(AnyFs, self, fs => fs.rename(from, to, replace).await)
     }
 
     async fn symlink(&self, target: &[u8], link: &VirtualPath) -> io::Result<()> {
-        each_fs!(self, fs => fs.symlink(target, link).await)
+        dispatch!(AnyFs, self, fs => fs.symlink(target, link).await)
     }
 
     async fn hard_link(&self, from: &VirtualPath, to: &VirtualPath) -> io::Result<()> {
-        each_fs!(self, fs => fs.hard_link(from, to).await)
+        dispatch!(AnyFs, self, fs => fs.hard_link(from, to).await)
     }
 
     async fn set_attrs(&self, path: &VirtualPath, attrs: SetAttrs) -> io::Result<()> {
-        each_fs!(self, fs => fs.set_attrs(path, attrs).await)
+        dispatch!(AnyFs, self, fs => fs.set_attrs(path, attrs).await)
     }
 
     async fn open_read(&self, path: &VirtualPath) -> io::Result<(AnyFile, u64)> {
@@ -391,17 +391,6 @@ impl Filesystem for AnyFs {
     }
 }
 
-/// Forwards a call to the file inside an [`AnyFile`].
-macro_rules! each_file {
-    ($self:expr, $f:ident => $call:expr) => {
-        match $self {
-            AnyFile::Local($f) => $call,
-            // Boxed, as in `each_fs`.
-            AnyFile::S3($f) => Box::pin(async move { $call }).await,
-        }
-    };
-}
-
 impl FsFile for AnyFile {
     async fn read_at(
         &self,
@@ -410,7 +399,7 @@ impl FsFile for AnyFile {
         len: usize,
         end: u64,
     ) -> (BytesMut, io::Result<usize>) {
-        each_file!(self, f => f.read_at(buf, offset, len, end).await)
+        dispatch!(AnyFile, self, f => f.read_at(buf, offset, len, end).await)
     }
 
     async fn write_at<G: IoGuard>(
@@ -419,11 +408,11 @@ impl FsFile for AnyFile {
         data: Vec<Bytes>,
         guard: G,
     ) -> io::Result<()> {
-        each_file!(self, f => f.write_at(offset, data, guard).await)
+        dispatch!(AnyFile, self, f => f.write_at(offset, data, guard).await)
     }
 
     async fn barrier(&self) {
-        each_file!(self, f => f.barrier().await)
+        dispatch!(AnyFile, self, f => f.barrier().await)
     }
 
     async fn copy_from<G: IoGuard>(
@@ -449,18 +438,18 @@ impl FsFile for AnyFile {
     }
 
     async fn stat(&self) -> io::Result<FileStat> {
-        each_file!(self, f => f.stat().await)
+        dispatch!(AnyFile, self, f => f.stat().await)
     }
 
     async fn sync(&self) -> io::Result<()> {
-        each_file!(self, f => f.sync().await)
+        dispatch!(AnyFile, self, f => f.sync().await)
     }
 
     async fn set_attrs(&self, attrs: SetAttrs) -> io::Result<()> {
-        each_file!(self, f => f.set_attrs(attrs).await)
+        dispatch!(AnyFile, self, f => f.set_attrs(attrs).await)
     }
 
     async fn finish(&self, publish: bool, want_size: bool) -> io::Result<(i64, bool)> {
-        each_file!(self, f => f.finish(publish, want_size).await)
+        dispatch!(AnyFile, self, f => f.finish(publish, want_size).await)
     }
 }

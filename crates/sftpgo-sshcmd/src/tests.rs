@@ -2,15 +2,9 @@ use super::*;
 use crate::scp::control::{Control, ControlError};
 
 /// The config's default list (`sftpd.enabled_ssh_commands`).
-const DEFAULT_ENABLED: [&str; 7] = [
-    "md5sum",
-    "sha1sum",
-    "sha256sum",
-    "sha384sum",
-    "sha512sum",
-    "cd",
-    "pwd",
-];
+fn default_enabled() -> Vec<String> {
+    sftpgo_config::SftpdConfig::default().enabled_ssh_commands
+}
 
 fn words(line: &str) -> Result<Command, Refusal> {
     Command::parse(
@@ -21,11 +15,11 @@ fn words(line: &str) -> Result<Command, Refusal> {
 
 #[test]
 fn enabled_commands_from_config() {
-    let default = EnabledCommands::new(&DEFAULT_ENABLED, false).unwrap();
+    let default = EnabledCommands::new(&default_enabled(), false).unwrap();
     assert!(!default.is_enabled("scp"));
     assert!(default.is_enabled("md5sum"));
     assert!(
-        EnabledCommands::new(&DEFAULT_ENABLED, true)
+        EnabledCommands::new(&default_enabled(), true)
             .unwrap()
             .is_enabled("scp")
     );
@@ -74,7 +68,7 @@ fn command_lines_are_split_as_a_shell_would_without_running_one() {
     ));
     let long = format!("md5sum {}", "a".repeat(MAX_COMMAND_LINE));
     assert!(matches!(words(&long), Err(Refusal::Malformed(_))));
-    let scp_off = EnabledCommands::new(&DEFAULT_ENABLED, false).unwrap();
+    let scp_off = EnabledCommands::new(&default_enabled(), false).unwrap();
     assert_eq!(
         Command::parse(b"scp -t /x", &scp_off).unwrap_err(),
         Refusal::Disabled("scp".into())
