@@ -24,6 +24,10 @@
 #   REKEY_MIB      client-forced rekey interval of the rekey upload figure (64; 0 skips)
 #   TTFB_RUNS      fresh-connection 1-byte downloads, median reported (20)
 #   SCP=0          skip the legacy SCP (scp -O) upload/download figures (SIZE_MIB, aes128-gcm)
+#   S3=0           skip the S3 figures (SIZE_MIB up and down with OpenSSH sftp through us and
+#                  through `rclone serve sftp`, both on one Garage bucket, plus rclone
+#                  straight to the bucket as the ceiling, and our memory during the upload);
+#                  they need garage (cargo install garage --locked) and rclone
 #   SKIP_SINGLE=1  skip the single-stream table; BUILD=0 skips `cargo build`
 #   KEEP_LOG=FILE  copy our server's log there at the end
 set -euo pipefail
@@ -66,6 +70,7 @@ cleanup() {
   for p in $OURS_PID $kids; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   [ -z "${KEEP_LOG:-}" ] || cp "$WORK/ours/sftpgo.log" "$KEEP_LOG"
+  [ -z "${BG_GARAGE:-}" ] || scripts/start-garage.sh --stop "$BG_GARAGE" 2>/dev/null
   if [ -n "$LOOP_IMG" ]; then umount "$FRESH"; rm -f "$LOOP_IMG"; fi
   rm -rf "$WORK"
 }
@@ -120,7 +125,8 @@ OURS_PORT=$((20000 + RANDOM % 10000)); SSHD_PORT=$((OURS_PORT + 1))
 # 64 client processes (32 sftp + 32 ssh) and CFS gives it ~1/65 of the CPU each
 # (32 parallel uploads then ran at ~10% CPU and 0.3x OpenSSH; see bench/RESULTS.md).
 # The connection limits are off: every bench client comes from 127.0.0.1, thousands at once.
-SFTPGO_SFTPD__BIND_PORT=$OURS_PORT SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT=0 \
+API_PORT=$((OURS_PORT + 2))
+SFTPGO_SFTPD__BIND_PORT=$OURS_PORT SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT=$API_PORT \
   SFTPGO_SFTPD__ENABLE_SCP=true \
   SFTPGO_SFTPD__MAX_TOTAL_CONNECTIONS=0 SFTPGO_SFTPD__MAX_PER_HOST_CONNECTIONS=0 \
   setsid "$BIN" serve -c "$WORK/ours" -l "$WORK/ours/sftpgo.log" --log-verbose=false &
@@ -344,6 +350,86 @@ if [ "${SCP:-1}" = 1 ]; then
   done
   fig other "sha256sum of a $SIZE_MIB MiB file over SSH, MB/s" MB/s higher "${SC[ours.hash]}" "${SC[openssh.hash]}"
   rm -f "$WORK/data/scp.bin"
+fi
+
+# S3: one Garage node and bucket; the same file up and down with OpenSSH sftp (aes128-gcm)
+# through us (a user whose filesystem is the bucket, prefix ours/) and through
+# `rclone serve sftp` on the same bucket (prefix rclone/), then rclone straight to the
+# bucket (prefix direct/) as the ceiling; medians of REPS. Also our server's memory during
+# the upload: peak RSS above the RSS before it (sampled every 50 ms), against the bound
+# part size x concurrency + 16 MiB (the user's defaults: 5 MiB x 2).
+GARAGE=$(command -v garage || echo "$HOME/.cargo/bin/garage")
+if [ "${S3:-1}" = 1 ] && { [ ! -x "$GARAGE" ] || ! command -v rclone >/dev/null; }; then
+  echo "# S3 figures skipped: needs garage (cargo install garage --locked) and rclone" >&2
+elif [ "${S3:-1}" = 1 ]; then
+  declare -A S3F
+  GPORT=$((OURS_PORT + 3))
+  eval "$(GARAGE_BIN=$GARAGE scripts/start-garage.sh "$WORK/garage" $GPORT $((GPORT + 1)) $((GPORT + 2)))"
+  BG_GARAGE="$WORK/garage"
+  export RCLONE_CONFIG=/dev/null RCLONE_S3_PROVIDER=Other RCLONE_S3_ENDPOINT=$GARAGE_ENDPOINT \
+    RCLONE_S3_REGION=$GARAGE_REGION RCLONE_S3_ACCESS_KEY_ID=$GARAGE_ACCESS_KEY_ID \
+    RCLONE_S3_SECRET_ACCESS_KEY=$GARAGE_SECRET_ACCESS_KEY RCLONE_S3_FORCE_PATH_STYLE=true
+  unset AWS_CA_BUNDLE # rclone 1.60 cannot use one with its own transport
+  curl -sf -X POST "http://127.0.0.1:$API_PORT/api/v1/user" -H 'Content-Type: application/json' -d "$(python3 - "$WORK" <<'PY'
+import json, os, sys
+e = os.environ
+print(json.dumps({"username": "s3bench", "home_dir": sys.argv[1] + "/s3home", "permissions": ["*"],
+  "public_keys": [open(sys.argv[1] + "/client.pub").read().strip()],
+  "filesystem": {"provider": 1, "s3config": {"bucket": e["GARAGE_BUCKET"], "region": e["GARAGE_REGION"],
+    "endpoint": e["GARAGE_ENDPOINT"], "access_key": e["GARAGE_ACCESS_KEY_ID"],
+    "access_secret": e["GARAGE_SECRET_ACCESS_KEY"], "key_prefix": "ours/", "force_path_style": True}}}))
+PY
+)" >/dev/null
+  RCLONE_PORT=$((GPORT + 3))
+  setsid rclone serve sftp ":s3:$GARAGE_BUCKET/rclone" --addr "127.0.0.1:$RCLONE_PORT" \
+    --authorized-keys "$WORK/client.pub" --log-level ERROR &
+  BG_PIDS="$BG_PIDS $!"
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$RCLONE_PORT) 2>/dev/null && break; sleep 0.1; done
+  s3_sftp() { # port user batch
+    sftp -q -b "$3" -P "$1" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+      -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Ciphers=$GCM -o MACs=hmac-sha2-256-etm@openssh.com \
+      "$2@127.0.0.1" >/dev/null
+  }
+  printf 'put %s s3.bin\n' "$WORK/src.bin" > "$WORK/s3up.batch"
+  printf 'get s3.bin /dev/null\n' > "$WORK/s3down.batch"
+  peak_rss() { # pid stopfile -> peak VmRSS (kB) until stopfile exists
+    local peak=0 r
+    while [ ! -e "$2" ]; do r=$(rss_kb "$1"); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.05; done
+    echo "$peak"
+  }
+  for via in ours rclone direct; do
+    ups=(); downs=(); mems=()
+    for _ in $(seq "$REPS"); do
+      rm -f "$WORK/rss.stop"
+      if [ $via = ours ]; then
+        base=$(rss_kb "$OURS_PID")
+        peak_rss "$OURS_PID" "$WORK/rss.stop" > "$WORK/rss.peak" &
+        t0=$(now); s3_sftp "$OURS_PORT" s3bench "$WORK/s3up.batch"; t1=$(now)
+        touch "$WORK/rss.stop"; wait $!
+        mems+=("$(( ($(cat "$WORK/rss.peak") - base) / 1024 ))")
+        t2=$(now); s3_sftp "$OURS_PORT" s3bench "$WORK/s3down.batch"; t3=$(now)
+      elif [ $via = rclone ]; then
+        t0=$(now); s3_sftp "$RCLONE_PORT" bench "$WORK/s3up.batch"; t1=$(now)
+        t2=$(now); s3_sftp "$RCLONE_PORT" bench "$WORK/s3down.batch"; t3=$(now)
+      else
+        t0=$(now); rclone copyto "$WORK/src.bin" ":s3:$GARAGE_BUCKET/direct/s3.bin"; t1=$(now)
+        t2=$(now); rclone cat ":s3:$GARAGE_BUCKET/direct/s3.bin" > /dev/null; t3=$(now)
+      fi
+      ups+=("$(echo "$SIZE_MIB * 1.048576 / ($t1 - $t0)" | bc -l)")
+      downs+=("$(echo "$SIZE_MIB * 1.048576 / ($t3 - $t2)" | bc -l)")
+    done
+    S3F[$via.up]=$(printf '%s\n' "${ups[@]}" | median)
+    S3F[$via.down]=$(printf '%s\n' "${downs[@]}" | median)
+    [ $via = ours ] && S3F[mem]=$(printf '%s\n' "${mems[@]}" | sort -g | tail -1)
+  done
+  [ "$(rclone cat ":s3:$GARAGE_BUCKET/ours/s3.bin" | sha256sum | cut -d' ' -f1)" = "$(sha256sum < "$WORK/src.bin" | cut -d' ' -f1)" ] \
+    || { echo "the object uploaded through us differs from src.bin" >&2; exit 1; }
+  for dir in up down; do
+    fig other "S3 $dir, $SIZE_MIB MiB with sftp: us vs rclone serve sftp (same bucket), MB/s" MB/s higher "${S3F[ours.$dir]}" "${S3F[rclone.$dir]}"
+    fig other "S3 $dir: us vs rclone straight to the bucket (ceiling), MB/s" MB/s higher "${S3F[ours.$dir]}" "${S3F[direct.$dir]}"
+  done
+  echo "s3_upload_peak_rss_above_base_mib ours=${S3F[mem]} bound=26"
+  fig other "S3 upload: our peak RSS above its base, MiB (bound: 5 MiB x 2 parts + 16)" MiB lower "${S3F[mem]}" 26
 fi
 
 # 1. Parallel sessions: N concurrent sftp processes each put their own PAR_MIB file (all

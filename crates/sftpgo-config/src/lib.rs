@@ -19,6 +19,28 @@ pub struct Config {
     pub data_provider: DataProviderConfig,
     pub httpd: HttpdConfig,
     pub log: LogConfig,
+    pub kms: KmsConfig,
+}
+
+/// `kms`: SFTPGo 2.x's section for the key that encrypts stored secrets (the S3
+/// `access_secret` of users).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct KmsConfig {
+    pub secrets: KmsSecrets,
+}
+
+/// `kms.secrets`: the master key inline (`master_key`, e.g. from
+/// `SFTPGO_KMS__SECRETS__MASTER_KEY`) or in a file (`master_key_path`, relative to the
+/// config dir). With neither, `secrets.key` in the config dir, generated (mode 0600) when
+/// missing. Instances sharing a data provider need the same key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct KmsSecrets {
+    #[serde(deserialize_with = "lenient_string")]
+    pub master_key: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub master_key_path: String,
 }
 
 /// Settings of every protocol (SFTPGo 2.x's `common` section).

@@ -3,7 +3,6 @@
 //! address so fail2ban-style tools can act on failures.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use russh::keys::PublicKey;
@@ -40,6 +39,9 @@ pub enum AuthError {
     TooManySessions(i64),
     #[error("home dir unusable: {0}")]
     HomeDir(String),
+    /// The user's storage cannot be used (an S3 secret this server cannot decrypt, ...).
+    #[error("storage unusable: {0}")]
+    Storage(String),
     /// The stored record breaks a rule (written by hand or by an older version): nobody
     /// logs in with it until it is fixed.
     #[error("the user record is refused: {0}")]
@@ -60,7 +62,10 @@ impl AuthError {
             AuthError::UnknownUser => Some(HostEvent::UserNotFound),
             AuthError::InvalidCredentials => Some(HostEvent::LoginFailed),
             AuthError::TooManySessions(_) => Some(HostEvent::LimitExceeded),
-            AuthError::HomeDir(_) | AuthError::Provider(_) | AuthError::InvalidRecord(_) => None,
+            AuthError::HomeDir(_)
+            | AuthError::Storage(_)
+            | AuthError::Provider(_)
+            | AuthError::InvalidRecord(_) => None,
         }
     }
 }
@@ -226,18 +231,8 @@ impl Core {
         remote: SocketAddr,
     ) -> Result<ConnectionGuard, AuthError> {
         sftpgo_provider::validate_stored(&user).map_err(AuthError::InvalidRecord)?;
-        let home = Path::new(&user.home_dir).to_path_buf();
         let settings = self.settings().clone();
-        let owner = crate::fs::owner_for(&user, &settings);
-        let mode = 0o777 & !settings.umask;
-        let core = self.clone();
-        let root = tokio::task::spawn_blocking(move || {
-            sftpgo_vfs::ensure_home(&home, mode, owner)?;
-            core.shared_root(&home)
-        })
-        .await
-        .map_err(|e| AuthError::HomeDir(e.to_string()))?
-        .map_err(|e| AuthError::HomeDir(format!("{}: {e}", user.home_dir)))?;
+        let volume = self.volume_for(&user).await?;
         let shared = self
             .registry()
             .user_shared(&user.username, settings.max_open_files_per_user);
@@ -245,7 +240,7 @@ impl Core {
         let quota = crate::quota::QuotaKeeper::new(self.quota(), user.clone())
             .with_log_budget(shared.clone());
         let base = crate::connection::SessionBase {
-            volume: crate::storage::Volume::Local(root),
+            volume,
             settings,
             quota,
             observers: self.observers().clone(),

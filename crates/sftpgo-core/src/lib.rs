@@ -29,7 +29,7 @@ pub use fs::{FsError, HashAlgorithm, HashRange, Hasher, SetAttrs, UserFs};
 pub use metrics::Metrics;
 pub use transfer::{Transfer, TransferKind};
 
-use sftpgo_provider::DataProvider;
+use sftpgo_provider::{DataProvider, FsProvider, User};
 
 /// How uploads reach their target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,6 +99,10 @@ struct CoreInner {
     roots: std::sync::Mutex<
         std::collections::HashMap<std::path::PathBuf, std::sync::Weak<sftpgo_vfs::Root>>,
     >,
+    /// S3 clients, one per distinct settings, shared by the connections using them.
+    buckets: std::sync::Mutex<
+        std::collections::HashMap<storage::s3::S3Config, std::sync::Weak<storage::s3::S3Volume>>,
+    >,
 }
 
 /// Where operations report: metrics always, actions when configured.
@@ -160,6 +164,7 @@ impl Core {
                 settings,
                 observers,
                 roots: Default::default(),
+                buckets: Default::default(),
             }),
         })
     }
@@ -226,6 +231,133 @@ impl Core {
         }
         roots.insert(home.to_path_buf(), Arc::downgrade(&root));
         Ok(root)
+    }
+
+    /// Where `user`'s files are: the home dir (created when missing, opened, shared with
+    /// the live connections of the same home) or the user's bucket (one client per
+    /// distinct settings, shared while in use). No request reaches the bucket here: an
+    /// unreachable one fails the operations that need it, each with its status and log.
+    pub async fn volume_for(&self, user: &User) -> Result<storage::Volume, auth::AuthError> {
+        use auth::AuthError;
+        match user.filesystem.provider {
+            FsProvider::Local => {
+                let home = std::path::PathBuf::from(&user.home_dir);
+                let owner = fs::owner_for(user, self.settings());
+                let mode = 0o777 & !self.settings().umask;
+                let core = self.clone();
+                let root = tokio::task::spawn_blocking(move || {
+                    sftpgo_vfs::ensure_home(&home, mode, owner)?;
+                    core.shared_root(&home)
+                })
+                .await
+                .map_err(|e| AuthError::HomeDir(e.to_string()))?
+                .map_err(|e| AuthError::HomeDir(format!("{}: {e}", user.home_dir)))?;
+                Ok(storage::Volume::Local(root))
+            }
+            FsProvider::S3 => self.bucket_for(user).map(storage::Volume::S3),
+        }
+    }
+
+    /// The user's bucket client (see [`Core::volume_for`]).
+    fn bucket_for(&self, user: &User) -> Result<Arc<storage::s3::S3Volume>, auth::AuthError> {
+        let s3 = &user.filesystem.s3config;
+        let unusable = |e: &dyn std::fmt::Display| {
+            auth::AuthError::Storage(format!("bucket {:?}: {e}", s3.bucket))
+        };
+        let secret = self
+            .provider()
+            .open_secret(&s3.access_secret)
+            .map_err(|e| unusable(&e))?;
+        let cfg = storage::s3::S3Config::from_user(s3, secret);
+        if let Some(vol) = self
+            .lock_buckets()
+            .get(&cfg)
+            .and_then(std::sync::Weak::upgrade)
+        {
+            return Ok(vol);
+        }
+        let vol = Arc::new(storage::s3::S3Volume::new(&cfg).map_err(|e| unusable(&e))?);
+        let mut buckets = self.lock_buckets();
+        if buckets.len() >= 64 {
+            buckets.retain(|_, v| v.strong_count() > 0);
+        }
+        buckets.insert(cfg, Arc::downgrade(&vol));
+        Ok(vol)
+    }
+
+    /// Bytes and files the user stores (the quota scan): a walk of the home dir on the
+    /// blocking pool, or a listing of the bucket's prefix.
+    pub async fn scan_usage(&self, user: &User) -> std::io::Result<(i64, i64)> {
+        match user.filesystem.provider {
+            FsProvider::Local => {
+                let home = std::path::PathBuf::from(&user.home_dir);
+                tokio::task::spawn_blocking(move || quota::scan(&home))
+                    .await
+                    .map_err(std::io::Error::other)?
+            }
+            FsProvider::S3 => match self.bucket_for(user) {
+                Ok(vol) => vol.usage().await,
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            },
+        }
+    }
+
+    /// Removes what interrupted uploads left (a crash, a kill) and nobody touched for
+    /// `max_age`: atomic-upload temps in home dirs, multipart uploads in buckets. Pages
+    /// through every user; runs beside the uploads the server serves.
+    pub async fn sweep_stale_uploads(&self, max_age: std::time::Duration) {
+        let mut query = sftpgo_provider::UserQuery {
+            limit: 500,
+            ..Default::default()
+        };
+        loop {
+            let users = match self.provider().list_users(&query).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::warn!(sender = "service", error = %e, "cannot list users to clean stale uploads");
+                    return;
+                }
+            };
+            for user in &users {
+                let removed = match user.filesystem.provider {
+                    FsProvider::Local => {
+                        let home = std::path::PathBuf::from(&user.home_dir);
+                        tokio::task::spawn_blocking(move || {
+                            fs::remove_stale_uploads(&home, max_age)
+                        })
+                        .await
+                        .map_err(std::io::Error::other)
+                        .and_then(|r| r)
+                    }
+                    FsProvider::S3 => match self.bucket_for(user) {
+                        Ok(vol) => vol.sweep_multipart_uploads(max_age).await,
+                        Err(e) => Err(std::io::Error::other(e.to_string())),
+                    },
+                };
+                match removed {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(sender = "service", username = %user.username, removed = n, "removed stale uploads")
+                    }
+                    Err(e) => {
+                        tracing::warn!(sender = "service", username = %user.username, error = %e, "cannot clean stale uploads")
+                    }
+                }
+            }
+            if users.len() < query.limit as usize {
+                return;
+            }
+            query.offset += query.limit;
+        }
+    }
+
+    fn lock_buckets(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<storage::s3::S3Config, std::sync::Weak<storage::s3::S3Volume>>,
+    > {
+        self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_roots(

@@ -1,7 +1,6 @@
 //! One small function per endpoint.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -139,17 +138,41 @@ pub async fn update_user(
         return Err(ApiResponse::from(sftpgo_provider::ProviderError::ReadOnly));
     }
     let stored = s.core.provider().user_by_id(id).await?;
-    let mut merged = serde_json::to_value(&stored).unwrap_or(Value::Null);
+    // The stored S3 secret is not merged in: whether it is kept is the provider's rule
+    // (not when the bucket, endpoint or access key change).
+    let mut base = stored.clone();
+    base.filesystem.s3config.access_secret = Default::default();
+    let mut merged = serde_json::to_value(&base).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut merged {
         for (k, v) in changes {
             let cleared = k == "password" && v.as_str() == Some("");
-            m.insert(k, if cleared { Value::Null } else { v });
+            match (m.get_mut(&k), v) {
+                // A partial `filesystem` (or `s3config` in it) changes only what it names.
+                (Some(Value::Object(old)), Value::Object(new)) if k == "filesystem" => {
+                    merge_objects(old, new)
+                }
+                (_, v) => {
+                    m.insert(k, if cleared { Value::Null } else { v });
+                }
+            }
         }
     }
     let mut user = user_from(merged)?;
     user.id = id;
     s.core.provider().update_user(user).await?;
     Ok(ApiResponse::ok("User updated"))
+}
+
+/// Puts `new`'s fields into `old`, objects merged field by field.
+fn merge_objects(old: &mut serde_json::Map<String, Value>, new: serde_json::Map<String, Value>) {
+    for (k, v) in new {
+        match (old.get_mut(&k), v) {
+            (Some(Value::Object(o)), Value::Object(n)) => merge_objects(o, n),
+            (_, v) => {
+                old.insert(k, v);
+            }
+        }
+    }
 }
 
 pub async fn delete_user(
@@ -209,10 +232,8 @@ pub async fn start_scan(
 }
 
 async fn run_scan(s: AppState, user: User) {
-    let home = PathBuf::from(&user.home_dir);
-    let result = tokio::task::spawn_blocking(move || sftpgo_core::quota::scan(&home)).await;
-    match result {
-        Ok(Ok((size, files))) => match s.core.quota().reset(&user.username, size, files).await {
+    match s.core.scan_usage(&user).await {
+        Ok((size, files)) => match s.core.quota().reset(&user.username, size, files).await {
             Ok(()) => {
                 tracing::info!(sender = "httpd", username = %user.username, size, files, "quota scan done")
             }
@@ -220,11 +241,8 @@ async fn run_scan(s: AppState, user: User) {
                 tracing::warn!(sender = "httpd", username = %user.username, error = %e, "cannot store quota scan")
             }
         },
-        Ok(Err(e)) => {
-            tracing::warn!(sender = "httpd", username = %user.username, error = %e, "quota scan failed")
-        }
         Err(e) => {
-            tracing::warn!(sender = "httpd", username = %user.username, error = %e, "quota scan aborted")
+            tracing::warn!(sender = "httpd", username = %user.username, error = %e, "quota scan failed")
         }
     }
     s.scans

@@ -749,6 +749,30 @@ async fn openapi_schemas_agree_with_the_types() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(required.len(), fields.len());
+    // Its filesystem and S3 settings too (every S3 key but the never-returned secret).
+    let fs_keys: Vec<&String> = created["filesystem"].as_object().unwrap().keys().collect();
+    let mut fs_documented: Vec<&String> = schemas["Filesystem"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    fs_documented.sort();
+    assert_eq!(fs_keys, fs_documented);
+    let mut s3_keys: Vec<&String> = created["filesystem"]["s3config"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    let secret_field = "access_secret".to_owned();
+    s3_keys.push(&secret_field);
+    s3_keys.sort();
+    let mut s3_documented: Vec<&String> = schemas["S3Config"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    s3_documented.sort();
+    assert_eq!(s3_keys, s3_documented);
     // ApiResponse and VersionInfo.
     let (_, v) = call(&app, "GET", "/api/v1/version", None).await;
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();

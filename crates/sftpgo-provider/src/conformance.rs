@@ -46,6 +46,7 @@ where
     validation(make().await).await;
     homes(make().await).await;
     password_handling(make().await).await;
+    filesystems(make().await).await;
     ping(make().await).await;
     // Every backend but bolt keeps the defender's scores and bans.
     let backend = make().await;
@@ -90,6 +91,7 @@ pub async fn crud_round_trip(backend: Arc<dyn Backend>) {
         last_quota_update: 77,
         upload_bandwidth: 100,
         download_bandwidth: 200,
+        filesystem: Default::default(),
     };
     let added = p.add_user(input.clone()).await.expect("add");
     assert!(added.id > 0);
@@ -141,6 +143,7 @@ pub async fn crud_round_trip(backend: Arc<dyn Backend>) {
         last_quota_update: 1,
         upload_bandwidth: 0,
         download_bandwidth: 12345,
+        filesystem: Default::default(),
     };
     p.update_user(changed.clone()).await.expect("update");
     let after = p.user_by_id(added.id).await.expect("by id after update");
@@ -913,6 +916,138 @@ pub async fn password_handling(backend: Arc<dyn Backend>) {
 }
 
 /// The health check works on a fresh backend.
+/// An S3 user's `filesystem` round-trips, its secret stored encrypted (never as sent),
+/// kept by an update that omits it, readable with the provider's key only; invalid
+/// settings are refused naming the field; a local user stores no S3 settings.
+pub async fn filesystems(backend: Arc<dyn Backend>) {
+    use crate::{Filesystem, FsProvider, S3FsConfig, Secret, SecretKey};
+    let key = SecretKey::from_material(b"conformance key");
+    let p = provider(backend.clone()).with_secret_key(key.clone());
+    let s3 = S3FsConfig {
+        bucket: "bucket-1".into(),
+        region: "garage".into(),
+        endpoint: "http://127.0.0.1:3900".into(),
+        access_key: "GK123".into(),
+        access_secret: Secret::new("very secret"),
+        key_prefix: "users/s3user/".into(),
+        storage_class: "STANDARD".into(),
+        upload_part_size: 8,
+        upload_concurrency: 3,
+        force_path_style: true,
+    };
+    let mut user = sample_user("s3user");
+    user.filesystem = Filesystem {
+        provider: FsProvider::S3,
+        s3config: s3.clone(),
+    };
+    let stored = p.add_user(user).await.unwrap();
+    let secret = &stored.filesystem.s3config.access_secret;
+    assert!(secret.is_encrypted(), "{secret:?}");
+    assert!(!secret.as_stored().contains("very secret"));
+    assert_eq!(p.open_secret(secret).unwrap(), "very secret");
+    assert!(SecretKey::from_material(b"other").open(secret).is_err());
+    let fetched = backend.user_by_username("s3user").await.unwrap();
+    assert_eq!(fetched.filesystem, stored.filesystem);
+    let mut expected = s3.clone();
+    expected.access_secret = secret.clone();
+    assert_eq!(fetched.filesystem.s3config, expected);
+    let shown = serde_json::to_string(&fetched.without_secrets()).unwrap();
+    assert!(
+        !shown.contains("access_secret") && !shown.contains("$aes"),
+        "{shown}"
+    );
+
+    // An update without the secret (as the API shows the user) keeps it; a new one
+    // replaces it; a new endpoint without a secret does not inherit the old one.
+    let mut update = fetched.clone();
+    update.filesystem.s3config.access_secret = Secret::default();
+    update.quota_files = 5;
+    p.update_user(update.clone()).await.unwrap();
+    let after = backend.user_by_id(stored.id).await.unwrap();
+    assert_eq!(after.quota_files, 5);
+    assert_eq!(
+        p.open_secret(&after.filesystem.s3config.access_secret)
+            .unwrap(),
+        "very secret"
+    );
+    update.filesystem.s3config.access_secret = Secret::new("rotated");
+    p.update_user(update.clone()).await.unwrap();
+    let after = backend.user_by_id(stored.id).await.unwrap();
+    assert_eq!(
+        p.open_secret(&after.filesystem.s3config.access_secret)
+            .unwrap(),
+        "rotated"
+    );
+    let mut moved = update.clone();
+    moved.filesystem.s3config.endpoint = "https://elsewhere.example".into();
+    moved.filesystem.s3config.access_secret = Secret::default();
+    match p.update_user(moved).await {
+        Err(ProviderError::InvalidField { field, .. }) => {
+            assert_eq!(field, "filesystem.s3config.access_secret")
+        }
+        other => panic!("secret carried to a new endpoint: {other:?}"),
+    }
+    // A secret encrypted with another key is refused, not stored unreadable.
+    let mut foreign = update.clone();
+    foreign.filesystem.s3config.access_secret = SecretKey::from_material(b"other")
+        .seal(&Secret::new("x"))
+        .unwrap();
+    assert!(matches!(
+        p.update_user(foreign).await,
+        Err(ProviderError::InvalidField {
+            field: "filesystem.s3config.access_secret",
+            ..
+        })
+    ));
+
+    // Invalid settings, each naming its field.
+    type Spoil = fn(&mut S3FsConfig);
+    let cases: [(&str, Spoil); 9] = [
+        ("filesystem.s3config.bucket", |c| c.bucket.clear()),
+        ("filesystem.s3config.bucket", |c| c.bucket = "a/b".into()),
+        ("filesystem.s3config.region", |c| {
+            c.region.clear();
+            c.endpoint.clear()
+        }),
+        ("filesystem.s3config.endpoint", |c| {
+            c.endpoint = "ftp://x".into()
+        }),
+        ("filesystem.s3config.key_prefix", |c| {
+            c.key_prefix = "/abs/".into()
+        }),
+        ("filesystem.s3config.key_prefix", |c| {
+            c.key_prefix = "a/../b/".into()
+        }),
+        ("filesystem.s3config.key_prefix", |c| {
+            c.key_prefix = "no-slash".into()
+        }),
+        ("filesystem.s3config.upload_part_size", |c| {
+            c.upload_part_size = 4
+        }),
+        ("filesystem.s3config.upload_concurrency", |c| {
+            c.upload_concurrency = 1000
+        }),
+    ];
+    for (i, (name, spoil)) in cases.iter().enumerate() {
+        let mut bad = sample_user(&format!("s3bad{i}"));
+        bad.filesystem.provider = FsProvider::S3;
+        bad.filesystem.s3config = s3.clone();
+        spoil(&mut bad.filesystem.s3config);
+        match p.add_user(bad).await {
+            Err(ProviderError::InvalidField { field, .. }) => assert_eq!(field, *name, "case {i}"),
+            other => panic!("case {i} ({name}): {other:?}"),
+        }
+    }
+
+    // Back to local: the S3 settings are not kept.
+    let mut local = update;
+    local.filesystem.provider = FsProvider::Local;
+    p.update_user(local).await.unwrap();
+    let after = backend.user_by_id(stored.id).await.unwrap();
+    assert_eq!(after.filesystem, Filesystem::default());
+    p.delete_user(stored.id).await.unwrap();
+}
+
 pub async fn ping(backend: Arc<dyn Backend>) {
     let p = provider(backend);
     p.ping().await.expect("ping");

@@ -8,6 +8,7 @@ pub mod bolt;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod defender;
+pub mod filesystem;
 pub mod memory;
 pub mod mysql;
 pub mod password;
@@ -18,9 +19,11 @@ mod user;
 mod validate;
 
 pub use defender::{DefenderStore, HostRecord, MemoryDefenderStore};
+pub use filesystem::{Filesystem, FsProvider, S3FsConfig, Secret, SecretError, SecretKey};
 pub use user::{Permission, User};
 pub use validate::{
-    MAX_USERNAME_LEN, homes_overlap, validate_home_dir, validate_stored, validate_user,
+    MAX_USERNAME_LEN, homes_overlap, validate_filesystem, validate_home_dir, validate_stored,
+    validate_user,
 };
 
 use async_trait::async_trait;
@@ -127,6 +130,8 @@ pub struct DataProvider {
     /// `data_provider.users_base_dir`: homes must lie beneath it; a user added without a
     /// home gets `<base>/<username>`.
     users_base_dir: Option<String>,
+    /// Encrypts the storage credentials of user records (`kms.secrets`).
+    secrets: SecretKey,
 }
 
 /// `sftpd.password_check_memory_mib`'s default: with 64 MiB per argon2id check, at most 8
@@ -163,7 +168,20 @@ impl DataProvider {
                 password::CHECK_WAIT,
             )),
             users_base_dir: None,
+            secrets: SecretKey::ephemeral(),
         }
+    }
+
+    /// The same provider, encrypting stored credentials with `key` (without it, a key of
+    /// this process only: credentials stored would not be readable after a restart).
+    pub fn with_secret_key(mut self, key: SecretKey) -> Self {
+        self.secrets = key;
+        self
+    }
+
+    /// The plain text of a stored credential (for the storage backend at login).
+    pub fn open_secret(&self, secret: &Secret) -> std::result::Result<String, SecretError> {
+        self.secrets.open(secret)
     }
 
     /// The same provider, keeping homes beneath `base` (an absolute path; `None` or an
@@ -253,8 +271,23 @@ impl DataProvider {
     /// Validates `user`, hashes a plain-text password and updates the record with
     /// `user.id`. The username and the used quota are never changed by an update; every
     /// other field is replaced (a `None` password removes the password).
-    pub async fn update_user(&self, user: User) -> Result<()> {
+    ///
+    /// An S3 user sent without `access_secret` (as every API answer shows it) keeps the
+    /// stored secret while the bucket, endpoint and access key stay the same.
+    pub async fn update_user(&self, mut user: User) -> Result<()> {
         self.ensure_manageable()?;
+        let fs = &user.filesystem;
+        if fs.provider == FsProvider::S3 && fs.s3config.access_secret.is_empty() {
+            let stored = self.user_by_id(user.id).await?;
+            let (old, new) = (&stored.filesystem.s3config, &fs.s3config);
+            if stored.filesystem.provider == FsProvider::S3
+                && !new.access_key.is_empty()
+                && (&old.bucket, &old.endpoint, &old.access_key)
+                    == (&new.bucket, &new.endpoint, &new.access_key)
+            {
+                user.filesystem.s3config.access_secret = old.access_secret.clone();
+            }
+        }
         let user = self.prepare_user(user).await?;
         self.timed("update_user", self.backend.update_user(&user))
             .await
@@ -348,8 +381,17 @@ impl DataProvider {
         {
             user.home_dir = format!("{}/{}", base.trim_end_matches('/'), user.username);
         }
+        user.filesystem = std::mem::take(&mut user.filesystem).normalized();
         validate_user(&user, self.users_base_dir.as_deref())?;
         self.ensure_own_home(&user).await?;
+        let s3 = &mut user.filesystem.s3config;
+        s3.access_secret =
+            self.secrets
+                .seal(&s3.access_secret)
+                .map_err(|e| ProviderError::InvalidField {
+                    field: "filesystem.s3config.access_secret",
+                    reason: e.to_string(),
+                })?;
         match user.password.take() {
             Some(p) if p.is_empty() => user.password = None,
             Some(p) if password::is_hashed(&p) => user.password = Some(p),

@@ -105,7 +105,7 @@ pub fn default_pool_size() -> u32 {
 /// Every column of the users table, in SELECT order.
 pub(crate) const COLUMNS: &str = "id, username, password, public_keys, home_dir, uid, gid, \
      max_sessions, quota_size, quota_files, permissions, used_quota_size, used_quota_files, \
-     last_quota_update, upload_bandwidth, download_bandwidth";
+     last_quota_update, upload_bandwidth, download_bandwidth, filesystem";
 
 /// What differs between the SQL engines that the shared code needs to know.
 pub trait Dialect: Send + Sync + Sized + 'static {
@@ -246,6 +246,7 @@ where
         let permissions = required("permissions")?;
         let (public_keys, permissions) =
             decode_json_columns(&username, public_keys.as_deref(), &permissions)?;
+        let filesystem = decode_filesystem(&username, text("filesystem")?.as_deref())?;
         Ok(User {
             id: int("id")?,
             password: password.filter(|p| !p.is_empty()),
@@ -262,6 +263,7 @@ where
             last_quota_update: int("last_quota_update")?,
             upload_bandwidth: int("upload_bandwidth")?,
             download_bandwidth: int("download_bandwidth")?,
+            filesystem,
             username,
         })
     }
@@ -308,7 +310,7 @@ impl Statements {
         } else {
             String::new()
         };
-        let values = (1..=12).map(p).collect::<Vec<_>>().join(", ");
+        let values = (1..=13).map(p).collect::<Vec<_>>().join(", ");
         let updated = [
             "password",
             "public_keys",
@@ -321,6 +323,7 @@ impl Statements {
             "permissions",
             "upload_bandwidth",
             "download_bandwidth",
+            "filesystem",
         ]
         .iter()
         .enumerate()
@@ -343,10 +346,11 @@ impl Statements {
             insert: format!(
                 "INSERT INTO {t} (username, password, public_keys, home_dir, uid, gid, \
                  max_sessions, quota_size, quota_files, permissions, upload_bandwidth, \
-                 download_bandwidth, used_quota_size, used_quota_files, last_quota_update) \
+                 download_bandwidth, filesystem, used_quota_size, used_quota_files, \
+                 last_quota_update) \
                  VALUES ({values}, 0, 0, 0){returning}"
             ),
-            update: format!("UPDATE {t} SET {updated} WHERE id = {}", p(12)),
+            update: format!("UPDATE {t} SET {updated} WHERE id = {}", p(13)),
             delete: format!("DELETE FROM {t} WHERE id = {}", p(1)),
             list_asc: format!(
                 "SELECT {COLUMNS} FROM {t} ORDER BY {order_by} ASC LIMIT {} OFFSET {}",
@@ -455,9 +459,53 @@ impl<D: Engine> SqlBackend<D> {
         D::int_at(row, 0).map_err(|e| self.err("query failed", e))
     }
 
+    /// Version 2 adds the users' `filesystem` column (SFTPGo 1.x's name; NULL = local).
+    /// Safe when several instances start together: each adds the column unless it is
+    /// there, and an ALTER that fails because another instance just added it is no error.
+    async fn migrate_to_2(&self, table: &str) -> Result<()> {
+        let has_column = || async {
+            self.call(D::fetch_rows(
+                &self.pool,
+                &format!("SELECT filesystem FROM {table} LIMIT 0"),
+                &[],
+            ))
+            .await
+            .is_ok()
+        };
+        if !has_column().await {
+            let added = self
+                .call(D::execute(
+                    &self.pool,
+                    &format!("ALTER TABLE {table} ADD COLUMN filesystem text NULL"),
+                    &[],
+                ))
+                .await;
+            match added {
+                Ok(_) => {
+                    tracing::info!(sender = "data_provider", driver = D::DRIVER, target = %self.target, table, "schema migrated to version 2 (users.filesystem added)")
+                }
+                Err(e) if !has_column().await => {
+                    return Err(self.err("cannot migrate the schema to version 2", e));
+                }
+                Err(_) => {} // another instance added it meanwhile
+            }
+        }
+        self.call(D::execute(
+            &self.pool,
+            &format!("UPDATE {SCHEMA_VERSION_TABLE} SET version = 2 WHERE id = 1 AND version < 2"),
+            &[],
+        ))
+        .await
+        .map_err(|e| self.err("cannot migrate the schema to version 2", e))?;
+        Ok(())
+    }
+
     /// After the schema was created or found: refuses a newer layout version and a table
     /// that lacks a column we use.
     pub(crate) async fn check_schema(&self, table: &str) -> Result<()> {
+        // Looked at per table, not by the recorded version: one database may hold
+        // several users tables (`users_table`) under one version row.
+        self.migrate_to_2(table).await?;
         let version = self.schema_version().await?;
         if version > SCHEMA_VERSION {
             return Err(ProviderError::Backend(format!(
@@ -529,7 +577,12 @@ impl<D: Engine> SqlBackend<D> {
 }
 
 /// The columns an insert or update writes, in [`Statements`] order, then `id` for updates.
-fn user_args<'a>(user: &'a User, keys: &'a Option<String>, permissions: &'a str) -> [Arg<'a>; 11] {
+fn user_args<'a>(
+    user: &'a User,
+    keys: &'a Option<String>,
+    permissions: &'a str,
+    filesystem: &'a Option<String>,
+) -> [Arg<'a>; 12] {
     [
         Arg::Text(user.password.as_deref()),
         Arg::Text(keys.as_deref()),
@@ -542,6 +595,7 @@ fn user_args<'a>(user: &'a User, keys: &'a Option<String>, permissions: &'a str)
         Arg::Text(Some(permissions)),
         Arg::Int(user.upload_bandwidth),
         Arg::Int(user.download_bandwidth),
+        Arg::Text(filesystem.as_deref()),
     ]
 }
 
@@ -569,8 +623,9 @@ impl<D: Engine> Backend for SqlBackend<D> {
 
     async fn insert_user(&self, user: &User) -> Result<User> {
         let (keys, permissions) = (json_keys(user)?, json_permissions(user)?);
+        let fs = json_filesystem(user)?;
         let mut args = vec![Arg::Text(Some(&user.username))];
-        args.extend(user_args(user, &keys, &permissions));
+        args.extend(user_args(user, &keys, &permissions, &fs));
         let duplicate = |e: DbError| match &e {
             DbError::Sql(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 ProviderError::AlreadyExists(user.username.clone())
@@ -598,7 +653,8 @@ impl<D: Engine> Backend for SqlBackend<D> {
 
     async fn update_user(&self, user: &User) -> Result<()> {
         let (keys, permissions) = (json_keys(user)?, json_permissions(user)?);
-        let mut args = user_args(user, &keys, &permissions).to_vec();
+        let fs = json_filesystem(user)?;
+        let mut args = user_args(user, &keys, &permissions, &fs).to_vec();
         args.push(Arg::Int(user.id));
         self.change(&self.sql.update, &args, format!("user with id {}", user.id))
             .await
@@ -727,10 +783,7 @@ pub(crate) fn schema_statements(
              {version_key}, version integer NOT NULL)"
         ),
         // A database without the version table is a 0.9 one (or new): version 1.
-        format!(
-            "{insert} INTO {SCHEMA_VERSION_TABLE} (id, version) VALUES (1, {SCHEMA_VERSION})\
-             {on_conflict}"
-        ),
+        format!("{insert} INTO {SCHEMA_VERSION_TABLE} (id, version) VALUES (1, 1){on_conflict}"),
         // The defender's tables (added beside 0.9's layout; older versions ignore them).
         format!(
             "CREATE TABLE IF NOT EXISTS {DEFENDER_EVENTS} (ip varchar(64) NOT NULL, \
@@ -851,6 +904,28 @@ pub(crate) fn json_permissions(user: &User) -> Result<String> {
 }
 
 /// Decodes the JSON columns of `username`'s row.
+/// The `filesystem` column: NULL (a 0.9 row, or a local user) is the local home dir.
+pub(crate) fn decode_filesystem(
+    username: &str,
+    column: Option<&str>,
+) -> std::result::Result<crate::Filesystem, String> {
+    match column.map(str::trim) {
+        None | Some("") | Some("null") => Ok(crate::Filesystem::default()),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| format!("user {username:?}: invalid filesystem {json:?}: {e}")),
+    }
+}
+
+/// The `filesystem` column's value: NULL for a local user (a row 0.9 reads as its own).
+fn json_filesystem(user: &User) -> Result<Option<String>> {
+    if user.filesystem == crate::Filesystem::default() {
+        return Ok(None);
+    }
+    serde_json::to_string(&user.filesystem)
+        .map(Some)
+        .map_err(|e| ProviderError::Backend(format!("cannot encode filesystem: {e}")))
+}
+
 pub(crate) fn decode_json_columns(
     username: &str,
     public_keys: Option<&str>,
@@ -949,15 +1024,18 @@ macro_rules! server_backend_tests {
                  '/srv/legacy', 5, 6, 2, 1000, 10, '[\"list\",\"download\"]', 7, 1, 3, 0, 0)",
             )
             .await;
-            // Two instances on one table: what one adds the other serves, quota adds up.
-            let a = B::connect(&db.settings).await.unwrap();
-            let b = B::connect(&db.settings).await.unwrap();
+            // Two instances on one table, starting together (both migrate it to version 2:
+            // the `filesystem` column): what one adds the other serves, quota adds up.
+            let (a, b) = tokio::join!(B::connect(&db.settings), B::connect(&db.settings));
+            let (a, b) = (a.unwrap(), b.unwrap());
             assert_eq!(a.schema_version().await.unwrap(), SCHEMA_VERSION);
+            assert_eq!(SCHEMA_VERSION, 2);
             let legacy = a.user_by_username("legacy").await.unwrap();
             assert_eq!(legacy.permissions, [Permission::List, Permission::Download]);
             assert_eq!(legacy.public_keys.len(), 1);
             assert_eq!((legacy.uid, legacy.gid, legacy.quota_size), (5, 6, 1000));
             assert_eq!(legacy.used_quota_size, 7);
+            assert_eq!(legacy.filesystem, crate::Filesystem::default());
             let pa = DataProvider::new(Arc::new(a.clone()), true, TrackQuota::Always);
             let pb = DataProvider::new(Arc::new(b.clone()), true, TrackQuota::Always);
             let added = pa

@@ -3,8 +3,9 @@
 //!
 //! Unlike 0.9, which required the file and table to exist, [`SqliteBackend::open`] creates the
 //! database file (its directory must exist) and the users table when missing. A one-row
-//! `schema_version` table records the layout version for future migrations; a 0.9 database
-//! (users table present, no version table) is adopted as version 1 without changes.
+//! `schema_version` table records the layout version; a 0.9 database (users table present,
+//! no version table) is adopted and migrated to version 2 by adding the nullable
+//! `filesystem` column (0.9 still reads it: it names its columns).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,8 +20,9 @@ use sqlx::sqlite::{
 use crate::sql::{Dialect, PoolSettings, SqlBackend, schema_statements};
 use crate::{ProviderError, Result};
 
-/// Layout version written to `schema_version` (1 = SFTPGo 0.9's users table).
-pub const SCHEMA_VERSION: i64 = 1;
+/// Layout version written to `schema_version` (1 = SFTPGo 0.9's users table, 2 = with
+/// the users' `filesystem` column).
+pub const SCHEMA_VERSION: i64 = 2;
 /// Name of the table holding the layout version.
 pub const SCHEMA_VERSION_TABLE: &str = "schema_version";
 

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ProviderError;
+use crate::filesystem::{Filesystem, Secret};
 
 /// One of the spec's eight permissions. `*` grants all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,6 +53,8 @@ pub struct User {
     pub upload_bandwidth: i64,
     /// KB/s (1 KB = 1000 bytes); 0 = unlimited.
     pub download_bandwidth: i64,
+    /// Where the files live (SFTPGo 1.x): the home dir, or a bucket.
+    pub filesystem: Filesystem,
 }
 
 impl User {
@@ -91,12 +94,15 @@ impl User {
             .any(|k| k.key_data() == key.key_data())
     }
 
-    /// A copy without the password, for logs and API responses.
+    /// A copy without the password and the storage credentials, for logs and API
+    /// responses.
     pub fn without_secrets(&self) -> User {
-        User {
+        let mut user = User {
             password: None,
             ..self.clone()
-        }
+        };
+        user.filesystem.s3config.access_secret = Secret::default();
+        user
     }
 }
 

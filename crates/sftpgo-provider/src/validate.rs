@@ -2,6 +2,7 @@
 //! at login: a record that could expose the host (a home of `/`, `/etc`, another user's
 //! home) or that a typo made unlimited (a negative quota) is refused, naming the field.
 
+use crate::filesystem::{Filesystem, FsProvider};
 use crate::{ProviderError, Result, User, password};
 
 /// Longest accepted username, in bytes (the SQL column is `varchar(255)`).
@@ -42,6 +43,7 @@ pub fn validate_user(user: &User, users_base_dir: Option<&str>) -> Result<()> {
     }
     validate_home_dir(&user.home_dir, users_base_dir)?;
     validate_values(user)?;
+    validate_filesystem(&user.filesystem)?;
     // Permission names are typed (unknown names fail deserialization); keys must parse.
     user.parsed_public_keys()?;
     Ok(())
@@ -52,7 +54,116 @@ pub fn validate_user(user: &User, users_base_dir: Option<&str>) -> Result<()> {
 pub fn validate_stored(user: &User) -> Result<()> {
     validate_username(&user.username)?;
     validate_home_dir(&user.home_dir, None)?;
-    validate_values(user)
+    validate_values(user)?;
+    validate_filesystem(&user.filesystem)
+}
+
+/// Largest multipart part, MiB (S3 allows 5 GiB).
+pub const MAX_UPLOAD_PART_MIB: i64 = 5 * 1024;
+/// Most parts of one upload in flight: memory per upload is part size times this.
+pub const MAX_UPLOAD_CONCURRENCY: i64 = 64;
+
+/// The `filesystem` field: an S3 user names a bucket that a client can reach, with values
+/// that cannot turn into unbounded memory or a key outside the user's prefix.
+pub fn validate_filesystem(fs: &Filesystem) -> Result<()> {
+    if fs.provider != FsProvider::S3 {
+        return Ok(());
+    }
+    let c = &fs.s3config;
+    let printable = |name: &'static str, v: &str, max: usize| -> Result<()> {
+        if v.len() > max {
+            return Err(field(name, format!("is longer than {max} bytes")));
+        }
+        if v.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+            return Err(field(name, "must not contain spaces or control characters"));
+        }
+        Ok(())
+    };
+    if c.bucket.is_empty() {
+        return Err(field(
+            "filesystem.s3config.bucket",
+            "is required for an S3 user",
+        ));
+    }
+    printable("filesystem.s3config.bucket", &c.bucket, 255)?;
+    if c.bucket.contains('/') {
+        return Err(field("filesystem.s3config.bucket", "must not contain '/'"));
+    }
+    printable("filesystem.s3config.region", &c.region, 64)?;
+    if c.region.is_empty() && c.endpoint.is_empty() {
+        return Err(field(
+            "filesystem.s3config.region",
+            "is required when no endpoint is set",
+        ));
+    }
+    printable("filesystem.s3config.endpoint", &c.endpoint, 1024)?;
+    if !c.endpoint.is_empty() {
+        let rest = c
+            .endpoint
+            .strip_prefix("https://")
+            .or_else(|| c.endpoint.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.starts_with('/') => {}
+            _ => {
+                return Err(field(
+                    "filesystem.s3config.endpoint",
+                    format!("must be an http:// or https:// URL, got {:?}", c.endpoint),
+                ));
+            }
+        }
+    }
+    printable("filesystem.s3config.access_key", &c.access_key, 256)?;
+    if c.access_key.is_empty() != c.access_secret.is_empty() {
+        return Err(field(
+            "filesystem.s3config.access_secret",
+            "access_key and access_secret go together (both empty: the server's environment credentials)",
+        ));
+    }
+    if c.access_secret.as_stored().len() > 1024 {
+        return Err(field(
+            "filesystem.s3config.access_secret",
+            "is longer than 1024 bytes",
+        ));
+    }
+    let prefix = &c.key_prefix;
+    if !prefix.is_empty() {
+        let bad = |reason: &str| Err(field("filesystem.s3config.key_prefix", reason.to_owned()));
+        if prefix.len() > 1024 {
+            return bad("is longer than 1024 bytes");
+        }
+        if prefix.starts_with('/') || !prefix.ends_with('/') {
+            return bad("must not start with '/' and must end with '/' (\"users/alice/\")");
+        }
+        if prefix.chars().any(char::is_control) {
+            return bad("must not contain control characters");
+        }
+        if prefix[..prefix.len() - 1]
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return bad("must be normalised (no empty, '.' or '..' components)");
+        }
+    }
+    printable("filesystem.s3config.storage_class", &c.storage_class, 64)?;
+    if !(c.upload_part_size == 0 || (5..=MAX_UPLOAD_PART_MIB).contains(&c.upload_part_size)) {
+        return Err(field(
+            "filesystem.s3config.upload_part_size",
+            format!(
+                "must be 0 (5 MiB) or within 5..={MAX_UPLOAD_PART_MIB} MiB, got {}",
+                c.upload_part_size
+            ),
+        ));
+    }
+    if !(0..=MAX_UPLOAD_CONCURRENCY).contains(&c.upload_concurrency) {
+        return Err(field(
+            "filesystem.s3config.upload_concurrency",
+            format!(
+                "must be 0 (2) or within 1..={MAX_UPLOAD_CONCURRENCY}, got {}",
+                c.upload_concurrency
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_values(user: &User) -> Result<()> {

@@ -171,6 +171,35 @@ pub struct UserFields {
     /// KB/s (1 KB = 1000 bytes); 0 = unlimited.
     #[arg(long)]
     pub download_bandwidth: Option<i64>,
+    /// Where the files live: local (the home dir) or s3 (a bucket, the --s3-* options).
+    #[arg(long = "fs", value_parser = ["local", "s3"])]
+    pub fs_provider: Option<String>,
+    #[arg(long)]
+    pub s3_bucket: Option<String>,
+    #[arg(long)]
+    pub s3_region: Option<String>,
+    /// http(s)://host[:port] of an S3-compatible store; empty: AWS.
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
+    #[arg(long)]
+    pub s3_access_key: Option<String>,
+    /// Stored encrypted, never shown. Omitted on update: the stored one is kept.
+    #[arg(long)]
+    pub s3_access_secret: Option<String>,
+    /// Where the user's files start in the bucket, ending with '/' (users/alice/).
+    #[arg(long)]
+    pub s3_key_prefix: Option<String>,
+    #[arg(long)]
+    pub s3_storage_class: Option<String>,
+    /// MiB per multipart part (5 to 5120; 0 = 5).
+    #[arg(long)]
+    pub s3_upload_part_size: Option<i64>,
+    /// Parts of one upload in flight (1 to 64; 0 = 2).
+    #[arg(long)]
+    pub s3_upload_concurrency: Option<i64>,
+    /// Address the bucket as endpoint/bucket (most S3-compatible stores).
+    #[arg(long)]
+    pub s3_force_path_style: Option<bool>,
 }
 
 impl UserFields {
@@ -208,8 +237,58 @@ impl UserFields {
                 m.insert(k.into(), json!(v));
             }
         }
+        let mut s3 = Map::new();
+        for (k, v) in [
+            ("bucket", &self.s3_bucket),
+            ("region", &self.s3_region),
+            ("endpoint", &self.s3_endpoint),
+            ("access_key", &self.s3_access_key),
+            ("access_secret", &self.s3_access_secret),
+            ("key_prefix", &self.s3_key_prefix),
+            ("storage_class", &self.s3_storage_class),
+        ] {
+            if let Some(v) = v {
+                s3.insert(k.into(), json!(v));
+            }
+        }
+        for (k, v) in [
+            ("upload_part_size", self.s3_upload_part_size),
+            ("upload_concurrency", self.s3_upload_concurrency),
+        ] {
+            if let Some(v) = v {
+                s3.insert(k.into(), json!(v));
+            }
+        }
+        if let Some(v) = self.s3_force_path_style {
+            s3.insert("force_path_style".into(), json!(v));
+        }
+        // The server merges a partial `filesystem` onto the stored one.
+        let mut fs = Map::new();
+        if let Some(p) = &self.fs_provider {
+            fs.insert("provider".into(), json!(if p == "s3" { 1 } else { 0 }));
+        }
+        if !s3.is_empty() {
+            fs.insert("s3config".into(), Value::Object(s3));
+        }
+        if !fs.is_empty() {
+            m.insert("filesystem".into(), Value::Object(fs));
+        }
         m
     }
+}
+
+/// `local`, or `s3://bucket/prefix` (with the endpoint when there is one).
+fn storage(u: &Value) -> String {
+    let fs = &u["filesystem"];
+    if int(&fs["provider"]) != 1 {
+        return "local".into();
+    }
+    let c = &fs["s3config"];
+    let mut s = format!("s3://{}/{}", text(&c["bucket"]), text(&c["key_prefix"]));
+    if let Some(e) = c["endpoint"].as_str().filter(|e| !e.is_empty()) {
+        let _ = write!(s, " at {e}");
+    }
+    s
 }
 
 /// Parses a size: plain bytes, or a number (decimals allowed) with K/KB/M/MB/G/GB/T/TB
@@ -620,6 +699,7 @@ fn render_users(v: &Value) -> String {
                     int(&u["quota_files"]),
                     text(&u["quota_files"]),
                 ),
+                storage(u),
             ]
         })
         .collect();
@@ -631,6 +711,7 @@ fn render_users(v: &Value) -> String {
             "PERMISSIONS",
             "QUOTA SIZE",
             "QUOTA FILES",
+            "STORAGE",
         ],
         &rows,
     )
@@ -671,6 +752,7 @@ fn render_user(u: &Value) -> String {
         ("last_quota_update", time(int(&u["last_quota_update"]))),
         ("upload_bandwidth", limit("upload_bandwidth", " KB/s")),
         ("download_bandwidth", limit("download_bandwidth", " KB/s")),
+        ("storage", storage(u)),
     ];
     if keys.is_empty() {
         rows.push(("public_keys", "-".into()));
@@ -818,6 +900,43 @@ mod tests {
             json!({"permissions": ["*"], "public_keys": ["k1", "k2"], "password": ""})
         );
         assert!(UserFields::default().to_json().is_empty());
+        // The storage options make one (partial) `filesystem` object.
+        let f = UserFields {
+            fs_provider: Some("s3".into()),
+            s3_bucket: Some("files".into()),
+            s3_access_secret: Some("sec".into()),
+            s3_upload_part_size: Some(8),
+            s3_force_path_style: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            Value::Object(f.to_json()),
+            json!({"filesystem": {"provider": 1, "s3config": {"bucket": "files",
+                "access_secret": "sec", "upload_part_size": 8, "force_path_style": true}}})
+        );
+        let f = UserFields {
+            s3_key_prefix: Some("u/".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Value::Object(f.to_json()),
+            json!({"filesystem": {"s3config": {"key_prefix": "u/"}}})
+        );
+    }
+
+    #[test]
+    fn storage_is_shown_without_secrets() {
+        let local = json!({"filesystem": {"provider": 0}});
+        assert_eq!(storage(&local), "local");
+        assert_eq!(storage(&json!({})), "local");
+        let s3 = json!({"filesystem": {"provider": 1, "s3config": {"bucket": "b",
+            "key_prefix": "users/a/", "endpoint": "http://127.0.0.1:3900"}}});
+        assert_eq!(storage(&s3), "s3://b/users/a/ at http://127.0.0.1:3900");
+        let shown = render_user(&s3);
+        assert!(
+            shown.contains("storage") && shown.contains("s3://b/users/a/"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -110,6 +110,24 @@ impl Running {
     }
 }
 
+/// The key that encrypts stored secrets (`kms.secrets`): inline, from its file, or
+/// `secrets.key` in the config dir, made when the first secret is stored.
+fn secret_key(config: &Config, config_dir: &Path) -> Result<sftpgo_provider::SecretKey> {
+    let kms = &config.kms.secrets;
+    if !kms.master_key.is_empty() {
+        return Ok(sftpgo_provider::SecretKey::from_material(
+            kms.master_key.as_bytes(),
+        ));
+    }
+    let key = if kms.master_key_path.is_empty() {
+        sftpgo_provider::SecretKey::from_file(&config_dir.join("secrets.key"), true)
+    } else {
+        let path = sftpgo_config::resolve_path(config_dir, &kms.master_key_path);
+        sftpgo_provider::SecretKey::from_file(&path, false)
+    };
+    key.map_err(|e| anyhow::anyhow!("kms.secrets: {e}"))
+}
+
 /// Opens the configured data provider.
 pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataProvider> {
     let dp = &config.data_provider;
@@ -170,7 +188,8 @@ pub async fn open_provider(config: &Config, config_dir: &Path) -> Result<DataPro
     Ok(
         DataProvider::new(backend, config.manage_users(), track_quota)
             .with_check_limit(checks)
-            .with_users_base_dir(Some(config.data_provider.users_base_dir.clone())),
+            .with_users_base_dir(Some(config.data_provider.users_base_dir.clone()))
+            .with_secret_key(secret_key(config, config_dir)?),
     )
 }
 
@@ -483,42 +502,13 @@ async fn start_httpd(
     Ok(addr)
 }
 
-/// Deletes atomic-upload temp files a crash left in the users' home dirs: only those not
-/// written for `max_age`, so it runs beside the uploads the server already serves.
+/// Cleans what interrupted uploads left (atomic temps in homes, multipart uploads in
+/// buckets) not touched for `max_age`: at start, then daily.
 async fn remove_stale_uploads(core: Core, max_age: Duration) {
-    let mut query = sftpgo_provider::UserQuery {
-        limit: 500,
-        ..Default::default()
-    };
+    let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
     loop {
-        let users = match core.provider().list_users(&query).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::warn!(sender = "service", error = %e, "cannot list users to clean stale uploads");
-                return;
-            }
-        };
-        for user in &users {
-            let home = PathBuf::from(&user.home_dir);
-            match tokio::task::spawn_blocking(move || {
-                sftpgo_core::fs::remove_stale_uploads(&home, max_age)
-            })
-            .await
-            {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => {
-                    tracing::info!(sender = "service", username = %user.username, removed = n, "removed stale upload temp files")
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(sender = "service", username = %user.username, error = %e, "cannot clean stale uploads")
-                }
-                Err(_) => {}
-            }
-        }
-        if users.len() < query.limit as usize {
-            return;
-        }
-        query.offset += query.limit;
+        daily.tick().await;
+        core.sweep_stale_uploads(max_age).await;
     }
 }
 

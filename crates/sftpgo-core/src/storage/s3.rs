@@ -48,8 +48,9 @@ const COPY_PART: u64 = 512 << 20;
 /// Keys a listing page asks for.
 const PAGE: i32 = 1000;
 
-/// A user's S3 settings (SFTPGo 1.x's `s3config`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A user's S3 settings (SFTPGo 1.x's `s3config`), with the secret in plain text: what a
+/// client is made of. `Debug` leaves the secret out.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct S3Config {
     pub bucket: String,
     pub region: String,
@@ -65,6 +66,36 @@ pub struct S3Config {
     /// Parts of one upload in flight at once (0: 2).
     pub upload_concurrency: usize,
     pub force_path_style: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key", &self.access_key)
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Config {
+    /// The settings of a user record, with its secret decrypted by the data provider.
+    pub fn from_user(cfg: &sftpgo_provider::S3FsConfig, access_secret: String) -> Self {
+        Self {
+            bucket: cfg.bucket.clone(),
+            region: cfg.region.clone(),
+            endpoint: cfg.endpoint.clone(),
+            access_key: cfg.access_key.clone(),
+            access_secret,
+            key_prefix: cfg.key_prefix.clone(),
+            storage_class: cfg.storage_class.clone(),
+            upload_part_size: u64::try_from(cfg.upload_part_size).unwrap_or(0),
+            upload_concurrency: usize::try_from(cfg.upload_concurrency).unwrap_or(0),
+            force_path_style: cfg.force_path_style,
+        }
+    }
 }
 
 /// A bucket (and prefix) with its client, shared by the sessions that use it.
@@ -405,6 +436,31 @@ impl S3Volume {
         {
             let err = self.error("ABORT MULTIPART", key, e);
             tracing::warn!(sender = "s3", bucket = %self.bucket, key, error = %err, "cannot abort a multipart upload");
+        }
+    }
+
+    /// The bucket's name (for logs).
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Bytes and files under the prefix (the quota scan): one flat listing, paged;
+    /// directory markers are not files.
+    pub async fn usage(&self) -> io::Result<(i64, i64)> {
+        let (mut size, mut files) = (0i64, 0i64);
+        let mut token = None;
+        loop {
+            let page = self.list_page(&self.prefix, false, token, PAGE).await?;
+            for o in page.contents() {
+                if o.key().is_some_and(|k| !k.ends_with('/')) {
+                    size = size.saturating_add(o.size().unwrap_or(0).max(0));
+                    files += 1;
+                }
+            }
+            token = page.next_continuation_token().map(str::to_string);
+            if page.is_truncated() != Some(true) || token.is_none() {
+                return Ok((size, files));
+            }
         }
     }
 

@@ -1,0 +1,572 @@
+//! Users whose files live in an S3-compatible bucket (Garage, a real distributed store),
+//! created through the REST API and used with real clients: OpenSSH `sftp`, rclone (over
+//! SFTP, and straight to the bucket to see what is really stored) and paramiko.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::logs::Logs;
+use common::*;
+use serde_json::{Value, json};
+use sftpgo::service::Tuning;
+use sftpgo_core::storage::s3::garage::Garage;
+
+const PW: &str = "s3-user-secret";
+
+async fn run(cmd: &mut tokio::process::Command, what: &str) -> Output {
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.kill_on_drop(true).output())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 180 s"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_success(&out, what);
+    out
+}
+
+/// rclone straight to the bucket (not through us): what is really stored.
+fn bucket_cmd(g: &Garage, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("rclone");
+    cmd.env("RCLONE_CONFIG", "/dev/null")
+        // rclone 1.60 cannot use a custom CA bundle with its own HTTP transport.
+        .env_remove("AWS_CA_BUNDLE")
+        .env("RCLONE_S3_PROVIDER", "Other")
+        .env("RCLONE_S3_ENDPOINT", &g.endpoint)
+        .env("RCLONE_S3_REGION", &g.region)
+        .env("RCLONE_S3_ACCESS_KEY_ID", &g.access_key)
+        .env("RCLONE_S3_SECRET_ACCESS_KEY", &g.secret)
+        .env("RCLONE_S3_FORCE_PATH_STYLE", "true")
+        .args(["--retries", "1", "--low-level-retries", "1"])
+        .args(args);
+    cmd
+}
+
+/// Every object under `prefix` of the bucket: (key below the prefix, size).
+async fn objects(g: &Garage, prefix: &str) -> Vec<(String, i64)> {
+    let remote = format!(":s3:{}/{prefix}", g.bucket);
+    let out = run(
+        &mut bucket_cmd(g, &["lsjson", "-R", "--files-only", &remote]),
+        "rclone lsjson of the bucket",
+    )
+    .await;
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut v: Vec<(String, i64)> = listed
+        .iter()
+        .map(|e| {
+            (
+                e["Path"].as_str().unwrap().to_owned(),
+                e["Size"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The keys of the multipart uploads in progress under `prefix` (rclone prints
+/// `{bucket: [{"Key": ..., "UploadId": ...}]}`).
+async fn multipart_uploads(g: &Garage, prefix: &str) -> Vec<String> {
+    let remote = format!(":s3:{}", g.bucket);
+    let out = run(
+        &mut bucket_cmd(g, &["backend", "list-multipart-uploads", &remote]),
+        "rclone backend list-multipart-uploads",
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&out.stdout).expect("rclone prints JSON");
+    v.as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|u| u["Key"].as_str())
+        .filter(|k| k.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(srv: &TestServer) -> Self {
+        let addr = srv.running.as_ref().unwrap().http_addr.expect("API on");
+        Self {
+            base: format!("http://{addr}/api/v1"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+fn s3config(g: &Garage, prefix: &str) -> Value {
+    json!({
+        "bucket": g.bucket, "region": g.region, "endpoint": g.endpoint,
+        "access_key": g.access_key, "access_secret": g.secret,
+        "key_prefix": prefix, "upload_part_size": 5, "upload_concurrency": 2,
+        "force_path_style": true,
+    })
+}
+
+fn write_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let files = vec![
+        (PathBuf::from("a.txt"), pattern(1000, 1)),
+        (PathBuf::from("sub/b.bin"), pattern(300_000, 2)),
+        (
+            PathBuf::from("sub/deeper/c.bin"),
+            pattern(6 * 1024 * 1024 + 3, 3),
+        ),
+        (PathBuf::from("empty"), Vec::new()),
+    ];
+    for (rel, data) in &files {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_user_works_with_real_clients_and_keeps_its_secret() {
+    let Some(g) = Garage::start() else {
+        return;
+    };
+    if !client_available("rclone", &["rclone", "version"], "apt-get install rclone")
+        || !paramiko_available()
+    {
+        return;
+    }
+    let logs = Logs::install();
+    let srv = TestServer::start_with(
+        |c| c.data_provider.track_quota = 1,
+        Tuning {
+            http_port: Some(0),
+            ..Tuning::default()
+        },
+    )
+    .await;
+    let api = Api::new(&srv);
+    let prefix = "users/s3u/";
+
+    // Created through the API in SFTPGo 1.x's shape; the secret never comes back.
+    let (status, created) = api
+        .call(
+            reqwest::Method::POST,
+            "/user",
+            Some(json!({
+                "username": "s3u", "password": PW, "home_dir": srv.home("s3u"),
+                "permissions": ["*"], "quota_files": 1000,
+                "filesystem": {"provider": 1, "s3config": s3config(&g, prefix)},
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let shown = created.to_string();
+    assert!(
+        !shown.contains(&g.secret) && !shown.contains("access_secret"),
+        "{shown}"
+    );
+    assert_eq!(created["filesystem"]["provider"], 1);
+    assert_eq!(created["filesystem"]["s3config"]["bucket"], g.bucket);
+    let stored = srv.core().provider().user_by_id(id).await.unwrap();
+    let secret = &stored.filesystem.s3config.access_secret;
+    assert!(secret.is_encrypted() && !secret.as_stored().contains(&g.secret));
+    // A GET then a PUT of what it showed (no secret) keeps the secret working.
+    let (_, fetched) = api
+        .call(reqwest::Method::GET, &format!("/user/{id}"), None)
+        .await;
+    assert!(!fetched.to_string().contains("access_secret"));
+    let (status, body) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/user/{id}"),
+            Some(fetched.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Validation names the field.
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            "/user",
+            Some(json!({
+                "username": "s3bad", "password": PW, "home_dir": srv.home("s3bad"),
+                "permissions": ["*"],
+                "filesystem": {"provider": 1, "s3config": {"bucket": "b", "region": "r", "key_prefix": "/x"}},
+            })),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.to_string().contains("key_prefix"), "{body}");
+
+    // OpenSSH sftp: a directory, a file of three parts and a small one, listed, read back,
+    // renamed, removed.
+    let work = tempfile::tempdir().unwrap();
+    let big = pattern(12 * 1024 * 1024 + 17, 9);
+    std::fs::write(work.path().join("big.bin"), &big).unwrap();
+    std::fs::write(work.path().join("small.txt"), b"hello s3\n").unwrap();
+    let out = sftp_batch(
+        srv.addr,
+        "s3u",
+        Login::Password(PW),
+        "mkdir docs\nput big.bin docs/big.bin\nput small.txt\nls -l docs\nget docs/big.bin back.bin\nrename docs/big.bin docs/moved.bin\nrm small.txt\nls -l\n",
+        work.path(),
+    )
+    .await;
+    assert_success(&out, "sftp batch");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&(big.len()).to_string()), "{text}");
+    assert_eq!(std::fs::read(work.path().join("back.bin")).unwrap(), big);
+    assert_eq!(
+        objects(&g, prefix).await,
+        vec![("docs/moved.bin".to_owned(), big.len() as i64)]
+    );
+    // Nothing of the home dir on the local disk.
+    assert!(!srv.home("s3u").join("docs").exists());
+
+    // rclone over SFTP: a tree up, checked by the server's own hashes (md5sum over SSH,
+    // computed from the bucket), listed, down again.
+    let src = work.path().join("src");
+    let files = write_tree(&src);
+    let obscured = std::process::Command::new("rclone")
+        .args(["obscure", PW])
+        .output()
+        .unwrap();
+    let obscured = String::from_utf8_lossy(&obscured.stdout).trim().to_owned();
+    let rclone = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new("rclone");
+        cmd.env("RCLONE_CONFIG", "/dev/null")
+            .args(["--sftp-host", "127.0.0.1"])
+            .args(["--sftp-port", &srv.addr.port().to_string()])
+            .args(["--sftp-user", "s3u"])
+            .args(["--sftp-pass", &obscured])
+            .args(["--retries", "1", "--low-level-retries", "1"])
+            .args(args);
+        cmd
+    };
+    let src_s = src.to_str().unwrap();
+    run(
+        &mut rclone(&["copy", src_s, ":sftp:tree"]),
+        "rclone copy up",
+    )
+    .await;
+    run(
+        &mut rclone(&["check", src_s, ":sftp:tree"]),
+        "rclone check (server hashes)",
+    )
+    .await;
+    let back = work.path().join("back");
+    run(
+        &mut rclone(&["copy", ":sftp:tree", back.to_str().unwrap()]),
+        "rclone copy down",
+    )
+    .await;
+    for (rel, data) in &files {
+        assert_eq!(
+            &std::fs::read(back.join(rel)).unwrap(),
+            data,
+            "{}",
+            rel.display()
+        );
+    }
+    let stored: Vec<(String, i64)> = objects(&g, &format!("{prefix}tree/")).await;
+    let mut expected: Vec<(String, i64)> = files
+        .iter()
+        .map(|(r, d)| (r.display().to_string(), d.len() as i64))
+        .collect();
+    expected.sort();
+    assert_eq!(stored, expected);
+
+    // paramiko: pipelined multipart upload, prefetch, random reads, attributes, refusals,
+    // and an upload cut off mid-way.
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_s3.py"))
+            .args([&srv.addr.port().to_string(), "s3u", PW])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("paramiko in time")
+    .unwrap();
+    assert_success(&out, "paramiko_s3.py");
+    // The cut upload: no object, and its multipart upload aborted (within seconds).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pending = multipart_uploads(&g, prefix).await;
+        if pending.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "multipart uploads left behind: {pending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let all = objects(&g, prefix).await;
+    assert!(!all.iter().any(|(k, _)| k.contains("cut.bin")), "{all:?}");
+    assert!(all.iter().any(|(k, _)| k == "pm/big.bin"), "{all:?}");
+
+    // Used quota as tracked equals what the bucket holds, and so does a quota scan.
+    let holds = (all.iter().map(|(_, s)| s).sum::<i64>(), all.len() as i64);
+    let (_, user) = api
+        .call(reqwest::Method::GET, &format!("/user/{id}"), None)
+        .await;
+    assert_eq!(
+        (
+            user["used_quota_size"].as_i64().unwrap(),
+            user["used_quota_files"].as_i64().unwrap()
+        ),
+        holds,
+        "tracked quota vs bucket"
+    );
+    srv.core().quota().reset("s3u", 0, 0).await.unwrap();
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/quota_scan",
+            Some(json!({"username": "s3u"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, scans) = api.call(reqwest::Method::GET, "/quota_scan", None).await;
+        if scans.as_array().is_some_and(|a| a.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "scan still running");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, user) = api
+        .call(reqwest::Method::GET, &format!("/user/{id}"), None)
+        .await;
+    assert_eq!(
+        (
+            user["used_quota_size"].as_i64().unwrap(),
+            user["used_quota_files"].as_i64().unwrap()
+        ),
+        holds,
+        "scanned quota vs bucket"
+    );
+
+    // A bucket that does not exist: the client gets a failure at once, the log names the
+    // user and the bucket; nothing hangs.
+    let mut missing = s3config(&g, "x/");
+    missing["bucket"] = json!("no-such-bucket");
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            "/user",
+            Some(json!({
+                "username": "s3missing", "password": PW, "home_dir": srv.home("s3missing"),
+                "permissions": ["*"], "filesystem": {"provider": 1, "s3config": missing},
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let started = Instant::now();
+    let out = sftp_batch(
+        srv.addr,
+        "s3missing",
+        Login::Password(PW),
+        "ls\n",
+        work.path(),
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Failure")
+            || text.contains("failure")
+            || !out.status.success()
+            || text.contains("Couldn't"),
+        "{text}"
+    );
+    let line =
+        logs.find(|l| l["username"] == "s3missing" && l.to_string().contains("no-such-bucket"));
+    assert!(line.is_some(), "no log line names the user and the bucket");
+    srv.stop().await;
+}
+
+/// Two instances on one PostgreSQL database and one bucket, as behind a TCP load balancer:
+/// a user created through A's API uploads through A; B lists, downloads and deletes; used
+/// quota is exact on both; an upload through A cut off mid-way leaves nothing in the
+/// bucket. A third instance with another secrets key cannot use the stored secret and says
+/// so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_an_s3_user_through_one_database() {
+    let Some(g) = Garage::start() else {
+        return;
+    };
+    let Some(db) = sftpgo_provider::sql::testdb::postgres().await else {
+        return;
+    };
+    if !client_available("rclone", &["rclone", "version"], "apt-get install rclone")
+        || !paramiko_available()
+    {
+        return;
+    }
+    let logs = Logs::install();
+    let start = |key: &'static str| {
+        let settings = db.settings.clone();
+        TestServer::start_with(
+            move |c| {
+                on_postgres(settings)(c);
+                c.data_provider.track_quota = 1;
+                c.kms.secrets.master_key = key.into();
+            },
+            Tuning {
+                http_port: Some(0),
+                ..Tuning::default()
+            },
+        )
+    };
+    let a = start("shared master key of the cluster").await;
+    let b = start("shared master key of the cluster").await;
+    let api_a = Api::new(&a);
+    let api_b = Api::new(&b);
+    let prefix = "cluster/shared/";
+    let (status, created) = api_a
+        .call(
+            reqwest::Method::POST,
+            "/user",
+            Some(json!({
+                "username": "shared", "password": PW, "home_dir": a.home("shared"),
+                "permissions": ["*"],
+                "filesystem": {"provider": 1, "s3config": s3config(&g, prefix)},
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_i64().unwrap();
+
+    // Uploads through A.
+    let work = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("f{i}.bin"), pattern(1000 + i * 2_500_000, i as u64)))
+        .collect();
+    let mut batch = String::from("mkdir in\n");
+    for (name, data) in &files {
+        std::fs::write(work.path().join(name), data).unwrap();
+        batch += &format!("put {name} in/{name}\n");
+    }
+    let out = sftp_batch(a.addr, "shared", Login::Password(PW), &batch, work.path()).await;
+    assert_success(&out, "uploads through A");
+
+    // Listed and downloaded through B.
+    let down = tempfile::tempdir().unwrap();
+    let mut batch = String::from("ls -l in\n");
+    for (name, _) in &files {
+        batch += &format!("get in/{name}\n");
+    }
+    let out = sftp_batch(b.addr, "shared", Login::Password(PW), &batch, down.path()).await;
+    assert_success(&out, "list and downloads through B");
+    for (name, data) in &files {
+        assert_eq!(
+            &std::fs::read(down.path().join(name)).unwrap(),
+            data,
+            "{name}"
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(name.as_str()));
+    }
+    let total: i64 = files.iter().map(|(_, d)| d.len() as i64).sum();
+    // Used quota, as each instance's API shows it once B's and A's changes are written.
+    let quota_is = |want: (i64, i64)| {
+        let (api_a, api_b) = (&api_a, &api_b);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let mut seen = Vec::new();
+                for api in [api_a, api_b] {
+                    let (_, u) = api
+                        .call(reqwest::Method::GET, &format!("/user/{id}"), None)
+                        .await;
+                    seen.push((
+                        u["used_quota_size"].as_i64().unwrap(),
+                        u["used_quota_files"].as_i64().unwrap(),
+                    ));
+                }
+                if seen.iter().all(|s| *s == want) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "used quota {seen:?}, want {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    quota_is((total, files.len() as i64)).await;
+    let stored = objects(&g, prefix).await;
+    assert_eq!(stored.len(), files.len(), "{stored:?}");
+
+    // Deleted through B: the bucket is empty of files, quota back to zero on both.
+    let batch: String = files.iter().map(|(n, _)| format!("rm in/{n}\n")).collect();
+    let out = sftp_batch(b.addr, "shared", Login::Password(PW), &batch, down.path()).await;
+    assert_success(&out, "removes through B");
+    assert_eq!(objects(&g, prefix).await, Vec::<(String, i64)>::new());
+    quota_is((0, 0)).await;
+
+    // An upload through A cut off mid-way: nothing in the bucket, no multipart upload left.
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_s3.py"))
+            .args([&a.addr.port().to_string(), "shared", PW, "cut"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("paramiko in time")
+    .unwrap();
+    assert_success(&out, "paramiko_s3.py cut");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !multipart_uploads(&g, prefix).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a multipart upload was left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let left = objects(&g, prefix).await;
+    assert!(!left.iter().any(|(k, _)| k.contains("cut.bin")), "{left:?}");
+    quota_is((0, 0)).await;
+
+    // An instance with another secrets key refuses the login and says why.
+    let c = start("a different key").await;
+    let out = sftp_batch(c.addr, "shared", Login::Password(PW), "ls\n", work.path()).await;
+    assert!(!out.status.success(), "logged in without the key");
+    assert!(
+        logs.find(|l| l["username"] == "shared"
+            && l.to_string()
+                .contains("does not decrypt with this server's key"))
+            .is_some(),
+        "no log line says the secret could not be decrypted"
+    );
+    for s in [a, b, c] {
+        s.stop().await;
+    }
+}
