@@ -367,46 +367,58 @@ async fn an_s3_user_works_with_real_clients_and_keeps_its_secret() {
         "scanned quota vs bucket"
     );
 
-    // A bucket that does not exist: the client gets a failure at once, the log names the
-    // user and the bucket; nothing hangs.
+    // A bucket that does not exist, a wrong secret, an endpoint that does not answer: the
+    // client gets a failure status, the log names the user and the bucket; nothing hangs.
     let mut missing = s3config(&g, "x/");
     missing["bucket"] = json!("no-such-bucket");
-    let (status, body) = api
-        .call(
-            reqwest::Method::POST,
-            "/user",
-            Some(json!({
-                "username": "s3missing", "password": PW, "home_dir": srv.home("s3missing"),
-                "permissions": ["*"], "filesystem": {"provider": 1, "s3config": missing},
-            })),
+    let mut wrong_secret = s3config(&g, "x/");
+    wrong_secret["access_secret"] = json!("0".repeat(64));
+    let mut down = s3config(&g, "x/");
+    down["bucket"] = json!("down-bucket");
+    down["endpoint"] = json!("http://127.0.0.1:1");
+    for (name, cfg) in [
+        ("s3missing", missing),
+        ("s3wrongkey", wrong_secret),
+        ("s3down", down),
+    ] {
+        let bucket = cfg["bucket"].as_str().unwrap().to_owned();
+        let (status, body) = api
+            .call(
+                reqwest::Method::POST,
+                "/user",
+                Some(json!({
+                    "username": name, "password": PW, "home_dir": srv.home(name),
+                    "permissions": ["*"], "filesystem": {"provider": 1, "s3config": cfg},
+                })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let started = Instant::now();
+        std::fs::write(work.path().join("up.txt"), b"x").unwrap();
+        let out = sftp_batch(
+            srv.addr,
+            name,
+            Login::Password(PW),
+            "ls\nput up.txt\nget nothing.bin\n",
+            work.path(),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
-    let started = Instant::now();
-    let out = sftp_batch(
-        srv.addr,
-        "s3missing",
-        Login::Password(PW),
-        "ls\n",
-        work.path(),
-    )
-    .await;
-    assert!(started.elapsed() < Duration::from_secs(60));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("Failure")
-            || text.contains("failure")
-            || !out.status.success()
-            || text.contains("Couldn't"),
-        "{text}"
-    );
-    let line =
-        logs.find(|l| l["username"] == "s3missing" && l.to_string().contains("no-such-bucket"));
-    assert!(line.is_some(), "no log line names the user and the bucket");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name}: too slow"
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.matches("Failure").count() >= 2, "{name}: {text}");
+        let line = logs.find(|l| l["username"] == name && l.to_string().contains(&bucket));
+        assert!(
+            line.is_some(),
+            "{name}: no log line names the user and the bucket"
+        );
+    }
     srv.stop().await;
 }
 
