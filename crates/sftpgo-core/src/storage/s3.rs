@@ -818,7 +818,7 @@ impl Filesystem for S3Fs {
             key,
             state: Mutex::new(UploadState {
                 next: 0,
-                buf: BytesMut::new(),
+                buf: Vec::new(),
                 multipart: None,
                 failed: None,
             }),
@@ -864,8 +864,11 @@ pub struct Upload {
 struct UploadState {
     /// The offset the next write must start at (writes are sequential).
     next: u64,
-    /// Data not sent yet (less than a part).
-    buf: BytesMut,
+    /// Data not sent yet (less than a part). A `Vec` grown by hand, never past a part:
+    /// each part owns an allocation of its own size, so memory per upload stays within
+    /// (concurrency + 1) parts (a `BytesMut` doubles to 8 MiB for a 5 MiB part, and a
+    /// part split from it keeps the whole allocation alive).
+    buf: Vec<u8>,
     multipart: Option<Multipart>,
     /// The first failure of a part upload.
     failed: Option<String>,
@@ -962,12 +965,25 @@ impl Upload {
                 ),
             ));
         }
+        let part_size = self.vol.part_size;
         for d in data {
-            st.buf.extend_from_slice(d);
             st.next += d.len() as u64;
-            while st.buf.len() >= self.vol.part_size {
-                let part = st.buf.split_to(self.vol.part_size).freeze();
-                self.send_part(st, part).await?;
+            let mut d = &d[..];
+            while !d.is_empty() {
+                let take = d.len().min(part_size - st.buf.len());
+                if st.buf.capacity() - st.buf.len() < take {
+                    // Doubling for small files, capped at a part.
+                    let want = (st.buf.capacity() * 2)
+                        .max(st.buf.len() + take)
+                        .min(part_size);
+                    st.buf.reserve_exact(want - st.buf.len());
+                }
+                st.buf.extend_from_slice(&d[..take]);
+                d = &d[take..];
+                if st.buf.len() == part_size {
+                    let part = Bytes::from(std::mem::take(&mut st.buf));
+                    self.send_part(st, part).await?;
+                }
             }
         }
         Ok(())
@@ -1026,7 +1042,7 @@ impl Upload {
             if !publish {
                 return Ok((size, false));
             }
-            let body = std::mem::take(&mut st.buf).freeze();
+            let body = Bytes::from(std::mem::take(&mut st.buf));
             self.vol.put(&self.key, body).await?;
             return Ok((size, true));
         };
@@ -1035,7 +1051,7 @@ impl Upload {
                 return Err(io::Error::other("not published"));
             }
             if !st.buf.is_empty() {
-                let last = std::mem::take(&mut st.buf).freeze();
+                let last = Bytes::from(std::mem::take(&mut st.buf));
                 let handles = std::mem::take(&mut mp.parts);
                 st.multipart = Some(Multipart {
                     id: mp.id.clone(),
