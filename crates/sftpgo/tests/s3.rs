@@ -114,6 +114,27 @@ impl Api {
     }
 }
 
+impl Api {
+    /// POST /user of a password user with every permission whose files are in `s3config`
+    /// (plus `extra` fields); returns the status and the answer.
+    async fn add_s3_user(
+        &self,
+        name: &str,
+        home: PathBuf,
+        s3config: Value,
+        extra: Value,
+    ) -> (u16, Value) {
+        let mut user = json!({
+            "username": name, "password": PW, "home_dir": home, "permissions": ["*"],
+            "filesystem": {"provider": 1, "s3config": s3config},
+        });
+        if let (Some(u), Value::Object(more)) = (user.as_object_mut(), extra) {
+            u.extend(more);
+        }
+        self.call(reqwest::Method::POST, "/user", Some(user)).await
+    }
+}
+
 fn s3config(g: &Garage, prefix: &str) -> Value {
     json!({
         "bucket": g.bucket, "region": g.region, "endpoint": g.endpoint,
@@ -165,14 +186,11 @@ async fn an_s3_user_works_with_real_clients_and_keeps_its_secret() {
 
     // Created through the API in SFTPGo 1.x's shape; the secret never comes back.
     let (status, created) = api
-        .call(
-            reqwest::Method::POST,
-            "/user",
-            Some(json!({
-                "username": "s3u", "password": PW, "home_dir": srv.home("s3u"),
-                "permissions": ["*"], "quota_files": 1000,
-                "filesystem": {"provider": 1, "s3config": s3config(&g, prefix)},
-            })),
+        .add_s3_user(
+            "s3u",
+            srv.home("s3u"),
+            s3config(&g, prefix),
+            json!({"quota_files": 1000}),
         )
         .await;
     assert_eq!(status, 200, "{created}");
@@ -201,16 +219,9 @@ async fn an_s3_user_works_with_real_clients_and_keeps_its_secret() {
         .await;
     assert_eq!(status, 200, "{body}");
     // Validation names the field.
+    let bad = json!({"bucket": "b", "region": "r", "key_prefix": "/x"});
     let (status, body) = api
-        .call(
-            reqwest::Method::POST,
-            "/user",
-            Some(json!({
-                "username": "s3bad", "password": PW, "home_dir": srv.home("s3bad"),
-                "permissions": ["*"],
-                "filesystem": {"provider": 1, "s3config": {"bucket": "b", "region": "r", "key_prefix": "/x"}},
-            })),
-        )
+        .add_s3_user("s3bad", srv.home("s3bad"), bad, Value::Null)
         .await;
     assert_eq!(status, 400);
     assert!(body.to_string().contains("key_prefix"), "{body}");
@@ -383,14 +394,7 @@ async fn an_s3_user_works_with_real_clients_and_keeps_its_secret() {
     ] {
         let bucket = cfg["bucket"].as_str().unwrap().to_owned();
         let (status, body) = api
-            .call(
-                reqwest::Method::POST,
-                "/user",
-                Some(json!({
-                    "username": name, "password": PW, "home_dir": srv.home(name),
-                    "permissions": ["*"], "filesystem": {"provider": 1, "s3config": cfg},
-                })),
-            )
+            .add_s3_user(name, srv.home(name), cfg, Value::Null)
             .await;
         assert_eq!(status, 200, "{body}");
         let started = Instant::now();
@@ -461,14 +465,11 @@ async fn two_instances_share_an_s3_user_through_one_database() {
     let api_b = Api::new(&b);
     let prefix = "cluster/shared/";
     let (status, created) = api_a
-        .call(
-            reqwest::Method::POST,
-            "/user",
-            Some(json!({
-                "username": "shared", "password": PW, "home_dir": a.home("shared"),
-                "permissions": ["*"],
-                "filesystem": {"provider": 1, "s3config": s3config(&g, prefix)},
-            })),
+        .add_s3_user(
+            "shared",
+            a.home("shared"),
+            s3config(&g, prefix),
+            Value::Null,
         )
         .await;
     assert_eq!(status, 200, "{created}");
