@@ -85,6 +85,40 @@ async fn multipart_uploads(g: &Garage, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs `tests/clients/paramiko_s3.py` against `port` as `user` (`extra`: its mode).
+async fn paramiko_s3(port: u16, user: &str, extra: &[&str]) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_s3.py"))
+            .args([&port.to_string(), user, PW])
+            .args(extra)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("paramiko in time")
+    .unwrap();
+    assert_success(&out, &format!("paramiko_s3.py {extra:?}"));
+}
+
+/// Waits (20 s at most) until no multipart upload is in progress under `prefix`: a cut
+/// upload's is aborted within seconds.
+async fn until_no_multipart_uploads(g: &Garage, prefix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pending = multipart_uploads(g, prefix).await;
+        if pending.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "multipart uploads left behind: {pending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 struct Api {
     base: String,
     http: reqwest::Client,
@@ -110,6 +144,17 @@ impl Api {
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The user's used quota as GET /user/{id} shows it: (bytes, files).
+    async fn used_quota(&self, id: i64) -> (i64, i64) {
+        let (_, u) = self
+            .call(reqwest::Method::GET, &format!("/user/{id}"), None)
+            .await;
+        (
+            u["used_quota_size"].as_i64().unwrap(),
+            u["used_quota_files"].as_i64().unwrap(),
         )
     }
 }
@@ -306,48 +351,16 @@ async fn an_s3_user_works_with_real_clients_and_keeps_its_secret() {
 
     // paramiko: pipelined multipart upload, prefetch, random reads, attributes, refusals,
     // and an upload cut off mid-way.
-    let out = tokio::time::timeout(
-        Duration::from_secs(180),
-        tokio::process::Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_s3.py"))
-            .args([&srv.addr.port().to_string(), "s3u", PW])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("paramiko in time")
-    .unwrap();
-    assert_success(&out, "paramiko_s3.py");
+    paramiko_s3(srv.addr.port(), "s3u", &[]).await;
     // The cut upload: no object, and its multipart upload aborted (within seconds).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let pending = multipart_uploads(&g, prefix).await;
-        if pending.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "multipart uploads left behind: {pending:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    until_no_multipart_uploads(&g, prefix).await;
     let all = objects(&g, prefix).await;
     assert!(!all.iter().any(|(k, _)| k.contains("cut.bin")), "{all:?}");
     assert!(all.iter().any(|(k, _)| k == "pm/big.bin"), "{all:?}");
 
     // Used quota as tracked equals what the bucket holds, and so does a quota scan.
     let holds = (all.iter().map(|(_, s)| s).sum::<i64>(), all.len() as i64);
-    let (_, user) = api
-        .call(reqwest::Method::GET, &format!("/user/{id}"), None)
-        .await;
-    assert_eq!(
-        (
-            user["used_quota_size"].as_i64().unwrap(),
-            user["used_quota_files"].as_i64().unwrap()
-        ),
-        holds,
-        "tracked quota vs bucket"
-    );
+    assert_eq!(api.used_quota(id).await, holds, "tracked quota vs bucket");
     srv.core().quota().reset("s3u", 0, 0).await.unwrap();
     let (status, _) = api
         .call(
@@ -366,17 +379,7 @@ async fn an_s3_user_works_with_real_clients_and_keeps_its_secret() {
         assert!(Instant::now() < deadline, "scan still running");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, user) = api
-        .call(reqwest::Method::GET, &format!("/user/{id}"), None)
-        .await;
-    assert_eq!(
-        (
-            user["used_quota_size"].as_i64().unwrap(),
-            user["used_quota_files"].as_i64().unwrap()
-        ),
-        holds,
-        "scanned quota vs bucket"
-    );
+    assert_eq!(api.used_quota(id).await, holds, "scanned quota vs bucket");
 
     // A bucket that does not exist, a wrong secret, an endpoint that does not answer: the
     // client gets a failure status, the log names the user and the bucket; nothing hangs.
@@ -511,16 +514,7 @@ async fn two_instances_share_an_s3_user_through_one_database() {
         async move {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                let mut seen = Vec::new();
-                for api in [api_a, api_b] {
-                    let (_, u) = api
-                        .call(reqwest::Method::GET, &format!("/user/{id}"), None)
-                        .await;
-                    seen.push((
-                        u["used_quota_size"].as_i64().unwrap(),
-                        u["used_quota_files"].as_i64().unwrap(),
-                    ));
-                }
+                let seen = [api_a.used_quota(id).await, api_b.used_quota(id).await];
                 if seen.iter().all(|s| *s == want) {
                     return;
                 }
@@ -544,26 +538,8 @@ async fn two_instances_share_an_s3_user_through_one_database() {
     quota_is((0, 0)).await;
 
     // An upload through A cut off mid-way: nothing in the bucket, no multipart upload left.
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_s3.py"))
-            .args([&a.addr.port().to_string(), "shared", PW, "cut"])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("paramiko in time")
-    .unwrap();
-    assert_success(&out, "paramiko_s3.py cut");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !multipart_uploads(&g, prefix).await.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "a multipart upload was left behind"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    paramiko_s3(a.addr.port(), "shared", &["cut"]).await;
+    until_no_multipart_uploads(&g, prefix).await;
     let left = objects(&g, prefix).await;
     assert!(!left.iter().any(|(k, _)| k.contains("cut.bin")), "{left:?}");
     quota_is((0, 0)).await;
