@@ -78,6 +78,37 @@ impl Default for Settings {
     }
 }
 
+/// Values shared by the connections that use them, found again by key while one is alive
+/// (open homes, S3 clients); dead entries are dropped once 64 accumulate.
+struct SharedCache<K, V>(std::sync::Mutex<std::collections::HashMap<K, std::sync::Weak<V>>>);
+
+impl<K: std::hash::Hash + Eq, V> Default for SharedCache<K, V> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> SharedCache<K, V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, std::sync::Weak<V>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get<Q: std::hash::Hash + Eq + ?Sized>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        self.lock().get(key).and_then(std::sync::Weak::upgrade)
+    }
+
+    fn insert(&self, key: K, value: &Arc<V>) {
+        let mut map = self.lock();
+        if map.len() >= 64 {
+            map.retain(|_, v| v.strong_count() > 0);
+        }
+        map.insert(key, Arc::downgrade(value));
+    }
+}
+
 /// Everything a protocol adapter needs, cheap to clone.
 #[derive(Clone)]
 pub struct Core {
@@ -96,13 +127,9 @@ struct CoreInner {
     /// Scores and bans of client IPs, for every protocol and the REST API.
     defender: Arc<defender::Defender>,
     /// Open home dirs, shared by the connections of one home (see `Root::open_shared`).
-    roots: std::sync::Mutex<
-        std::collections::HashMap<std::path::PathBuf, std::sync::Weak<sftpgo_vfs::Root>>,
-    >,
+    roots: SharedCache<std::path::PathBuf, sftpgo_vfs::Root>,
     /// S3 clients, one per distinct settings, shared by the connections using them.
-    buckets: std::sync::Mutex<
-        std::collections::HashMap<storage::s3::S3Config, std::sync::Weak<storage::s3::S3Volume>>,
-    >,
+    buckets: SharedCache<storage::s3::S3Config, storage::s3::S3Volume>,
 }
 
 /// Where operations report: metrics always, actions when configured.
@@ -220,16 +247,9 @@ impl Core {
         &self,
         home: &std::path::Path,
     ) -> std::io::Result<Arc<sftpgo_vfs::Root>> {
-        let cached = self
-            .lock_roots()
-            .get(home)
-            .and_then(std::sync::Weak::upgrade);
+        let cached = self.inner.roots.get(home);
         let root = sftpgo_vfs::Root::open_shared(home, cached)?;
-        let mut roots = self.lock_roots();
-        if roots.len() >= 64 {
-            roots.retain(|_, r| r.strong_count() > 0);
-        }
-        roots.insert(home.to_path_buf(), Arc::downgrade(&root));
+        self.inner.roots.insert(home.to_path_buf(), &root);
         Ok(root)
     }
 
@@ -269,19 +289,11 @@ impl Core {
             .open_secret(&s3.access_secret)
             .map_err(|e| unusable(&e))?;
         let cfg = storage::s3::S3Config::from_user(s3, secret);
-        if let Some(vol) = self
-            .lock_buckets()
-            .get(&cfg)
-            .and_then(std::sync::Weak::upgrade)
-        {
+        if let Some(vol) = self.inner.buckets.get(&cfg) {
             return Ok(vol);
         }
         let vol = Arc::new(storage::s3::S3Volume::new(&cfg).map_err(|e| unusable(&e))?);
-        let mut buckets = self.lock_buckets();
-        if buckets.len() >= 64 {
-            buckets.retain(|_, v| v.strong_count() > 0);
-        }
-        buckets.insert(cfg, Arc::downgrade(&vol));
+        self.inner.buckets.insert(cfg, &vol);
         Ok(vol)
     }
 
@@ -349,24 +361,6 @@ impl Core {
             }
             query.offset += query.limit;
         }
-    }
-
-    fn lock_buckets(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<storage::s3::S3Config, std::sync::Weak<storage::s3::S3Volume>>,
-    > {
-        self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn lock_roots(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<std::path::PathBuf, std::sync::Weak<sftpgo_vfs::Root>>,
-    > {
-        self.inner.roots.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
