@@ -233,16 +233,35 @@ impl Core {
         sftpgo_provider::validate_stored(&user).map_err(AuthError::InvalidRecord)?;
         let settings = self.settings().clone();
         let volume = self.volume_for(&user).await?;
+        let mut folder_volumes = Vec::with_capacity(user.virtual_folders.len());
+        for vf in &user.virtual_folders {
+            folder_volumes.push(self.folder_volume(&user, vf).await?);
+        }
         let shared = self
             .registry()
             .user_shared(&user.username, settings.max_open_files_per_user);
         let user = Arc::new(user);
         let quota = crate::quota::QuotaKeeper::new(self.quota(), user.clone())
             .with_log_budget(shared.clone());
+        let folders = user
+            .virtual_folders
+            .iter()
+            .zip(folder_volumes)
+            .map(|(vf, volume)| {
+                let at =
+                    sftpgo_vfs::VirtualPath::parse(vf.virtual_path.as_bytes()).map_err(|e| {
+                        AuthError::Storage(format!("virtual folder {:?}: {e}", vf.virtual_path))
+                    })?;
+                let quota = crate::quota::QuotaKeeper::for_folder(self.quota(), user.clone(), vf)
+                    .with_log_budget(shared.clone());
+                Ok((at, volume, quota))
+            })
+            .collect::<Result<Vec<_>, AuthError>>()?;
         let base = crate::connection::SessionBase {
             volume,
             settings,
             quota,
+            folders,
             observers: self.observers().clone(),
             shared,
         };

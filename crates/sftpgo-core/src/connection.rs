@@ -58,6 +58,12 @@ pub(crate) struct SessionBase {
     pub(crate) volume: crate::storage::Volume,
     pub(crate) settings: crate::Settings,
     pub(crate) quota: crate::quota::QuotaKeeper,
+    /// The user's virtual folders: where each is seen, its storage and its quota.
+    pub(crate) folders: Vec<(
+        sftpgo_vfs::VirtualPath,
+        crate::storage::Volume,
+        crate::quota::QuotaKeeper,
+    )>,
     pub(crate) observers: Observers,
     pub(crate) shared: Arc<UserShared>,
 }
@@ -397,11 +403,16 @@ impl Connection {
             base.observers.clone(),
             base.shared.clone(),
         ));
+        let folders = base
+            .folders
+            .iter()
+            .map(|(at, volume, quota)| (at.clone(), volume.session(), quota.clone()))
+            .collect();
         let fs = UserFs::new(
-            base.volume.session(),
+            (base.volume.session(), base.quota.clone()),
+            folders,
             state.clone(),
             base.settings.clone(),
-            base.quota.clone(),
         );
         self.lock_sessions().push(state.clone());
         self.metrics().protocol_session(protocol.as_str());
@@ -744,6 +755,7 @@ mod tests {
             volume,
             settings: Settings::default(),
             quota,
+            folders: Vec::new(),
             observers: Observers::default(),
             shared: registry.user_shared(&user.username, 0),
         };

@@ -4,6 +4,7 @@
 //! beneath the user's home and keeps disk I/O off the runtime's worker threads).
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sftpgo_provider::{Permission, User};
@@ -18,7 +19,9 @@ use crate::throttle::Throttle;
 use crate::transfer::Transfer;
 
 mod checksum;
+pub(crate) mod mounts;
 pub use checksum::{HashAlgorithm, HashRange, Hasher, MAX_BLOCKS};
+use mounts::{Mount, Mounts};
 
 /// Why a filesystem request failed; adapters map each variant to their status codes.
 #[derive(Debug, thiserror::Error)]
@@ -96,32 +99,62 @@ pub(crate) fn owner_for(user: &User, settings: &Settings) -> Option<(u32, u32)> 
         .then_some((user.uid as u32, user.gid as u32))
 }
 
-/// A user's view of their home dir, with their permissions applied.
+/// A user's view of their home dir and virtual folders, with their permissions applied.
 #[derive(Clone)]
 pub struct UserFs {
-    /// The user's storage, as this session sees it (its requests in order).
-    fs: Arc<AnyFs>,
+    /// The user's storage as this session sees it (its requests in order, per mount):
+    /// the home at `/`, each virtual folder at its virtual path.
+    mounts: Arc<Mounts>,
     state: Arc<ConnectionState>,
     settings: Settings,
     owner: Option<(u32, u32)>,
-    quota: QuotaKeeper,
 }
 
 impl UserFs {
+    /// `home` at `/`, each of `folders` at its path.
     pub(crate) fn new(
-        fs: AnyFs,
+        home: (AnyFs, QuotaKeeper),
+        folders: Vec<(VirtualPath, AnyFs, QuotaKeeper)>,
         state: Arc<ConnectionState>,
         settings: Settings,
-        quota: QuotaKeeper,
     ) -> Self {
         let owner = owner_for(&state.user, &settings);
+        let home = Mount {
+            at: VirtualPath::root(),
+            fs: home.0,
+            quota: home.1,
+        };
+        let folders = folders
+            .into_iter()
+            .map(|(at, fs, quota)| Mount { at, fs, quota })
+            .collect();
         Self {
-            fs: Arc::new(fs),
+            mounts: Arc::new(Mounts::new(home, folders)),
             state,
             settings,
             owner,
-            quota,
         }
+    }
+
+    /// Where `path` is on the host (or in a bucket), for logs and actions.
+    fn host_path(&self, path: &VirtualPath) -> PathBuf {
+        let (m, inner) = self.mounts.locate(path);
+        m.fs.host_path(&inner)
+    }
+
+    /// Refuses removing or renaming a virtual folder's mount point or a directory on
+    /// the way to one.
+    fn not_a_folder(&self, op: &str, path: &VirtualPath) -> Result<(), FsError> {
+        if !self.mounts.holds_folder(path) {
+            return Ok(());
+        }
+        if self.state.may_log() {
+            tracing::info!(sender = "fs", username = %self.state.user.username, connection_id = %self.state.id, operation = op, path = %path.display(), "refused: a virtual folder, or a directory holding one");
+        }
+        Err(FsError::PermissionDenied(format!(
+            "{op}: {} is or holds a virtual folder",
+            path.display()
+        )))
     }
 
     pub fn user(&self) -> &User {
@@ -199,7 +232,7 @@ impl UserFs {
                 sender = "fs",
                 op,
                 username = %self.state.user.username,
-                file_path = %self.fs.host_path(path).display(),
+                file_path = %self.host_path(path).display(),
                 connection_id = %self.state.id,
                 protocol = self.state.protocol().as_str(),
                 error = %fs_err,
@@ -217,8 +250,8 @@ impl UserFs {
         tracing::info!(
             sender = command,
             username = %self.state.user.username,
-            file_path = %self.fs.host_path(path).display(),
-            target_path = %target.map(|t| self.fs.host_path(t).display().to_string()).unwrap_or_default(),
+            file_path = %self.host_path(path).display(),
+            target_path = %target.map(|t| self.host_path(t).display().to_string()).unwrap_or_default(),
             connection_id = %self.state.id,
             protocol = self.state.protocol().as_str(),
             "command"
@@ -240,8 +273,8 @@ impl UserFs {
         actions.fire(ActionEvent {
             kind,
             username: self.state.user.username.clone(),
-            path: self.fs.host_path(path),
-            target: target.map(|t| self.fs.host_path(t)),
+            path: self.host_path(path),
+            target: target.map(|t| self.host_path(t)),
             virtual_path: path.display().to_string(),
             size,
         });
@@ -253,12 +286,27 @@ impl UserFs {
 
     pub async fn stat(&self, path: &VirtualPath) -> Result<FileStat, FsError> {
         self.check(Permission::List, "stat", path)?;
-        self.done("stat", path, self.fs.stat(path).await)
+        let (m, inner) = self.mounts.locate(path);
+        let res = self.on_the_way(path, m.fs.stat(&inner).await);
+        self.done("stat", path, res)
     }
 
     pub async fn lstat(&self, path: &VirtualPath) -> Result<FileStat, FsError> {
         self.check(Permission::List, "lstat", path)?;
-        self.done("lstat", path, self.fs.lstat(path).await)
+        let (m, inner) = self.mounts.locate(path);
+        let res = self.on_the_way(path, m.fs.lstat(&inner).await);
+        self.done("lstat", path, res)
+    }
+
+    /// A directory on the way to a virtual folder that the home does not have is an
+    /// empty directory.
+    fn on_the_way(&self, path: &VirtualPath, res: io::Result<FileStat>) -> io::Result<FileStat> {
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.mounts.is_on_the_way(path) => {
+                Ok(mounts::virtual_dir())
+            }
+            res => res,
+        }
     }
 
     /// Whether `path` is a directory (`Some(true)`), another entry (`Some(false)`) or
@@ -268,7 +316,8 @@ impl UserFs {
     /// more than an SFTP OPEN of the same path would tell.
     pub async fn upload_target(&self, path: &VirtualPath) -> Result<Option<bool>, FsError> {
         self.check(Permission::Upload, "upload", path)?;
-        match self.fs.stat(path).await {
+        let (m, inner) = self.mounts.locate(path);
+        match self.on_the_way(path, m.fs.stat(&inner).await) {
             Ok(st) => Ok(Some(st.is_dir())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.failed("upload", path, e)),
@@ -277,24 +326,60 @@ impl UserFs {
 
     pub async fn read_dir(&self, path: &VirtualPath) -> Result<Vec<DirEntry>, FsError> {
         self.check(Permission::List, "list", path)?;
-        self.done("list", path, self.fs.read_dir(path).await)
+        let (m, inner) = self.mounts.locate(path);
+        let res = match m.fs.read_dir(&inner).await {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.mounts.is_on_the_way(path) => {
+                Ok(Vec::new())
+            }
+            res => res,
+        };
+        let mut entries = self.done("list", path, res)?;
+        if self.mounts.has_folders() {
+            self.add_folders(path, &mut entries).await;
+        }
+        Ok(entries)
+    }
+
+    /// Shows the virtual folders (and the directories on the way to them) inside `dir`
+    /// as directories, in place of any entry of the same name.
+    async fn add_folders(&self, dir: &VirtualPath, entries: &mut Vec<DirEntry>) {
+        for (name, point) in self.mounts.children_of(dir) {
+            let stat = match point {
+                Some(m) => m.fs.stat(&VirtualPath::root()).await.ok(),
+                None => None,
+            };
+            let stat = stat.unwrap_or_else(mounts::virtual_dir);
+            match entries.iter_mut().find(|e| e.name == name) {
+                Some(e) => e.stat = stat,
+                None => entries.push(DirEntry { name, stat }),
+            }
+        }
     }
 
     pub async fn read_link(&self, path: &VirtualPath) -> Result<Vec<u8>, FsError> {
         self.check(Permission::List, "readlink", path)?;
-        self.capable("readlink", path, |c| c.symlinks)?;
-        self.done("readlink", path, self.fs.read_link(path).await)
+        let (m, inner) = self.mounts.locate(path);
+        self.capable(m, "readlink", path, |c| c.symlinks)?;
+        let target = self.done("readlink", path, m.fs.read_link(&inner).await)?;
+        if m.at.is_root() {
+            return Ok(target);
+        }
+        // The backend answers in the folder's own paths.
+        let target = VirtualPath::parse(&target)?;
+        Ok(m.outer(&target).as_bytes().to_vec())
     }
 
     pub async fn statvfs(&self, path: &VirtualPath) -> Result<StatVfs, FsError> {
         self.check(Permission::List, "statvfs", path)?;
-        self.capable("statvfs", path, |c| c.statvfs)?;
-        self.done("statvfs", path, self.fs.statvfs(path).await)
+        let (m, inner) = self.mounts.locate(path);
+        self.capable(m, "statvfs", path, |c| c.statvfs)?;
+        self.done("statvfs", path, m.fs.statvfs(&inner).await)
     }
 
     pub async fn mkdir(&self, path: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::CreateDirs, "mkdir", path)?;
-        let res = self.fs.mkdir(path, self.mode(0o777), self.owner).await;
+        let (m, inner) = self.mounts.locate(path);
+        let res = m.fs.mkdir(&inner, self.mode(0o777), self.owner).await;
         self.done("mkdir", path, res)?;
         self.log_command("Mkdir", path, None);
         Ok(())
@@ -307,7 +392,9 @@ impl UserFs {
                 "the home directory cannot be removed".into(),
             ));
         }
-        self.done("rmdir", path, self.fs.rmdir(path).await)?;
+        self.not_a_folder("rmdir", path)?;
+        let (m, inner) = self.mounts.locate(path);
+        self.done("rmdir", path, m.fs.rmdir(&inner).await)?;
         self.log_command("Rmdir", path, None);
         Ok(())
     }
@@ -315,10 +402,12 @@ impl UserFs {
     /// Removes a file or symlink (directories need [`UserFs::rmdir`]).
     pub async fn remove(&self, path: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::Delete, "remove", path)?;
-        let file = self.done("remove", path, self.fs.remove_file(path).await)?;
+        self.not_a_folder("remove", path)?;
+        let (m, inner) = self.mounts.locate(path);
+        let file = self.done("remove", path, m.fs.remove_file(&inner).await)?;
         // Quota counts files (inodes): only the last link of a file frees it.
         if let Some(st) = file.as_ref().filter(|st| st.nlink == 1) {
-            self.quota.record(-(st.size as i64), -1);
+            m.quota.record(-(st.size as i64), -1);
         }
         self.log_command("Remove", path, None);
         self.fire(ActionKind::Delete, path, None, file.map(|st| st.size));
@@ -339,7 +428,18 @@ impl UserFs {
                 "the home directory cannot be renamed".into(),
             ));
         }
-        let renamed = self.done("rename", from, self.fs.rename(from, to, replace).await)?;
+        self.not_a_folder("rename", from)?;
+        self.not_a_folder("rename", to)?;
+        let (m, inner_from) = self.mounts.locate(from);
+        let (m_to, inner_to) = self.mounts.locate(to);
+        if !std::ptr::eq(m, m_to) {
+            return self.rename_across(from, to, replace).await;
+        }
+        let renamed = self.done(
+            "rename",
+            from,
+            m.fs.rename(&inner_from, &inner_to, replace).await,
+        )?;
         // A file replaced by the rename stops counting (unless it is the same file, which
         // rename leaves alone, or another hard link keeps it).
         let replaced = renamed.replaced.filter(|target| {
@@ -349,7 +449,7 @@ impl UserFs {
             target.nlink == 1 && !same
         });
         if let Some(target) = replaced {
-            self.quota.record(-(target.size as i64), -1);
+            m.quota.record(-(target.size as i64), -1);
         }
         self.log_command("Rename", from, Some(to));
         let size = renamed.source.map(|st| st.size);
@@ -357,20 +457,102 @@ impl UserFs {
         Ok(())
     }
 
+    /// A rename from one mount to another (the home and a folder, or two folders): a
+    /// file is copied (in the kernel, or inside the object store, where both storages
+    /// allow it; the target's quota and upload rules apply as to any upload) and then
+    /// removed; a directory, a link, or storages that cannot copy between them are
+    /// refused as unsupported, which clients answer by copying and deleting themselves.
+    /// Needs the download and upload permissions besides rename: the data moves.
+    async fn rename_across(
+        &self,
+        from: &VirtualPath,
+        to: &VirtualPath,
+        replace: bool,
+    ) -> Result<(), FsError> {
+        let (m, inner) = self.mounts.locate(from);
+        let st = self.done("rename", from, m.fs.lstat(&inner).await)?;
+        if !st.is_file() {
+            return Err(FsError::Unsupported(
+                "renaming a directory or a link across virtual folders",
+            ));
+        }
+        let src = self.open_download(from).await?;
+        let flags = UploadFlags {
+            create: true,
+            truncate: true,
+            exclusive: !replace,
+            size: Some(st.size),
+            ..UploadFlags::default()
+        };
+        let dst = match self.open_upload(to, flags).await {
+            Ok(dst) => dst,
+            Err(e) => {
+                let _ = src.close(true).await;
+                return Err(e);
+            }
+        };
+        let copied = src.copy_to(&dst, 0, 0, 0).await;
+        let _ = src.close(true).await;
+        if let Err(e) = copied {
+            let _ = dst.close(false).await;
+            return Err(match e.kind() {
+                io::ErrorKind::Unsupported => {
+                    FsError::Unsupported("a rename between these storages")
+                }
+                _ => self.failed("rename", to, e),
+            });
+        }
+        dst.close(true).await?;
+        let (m, inner) = self.mounts.locate(from);
+        let removed = self.done("rename", from, m.fs.remove_file(&inner).await)?;
+        if let Some(st) = removed.as_ref().filter(|st| st.nlink == 1) {
+            m.quota.record(-(st.size as i64), -1);
+        }
+        self.log_command("Rename", from, Some(to));
+        self.fire(ActionKind::Rename, from, Some(to), Some(st.size));
+        Ok(())
+    }
+
     /// Creates `link` pointing at `target` (a client path, stored relative to the link).
     pub async fn symlink(&self, target: &[u8], link: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::CreateSymlinks, "symlink", link)?;
-        self.capable("symlink", link, |c| c.symlinks)?;
-        self.done("symlink", link, self.fs.symlink(target, link).await)?;
+        let (m, inner) = self.mounts.locate(link);
+        self.capable(m, "symlink", link, |c| c.symlinks)?;
+        let res = if self.mounts.has_folders() {
+            // The target, in the link's mount's own paths: a link never leads from one
+            // mount into another (each is confined on its own).
+            let base = link.parent().unwrap_or_else(VirtualPath::root);
+            let (tm, inner_target) = {
+                let absolute = base.join(target)?;
+                let (tm, t) = self.mounts.locate(&absolute);
+                (tm, t.into_owned())
+            };
+            if !std::ptr::eq(m, tm) {
+                return Err(FsError::Unsupported("a symlink across virtual folders"));
+            }
+            m.fs.symlink(inner_target.as_bytes(), &inner).await
+        } else {
+            m.fs.symlink(target, &inner).await
+        };
+        self.done("symlink", link, res)?;
         self.log_command("Symlink", link, None);
         Ok(())
     }
 
     pub async fn hard_link(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), FsError> {
         self.check(Permission::CreateSymlinks, "hardlink", to)?;
-        self.capable("hardlink", to, |c| c.hard_links)?;
+        let (m, inner_from) = self.mounts.locate(from);
+        let (m_to, inner_to) = self.mounts.locate(to);
+        self.capable(m, "hardlink", to, |c| c.hard_links)?;
+        if !std::ptr::eq(m, m_to) {
+            return Err(FsError::Unsupported("a hard link across virtual folders"));
+        }
         // Quota counts files (inodes): a new link to a file adds nothing.
-        self.done("hardlink", from, self.fs.hard_link(from, to).await)?;
+        self.done(
+            "hardlink",
+            from,
+            m.fs.hard_link(&inner_from, &inner_to).await,
+        )?;
         self.log_command("Link", from, Some(to));
         Ok(())
     }
@@ -382,13 +564,14 @@ impl UserFs {
         }
         self.check(Permission::Upload, "setstat", path)?;
         let uid_gid = self.allowed_owner_change(attrs.uid_gid)?;
+        let (m, inner) = self.mounts.locate(path);
         // A size change is a write: growth must fit the quota, and the delta is recorded.
         let size_change = match attrs.size {
             Some(new) => {
-                let old = self.done("setstat", path, self.fs.stat(path).await)?.size as i64;
+                let old = self.done("setstat", path, m.fs.stat(&inner).await)?.size as i64;
                 let growth = new as i64 - old;
                 if growth > 0
-                    && let Some(remaining) = self.quota.admit_write(false).await?
+                    && let Some(remaining) = m.quota.admit_write(false).await?
                     && growth > remaining
                 {
                     return Err(FsError::QuotaExceeded(format!(
@@ -400,8 +583,8 @@ impl UserFs {
             None => 0,
         };
         let attrs = SetAttrs { uid_gid, ..attrs };
-        self.done("setstat", path, self.fs.set_attrs(path, attrs).await)?;
-        self.quota.record(size_change, 0);
+        self.done("setstat", path, m.fs.set_attrs(&inner, attrs).await)?;
+        m.quota.record(size_change, 0);
         self.log_command("Setstat", path, None);
         Ok(())
     }
@@ -429,11 +612,12 @@ impl UserFs {
     /// Refuses an operation the user's storage cannot do.
     fn capable(
         &self,
+        mount: &Mount,
         op: &'static str,
         path: &VirtualPath,
         has: impl FnOnce(crate::storage::Capabilities) -> bool,
     ) -> Result<(), FsError> {
-        if has(self.fs.capabilities()) {
+        if has(mount.fs.capabilities()) {
             return Ok(());
         }
         if self.state.may_log() {
@@ -446,12 +630,13 @@ impl UserFs {
     pub async fn open_download(&self, path: &VirtualPath) -> Result<Transfer, FsError> {
         self.check(Permission::Download, "download", path)?;
         let slot = self.open_file_slot("download", path)?;
-        let (file, size) = self.done("download", path, self.fs.open_read(path).await)?;
+        let (m, inner) = self.mounts.locate(path);
+        let (file, size) = self.done("download", path, m.fs.open_read(&inner).await)?;
         Ok(Transfer::start_download(
             (file, size),
             slot,
             path.clone(),
-            self.fs.host_path(path),
+            m.fs.host_path(&inner),
             self.state.clone(),
             Throttle::new(self.state.user.download_bandwidth),
         ))
@@ -464,12 +649,13 @@ impl UserFs {
         flags: UploadFlags,
     ) -> Result<Transfer, FsError> {
         self.check(Permission::Upload, "upload", path)?;
+        let (m, inner) = self.mounts.locate(path);
         if flags.append {
-            self.capable("append", path, |c| c.random_writes)?;
+            self.capable(m, "append", path, |c| c.random_writes)?;
         }
         let slot = self.open_file_slot("upload", path)?;
-        let usage = self.quota.usage_for_write().await?;
-        let quota = self.quota.clone();
+        let usage = m.quota.usage_for_write().await?;
+        let quota = m.quota.clone();
         let req = WriteRequest {
             flags,
             mode: self.mode(0o666),
@@ -491,7 +677,7 @@ impl UserFs {
         // Boxed: the open's future (the admission closure, its probes) is the largest of
         // any request's, and every SFTP request's task is as large as the largest call it
         // may make; one allocation per upload keeps each READ's and WRITE's task small.
-        let res = Box::pin(self.fs.open_write(path, req, admit)).await;
+        let res = Box::pin(m.fs.open_write(&inner, req, admit)).await;
         let opened = self.done("upload", path, res)??;
         // Quota counts files (inodes). An atomic upload puts a new file where the path
         // leads (through a symlink, at the link's target): the file there stops counting
@@ -508,7 +694,7 @@ impl UserFs {
             }
         };
         let accounting = UploadAccounting {
-            reservation: self.quota.reservation(),
+            reservation: m.quota.reservation(),
             base_size,
             initial_size: opened.size as i64,
             new_file,
@@ -517,16 +703,20 @@ impl UserFs {
         Ok(Transfer::start_upload(
             (opened.file, slot),
             path.clone(),
-            self.fs.host_path(path),
+            m.fs.host_path(&inner),
             self.state.clone(),
             accounting,
             Throttle::new(self.state.user.upload_bandwidth),
         ))
     }
 
-    /// The storage's view, for the checksum's reads.
-    pub(crate) fn storage(&self) -> &AnyFs {
-        &self.fs
+    /// The storage holding `path` and the path inside it, for the checksum's reads.
+    pub(crate) fn storage<'p>(
+        &self,
+        path: &'p VirtualPath,
+    ) -> (&AnyFs, std::borrow::Cow<'p, VirtualPath>) {
+        let (m, inner) = self.mounts.locate(path);
+        (&m.fs, inner)
     }
 }
 

@@ -258,32 +258,77 @@ impl Core {
     /// distinct settings, shared while in use). No request reaches the bucket here: an
     /// unreachable one fails the operations that need it, each with its status and log.
     pub async fn volume_for(&self, user: &User) -> Result<storage::Volume, auth::AuthError> {
+        let owner = fs::owner_for(user, self.settings());
+        self.volume_of(&user.filesystem, &user.home_dir, owner)
+            .await
+            .map_err(|e| match user.filesystem.provider {
+                FsProvider::Local => auth::AuthError::HomeDir(e),
+                FsProvider::S3 => auth::AuthError::Storage(e),
+            })
+    }
+
+    /// Where the files of `user`'s virtual folder `vf` are: its directory (created when
+    /// missing, like a home) or its bucket prefix, read from the folder's record.
+    pub(crate) async fn folder_volume(
+        &self,
+        user: &User,
+        vf: &sftpgo_provider::VirtualFolder,
+    ) -> Result<storage::Volume, auth::AuthError> {
         use auth::AuthError;
-        match user.filesystem.provider {
+        let name = || {
+            format!(
+                "virtual folder {:?} ({:?})",
+                vf.virtual_path, vf.mapped_path
+            )
+        };
+        let folder = match self.provider().folder_by_path(&vf.mapped_path).await {
+            Ok(f) => f,
+            Err(sftpgo_provider::ProviderError::NotFound(_)) => {
+                return Err(AuthError::Storage(format!("{}: no such folder", name())));
+            }
+            Err(e) => return Err(AuthError::Provider(e.to_string())),
+        };
+        sftpgo_provider::validate_folder(&folder)
+            .map_err(|e| AuthError::Storage(format!("{}: {e}", name())))?;
+        let owner = fs::owner_for(user, self.settings());
+        self.volume_of(&folder.filesystem, &folder.mapped_path, owner)
+            .await
+            .map_err(|e| AuthError::Storage(format!("{}: {e}", name())))
+    }
+
+    /// The storage `filesystem` describes: the local directory `dir`, or a bucket.
+    async fn volume_of(
+        &self,
+        filesystem: &sftpgo_provider::Filesystem,
+        dir: &str,
+        owner: Option<(u32, u32)>,
+    ) -> Result<storage::Volume, String> {
+        match filesystem.provider {
             FsProvider::Local => {
-                let home = std::path::PathBuf::from(&user.home_dir);
-                let owner = fs::owner_for(user, self.settings());
+                let path = std::path::PathBuf::from(dir);
                 let mode = 0o777 & !self.settings().umask;
                 let core = self.clone();
                 let root = tokio::task::spawn_blocking(move || {
-                    sftpgo_vfs::ensure_home(&home, mode, owner)?;
-                    core.shared_root(&home)
+                    sftpgo_vfs::ensure_home(&path, mode, owner)?;
+                    core.shared_root(&path)
                 })
                 .await
-                .map_err(|e| AuthError::HomeDir(e.to_string()))?
-                .map_err(|e| AuthError::HomeDir(format!("{}: {e}", user.home_dir)))?;
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{dir}: {e}"))?;
                 Ok(storage::Volume::Local(root))
             }
-            FsProvider::S3 => self.bucket_for(user).map(storage::Volume::S3),
+            FsProvider::S3 => self
+                .bucket_of(&filesystem.s3config)
+                .map(storage::Volume::S3),
         }
     }
 
-    /// The user's bucket client (see [`Core::volume_for`]).
-    fn bucket_for(&self, user: &User) -> Result<Arc<storage::s3::S3Volume>, auth::AuthError> {
-        let s3 = &user.filesystem.s3config;
-        let unusable = |e: &dyn std::fmt::Display| {
-            auth::AuthError::Storage(format!("bucket {:?}: {e}", s3.bucket))
-        };
+    /// The bucket client of `s3` (see [`Core::volume_for`]).
+    fn bucket_of(
+        &self,
+        s3: &sftpgo_provider::S3FsConfig,
+    ) -> Result<Arc<storage::s3::S3Volume>, String> {
+        let unusable = |e: &dyn std::fmt::Display| format!("bucket {:?}: {e}", s3.bucket);
         let secret = self
             .provider()
             .open_secret(&s3.access_secret)
@@ -298,25 +343,56 @@ impl Core {
     }
 
     /// Bytes and files the user stores (the quota scan): a walk of the home dir on the
-    /// blocking pool, or a listing of the bucket's prefix.
+    /// blocking pool, or a listing of the bucket's prefix; plus the virtual folders
+    /// counted in the user's quota.
     pub async fn scan_usage(&self, user: &User) -> std::io::Result<(i64, i64)> {
-        match user.filesystem.provider {
+        let (mut size, mut files) = self.scan_of(&user.filesystem, &user.home_dir).await?;
+        for vf in user.virtual_folders.iter().filter(|vf| vf.in_user_quota()) {
+            let folder = self
+                .provider()
+                .folder_by_path(&vf.mapped_path)
+                .await
+                .map_err(std::io::Error::other)?;
+            let (s, f) = self
+                .scan_of(&folder.filesystem, &folder.mapped_path)
+                .await?;
+            size += s;
+            files += f;
+        }
+        Ok((size, files))
+    }
+
+    /// Bytes and files a virtual folder stores (its quota scan).
+    pub async fn scan_folder(
+        &self,
+        folder: &sftpgo_provider::Folder,
+    ) -> std::io::Result<(i64, i64)> {
+        self.scan_of(&folder.filesystem, &folder.mapped_path).await
+    }
+
+    async fn scan_of(
+        &self,
+        filesystem: &sftpgo_provider::Filesystem,
+        dir: &str,
+    ) -> std::io::Result<(i64, i64)> {
+        match filesystem.provider {
             FsProvider::Local => {
-                let home = std::path::PathBuf::from(&user.home_dir);
-                tokio::task::spawn_blocking(move || quota::scan(&home))
+                let dir = std::path::PathBuf::from(dir);
+                tokio::task::spawn_blocking(move || quota::scan(&dir))
                     .await
                     .map_err(std::io::Error::other)?
             }
-            FsProvider::S3 => match self.bucket_for(user) {
+            FsProvider::S3 => match self.bucket_of(&filesystem.s3config) {
                 Ok(vol) => vol.usage().await,
-                Err(e) => Err(std::io::Error::other(e.to_string())),
+                Err(e) => Err(std::io::Error::other(e)),
             },
         }
     }
 
     /// Removes what interrupted uploads left (a crash, a kill) and nobody touched for
-    /// `max_age`: atomic-upload temps in home dirs, multipart uploads in buckets. Pages
-    /// through every user; runs beside the uploads the server serves.
+    /// `max_age`: atomic-upload temps in home dirs and folders, multipart uploads in
+    /// buckets. Pages through every user and folder; runs beside the uploads the server
+    /// serves.
     pub async fn sweep_stale_uploads(&self, max_age: std::time::Duration) {
         let mut query = sftpgo_provider::UserQuery {
             limit: 500,
@@ -331,35 +407,76 @@ impl Core {
                 }
             };
             for user in &users {
-                let removed = match user.filesystem.provider {
-                    FsProvider::Local => {
-                        let home = std::path::PathBuf::from(&user.home_dir);
-                        tokio::task::spawn_blocking(move || {
-                            fs::remove_stale_uploads(&home, max_age)
-                        })
-                        .await
-                        .map_err(std::io::Error::other)
-                        .and_then(|r| r)
-                    }
-                    FsProvider::S3 => match self.bucket_for(user) {
-                        Ok(vol) => vol.sweep_multipart_uploads(max_age).await,
-                        Err(e) => Err(std::io::Error::other(e.to_string())),
-                    },
-                };
-                match removed {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(sender = "service", username = %user.username, removed = n, "removed stale uploads")
-                    }
-                    Err(e) => {
-                        tracing::warn!(sender = "service", username = %user.username, error = %e, "cannot clean stale uploads")
-                    }
-                }
+                let removed = self
+                    .sweep_of(&user.filesystem, &user.home_dir, max_age)
+                    .await;
+                report_sweep(&format!("user {:?}", user.username), removed);
             }
             if users.len() < query.limit as usize {
+                break;
+            }
+            query.offset += query.limit;
+        }
+        let mut query = sftpgo_provider::FolderQuery {
+            limit: 500,
+            ..Default::default()
+        };
+        loop {
+            let folders = match self.provider().backend().list_folders(&query).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(sender = "service", error = %e, "cannot list folders to clean stale uploads");
+                    return;
+                }
+            };
+            for folder in &folders {
+                let removed = self
+                    .sweep_of(&folder.filesystem, &folder.mapped_path, max_age)
+                    .await;
+                report_sweep(&format!("folder {:?}", folder.mapped_path), removed);
+            }
+            if folders.len() < query.limit as usize {
                 return;
             }
             query.offset += query.limit;
+        }
+    }
+
+    async fn sweep_of(
+        &self,
+        filesystem: &sftpgo_provider::Filesystem,
+        dir: &str,
+        max_age: std::time::Duration,
+    ) -> std::io::Result<usize> {
+        match filesystem.provider {
+            FsProvider::Local => {
+                let dir = std::path::PathBuf::from(dir);
+                tokio::task::spawn_blocking(move || fs::remove_stale_uploads(&dir, max_age))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+            }
+            FsProvider::S3 => match self.bucket_of(&filesystem.s3config) {
+                Ok(vol) => vol.sweep_multipart_uploads(max_age).await,
+                Err(e) => Err(std::io::Error::other(e)),
+            },
+        }
+    }
+}
+
+fn report_sweep(whose: &str, removed: std::io::Result<usize>) {
+    match removed {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(
+                sender = "service",
+                owner = whose,
+                removed = n,
+                "removed stale uploads"
+            )
+        }
+        Err(e) => {
+            tracing::warn!(sender = "service", owner = whose, error = %e, "cannot clean stale uploads")
         }
     }
 }

@@ -12,6 +12,10 @@
 //! at most once per [`REFRESH_AFTER`], adds the changes made here at once, and writes
 //! them, summed, [`FLUSH_DELAY`] after the first one; a change that cannot be written is
 //! kept and retried, and shutdown writes what is left.
+//!
+//! Virtual folders keep a usage of their own ([`Owner::Folder`]): a folder counted in
+//! its user's quota records each change in both accounts and checks the user's limits;
+//! one with limits of its own records in the folder's account only and checks those.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,7 +25,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use sftpgo_provider::{DataProvider, ProviderError, TrackQuota, User};
+use sftpgo_provider::{DataProvider, ProviderError, TrackQuota, User, VirtualFolder};
 use tokio::time::Instant;
 
 use crate::fs::FsError;
@@ -54,11 +58,47 @@ impl AddAssign for Usage {
     }
 }
 
-/// Every user's [`Account`] in this process, while a connection or an unwritten change
-/// holds it.
+/// Whose usage an [`Account`] keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A user, by username.
+    User(String),
+    /// A virtual folder, by mapped path.
+    Folder(String),
+}
+
+impl Owner {
+    /// For logs: the username of a user's account (a field absent otherwise).
+    fn username(&self) -> Option<&str> {
+        match self {
+            Owner::User(name) => Some(name),
+            Owner::Folder(_) => None,
+        }
+    }
+
+    /// For logs: the mapped path of a folder's account.
+    fn mapped_path(&self) -> Option<&str> {
+        match self {
+            Owner::Folder(path) => Some(path),
+            Owner::User(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::User(name) => write!(f, "user {name:?}"),
+            Owner::Folder(path) => write!(f, "folder {path:?}"),
+        }
+    }
+}
+
+/// Every user's and folder's [`Account`] in this process, while a connection or an
+/// unwritten change holds it.
 pub struct Ledger {
     provider: DataProvider,
-    accounts: Mutex<HashMap<String, Weak<Account>>>,
+    accounts: Mutex<HashMap<Owner, Weak<Account>>>,
 }
 
 impl Ledger {
@@ -69,22 +109,22 @@ impl Ledger {
         }
     }
 
-    /// The account of `username`, shared with the user's other connections.
-    pub(crate) fn account(&self, username: &str) -> Arc<Account> {
+    /// The account of `owner`, shared with the other connections using it.
+    pub(crate) fn account(&self, owner: Owner) -> Arc<Account> {
         let mut accounts = self.lock();
-        if let Some(a) = accounts.get(username).and_then(Weak::upgrade) {
+        if let Some(a) = accounts.get(&owner).and_then(Weak::upgrade) {
             return a;
         }
         if accounts.len() >= 64 {
             accounts.retain(|_, a| a.strong_count() > 0);
         }
         let a = Arc::new(Account {
-            username: username.to_owned(),
+            owner: owner.clone(),
             provider: self.provider.clone(),
             state: Mutex::default(),
             io: tokio::sync::Mutex::new(()),
         });
-        accounts.insert(username.to_owned(), Arc::downgrade(&a));
+        accounts.insert(owner, Arc::downgrade(&a));
         a
     }
 
@@ -95,14 +135,14 @@ impl Ledger {
     /// [`FLUSH_DELAY`] plus a round trip). Costs a provider write per user only when that
     /// user has changes waiting. A change that cannot be written stays pending and is
     /// retried as usual. Returns the accounts that still have changes pending.
-    pub async fn write_now(&self) -> Vec<(String, i64, i64)> {
+    pub async fn write_now(&self) -> Vec<(Owner, i64, i64)> {
         let live: Vec<Arc<Account>> = self.lock().values().filter_map(Weak::upgrade).collect();
         let mut left_over = Vec::new();
         for a in live {
             a.flush().await;
             let left = a.lock().pending;
             if !left.is_zero() {
-                left_over.push((a.username.clone(), left.size, left.files));
+                left_over.push((a.owner.clone(), left.size, left.files));
             }
         }
         left_over
@@ -111,33 +151,57 @@ impl Ledger {
     /// Writes every unwritten change now (shutdown; tests that read the provider). A
     /// change that still cannot be written is logged with its amounts.
     pub async fn flush(&self) {
-        for (username, size_delta, files_delta) in self.write_now().await {
-            tracing::warn!(sender = "quota", %username, size_delta, files_delta, "quota changes not recorded; a quota scan repairs the used quota");
+        for (owner, size_delta, files_delta) in self.write_now().await {
+            tracing::warn!(
+                sender = "quota",
+                username = owner.username(),
+                mapped_path = owner.mapped_path(),
+                size_delta,
+                files_delta,
+                "quota changes not recorded; a quota scan repairs the used quota"
+            );
         }
     }
 
     /// Replaces the stored usage of `username` with a quota scan's totals. Changes recorded
     /// here and not yet written are dropped: the scan counted the files they describe.
     pub async fn reset(&self, username: &str, size: i64, files: i64) -> Result<(), ProviderError> {
-        let Some(a) = self.lock().get(username).and_then(Weak::upgrade) else {
-            return self.provider.reset_quota(username, size, files).await;
+        self.reset_owner(&Owner::User(username.to_owned()), size, files)
+            .await
+    }
+
+    /// As [`Ledger::reset`], for any owner (a folder's quota scan).
+    pub async fn reset_owner(
+        &self,
+        owner: &Owner,
+        size: i64,
+        files: i64,
+    ) -> Result<(), ProviderError> {
+        let store = || async {
+            match owner {
+                Owner::User(name) => self.provider.reset_quota(name, size, files).await,
+                Owner::Folder(path) => self.provider.reset_folder_quota(path, size, files).await,
+            }
+        };
+        let Some(a) = self.lock().get(owner).and_then(Weak::upgrade) else {
+            return store().await;
         };
         let _io = a.io.lock().await;
-        self.provider.reset_quota(username, size, files).await?;
+        store().await?;
         let mut s = a.lock();
         s.pending = Usage::default();
         s.stored = Some((Usage { size, files }, Instant::now()));
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Account>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Owner, Weak<Account>>> {
         self.accounts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// One user's usage as this process knows it.
+/// One user's or folder's usage as this process knows it.
 pub(crate) struct Account {
-    username: String,
+    owner: Owner,
     provider: DataProvider,
     state: Mutex<AccountState>,
     /// Held across each provider read and write of this account, so a read never sees
@@ -184,12 +248,23 @@ impl Account {
         if let Some(u) = self.known() {
             return Ok(u); // read by whoever held the lock before us
         }
-        let user = self.provider.user_by_username(&self.username).await?;
-        let mut s = self.lock();
-        let stored = Usage {
-            size: user.used_quota_size,
-            files: user.used_quota_files,
+        let stored = match &self.owner {
+            Owner::User(name) => {
+                let user = self.provider.user_by_username(name).await?;
+                Usage {
+                    size: user.used_quota_size,
+                    files: user.used_quota_files,
+                }
+            }
+            Owner::Folder(path) => {
+                let folder = self.provider.folder_by_path(path).await?;
+                Usage {
+                    size: folder.used_quota_size,
+                    files: folder.used_quota_files,
+                }
+            }
         };
+        let mut s = self.lock();
         s.stored = Some((stored, Instant::now()));
         Ok(s.estimate())
     }
@@ -259,10 +334,14 @@ impl Account {
         if delta.is_zero() {
             return;
         }
-        let result = self
-            .provider
-            .add_quota(&self.username, delta.size, delta.files)
-            .await;
+        let result = match &self.owner {
+            Owner::User(name) => self.provider.add_quota(name, delta.size, delta.files).await,
+            Owner::Folder(path) => {
+                self.provider
+                    .add_folder_quota(path, delta.size, delta.files)
+                    .await
+            }
+        };
         let mut s = self.lock();
         s.writing = Usage::default();
         match result {
@@ -271,12 +350,25 @@ impl Account {
                     *u += delta;
                 }
                 if s.failures > 0 {
-                    tracing::info!(sender = "quota", username = %self.username, failures = s.failures, "quota changes recorded after failed attempts");
+                    tracing::info!(
+                        sender = "quota",
+                        username = self.owner.username(),
+                        mapped_path = self.owner.mapped_path(),
+                        failures = s.failures,
+                        "quota changes recorded after failed attempts"
+                    );
                 }
                 s.failures = 0;
             }
             Err(ProviderError::NotFound(_)) => {
-                tracing::warn!(sender = "quota", username = %self.username, size_delta = delta.size, files_delta = delta.files, "user removed, quota change dropped");
+                tracing::warn!(
+                    sender = "quota",
+                    username = self.owner.username(),
+                    mapped_path = self.owner.mapped_path(),
+                    size_delta = delta.size,
+                    files_delta = delta.files,
+                    "removed meanwhile, quota change dropped"
+                );
             }
             Err(e) => {
                 s.pending += delta;
@@ -286,7 +378,7 @@ impl Account {
                     .min(MAX_RETRY_DELAY);
                 tracing::warn!(
                     sender = "quota",
-                    username = %self.username,
+                    username = self.owner.username(), mapped_path = self.owner.mapped_path(),
                     size_delta = delta.size,
                     files_delta = delta.files,
                     error = %e,
@@ -305,21 +397,68 @@ impl Account {
     }
 }
 
-/// One user's quota, as seen by their connection.
+/// Size and file-count limits (0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    size: i64,
+    files: i64,
+}
+
+/// One user's quota (of the home, or of one of the user's virtual folders), as seen by
+/// their connection.
 #[derive(Clone)]
 pub struct QuotaKeeper {
     provider: DataProvider,
+    /// Where the limits are checked, and changes recorded when `tracked`.
     account: Arc<Account>,
+    tracked: bool,
+    /// A second account recording the same changes: the folder's own usage, for a folder
+    /// counted in the user's quota.
+    also: Option<Arc<Account>>,
+    limits: Limits,
     user: Arc<User>,
     /// The user's log budget (see `connection::LogBudget`); `None` logs every refusal.
     shared: Option<Arc<crate::connection::UserShared>>,
 }
 
 impl QuotaKeeper {
+    /// The quota of the user's home.
     pub(crate) fn new(ledger: &Ledger, user: Arc<User>) -> Self {
         Self {
             provider: ledger.provider.clone(),
-            account: ledger.account(&user.username),
+            account: ledger.account(Owner::User(user.username.clone())),
+            tracked: ledger.provider.tracks_quota(&user),
+            also: None,
+            limits: Limits {
+                size: user.quota_size,
+                files: user.quota_files,
+            },
+            user,
+            shared: None,
+        }
+    }
+
+    /// The quota of the user's virtual folder `folder`: the user's (and the folder's
+    /// usage too) for a folder counted in the user's quota, else the folder's with the
+    /// mapping's limits. A folder's usage is kept whenever `track_quota` keeps any.
+    pub(crate) fn for_folder(ledger: &Ledger, user: Arc<User>, folder: &VirtualFolder) -> Self {
+        let tracks = ledger.provider.track_quota() != TrackQuota::Off;
+        let folder_account = || ledger.account(Owner::Folder(folder.mapped_path.clone()));
+        if folder.in_user_quota() {
+            return Self {
+                also: tracks.then(folder_account),
+                ..Self::new(ledger, user)
+            };
+        }
+        Self {
+            provider: ledger.provider.clone(),
+            account: folder_account(),
+            tracked: tracks,
+            also: None,
+            limits: Limits {
+                size: folder.quota_size,
+                files: folder.quota_files,
+            },
             user,
             shared: None,
         }
@@ -338,9 +477,10 @@ impl QuotaKeeper {
             .is_none_or(|s| s.log.allow(&self.user.username))
     }
 
-    /// Whether limits apply to this user.
+    /// Whether limits apply.
     pub fn enforced(&self) -> bool {
-        self.user.has_quota_limits() && self.provider.track_quota() != TrackQuota::Off
+        (self.limits.size > 0 || self.limits.files > 0)
+            && self.provider.track_quota() != TrackQuota::Off
     }
 
     /// Current usage: this process's changes at once, other instances' within
@@ -348,7 +488,7 @@ impl QuotaKeeper {
     async fn used(&self) -> Result<Usage, FsError> {
         self.account.usage().await.map_err(|e| {
             if self.may_log() {
-                tracing::warn!(sender = "quota", username = %self.user.username, error = %e, "cannot read used quota, denying the write");
+                tracing::warn!(sender = "quota", username = %self.user.username, mapped_path = self.account.owner.mapped_path(), error = %e, "cannot read used quota, denying the write");
             }
             FsError::Failure("quota unavailable: data provider error".into())
         })
@@ -380,30 +520,30 @@ impl QuotaKeeper {
         let Some(Usage { size, files }) = usage else {
             return Ok(None);
         };
-        let u = &self.user;
+        let l = self.limits;
         if new_file && !self.allows_another_file(usage) {
-            self.log_denied("file count", files, u.quota_files);
+            self.log_denied("file count", files, l.files);
             return Err(FsError::QuotaExceeded(format!(
                 "quota exceeded: {files} of {} files used",
-                u.quota_files
+                l.files
             )));
         }
-        if u.quota_size > 0 {
-            if size >= u.quota_size {
-                self.log_denied("size", size, u.quota_size);
+        if l.size > 0 {
+            if size >= l.size {
+                self.log_denied("size", size, l.size);
                 return Err(FsError::QuotaExceeded(format!(
                     "quota exceeded: {size} of {} bytes used",
-                    u.quota_size
+                    l.size
                 )));
             }
-            return Ok(Some(u.quota_size - size));
+            return Ok(Some(l.size - size));
         }
         Ok(None)
     }
 
     /// Whether the file-count limit leaves room for one more file (no log).
     pub(crate) fn allows_another_file(&self, usage: Option<Usage>) -> bool {
-        let limit = self.user.quota_files;
+        let limit = self.limits.files;
         !matches!(usage, Some(Usage { files, .. }) if limit > 0 && files >= limit)
     }
 
@@ -411,15 +551,16 @@ impl QuotaKeeper {
         if !self.may_log() {
             return;
         }
-        tracing::info!(sender = "quota", username = %self.user.username, what, used, limit, "quota exceeded, write denied");
+        tracing::info!(sender = "quota", username = %self.user.username, mapped_path = self.account.owner.mapped_path(), what, used, limit, "quota exceeded, write denied");
     }
 
     /// What an upload opened now counts against the size limit while it runs.
     pub(crate) fn reservation(&self) -> Reservation {
         Reservation {
             account: self.account.clone(),
-            limit: (self.enforced() && self.user.quota_size > 0).then_some(self.user.quota_size),
-            tracked: self.provider.tracks_quota(&self.user),
+            limit: (self.enforced() && self.limits.size > 0).then_some(self.limits.size),
+            tracked: self.tracked,
+            also: self.also.clone(),
             bytes: AtomicI64::new(0),
         }
     }
@@ -428,14 +569,19 @@ impl QuotaKeeper {
     /// logged with its amounts and retried; it never fails the operation that already
     /// happened.
     pub(crate) fn record(&self, size_delta: i64, files_delta: i64) {
-        if (size_delta == 0 && files_delta == 0) || !self.provider.tracks_quota(&self.user) {
-            return;
-        }
         let delta = Usage {
             size: size_delta,
             files: files_delta,
         };
-        self.account.settle(0, Some(delta));
+        if delta.is_zero() {
+            return;
+        }
+        if self.tracked {
+            self.account.settle(0, Some(delta));
+        }
+        if let Some(also) = &self.also {
+            also.settle(0, Some(delta));
+        }
     }
 }
 
@@ -448,6 +594,8 @@ pub(crate) struct Reservation {
     limit: Option<i64>,
     /// Whether `track_quota` records this user's changes.
     tracked: bool,
+    /// Records the same changes (see [`QuotaKeeper`]).
+    also: Option<Arc<Account>>,
     bytes: AtomicI64,
 }
 
@@ -476,6 +624,9 @@ impl Reservation {
             size: size_delta,
             files: files_delta,
         };
+        if let Some(also) = self.also.as_ref().filter(|_| !delta.is_zero()) {
+            also.settle(0, Some(delta));
+        }
         let delta = (self.tracked && !delta.is_zero()).then_some(delta);
         if reserved != 0 || delta.is_some() {
             self.account.settle(reserved, delta);
@@ -520,7 +671,7 @@ mod tests {
 
     use async_trait::async_trait;
     use sftpgo_provider::memory::MemoryBackend;
-    use sftpgo_provider::{Backend, QuotaUpdate, Result, UserQuery};
+    use sftpgo_provider::{Backend, Folder, FolderQuery, QuotaUpdate, Result, UserQuery};
 
     use super::*;
 
@@ -574,6 +725,28 @@ mod tests {
         }
         async fn ping(&self) -> Result<()> {
             self.check()
+        }
+        async fn folder_by_path(&self, path: &str) -> Result<Folder> {
+            self.check()?;
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.folder_by_path(path).await
+        }
+        async fn insert_folder(&self, folder: &Folder) -> Result<Folder> {
+            self.inner.insert_folder(folder).await
+        }
+        async fn update_folder(&self, folder: &Folder) -> Result<()> {
+            self.inner.update_folder(folder).await
+        }
+        async fn delete_folder(&self, id: i64) -> Result<()> {
+            self.inner.delete_folder(id).await
+        }
+        async fn list_folders(&self, query: &FolderQuery) -> Result<Vec<Folder>> {
+            self.inner.list_folders(query).await
+        }
+        async fn update_folder_quota(&self, path: &str, update: QuotaUpdate) -> Result<()> {
+            self.check()?;
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            self.inner.update_folder_quota(path, update).await
         }
     }
 

@@ -43,7 +43,9 @@ impl From<ProviderError> for ApiResponse {
     fn from(e: ProviderError) -> Self {
         let status = match &e {
             ProviderError::NotFound(_) => StatusCode::NOT_FOUND,
-            ProviderError::AlreadyExists(_) => StatusCode::CONFLICT,
+            ProviderError::AlreadyExists(_) | ProviderError::FolderExists(_) => {
+                StatusCode::CONFLICT
+            }
             ProviderError::Validation(_) | ProviderError::InvalidField { .. } => {
                 StatusCode::BAD_REQUEST
             }

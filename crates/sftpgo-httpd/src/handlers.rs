@@ -21,7 +21,7 @@ fn user_json(user: &User) -> Value {
     serde_json::to_value(user.without_secrets()).unwrap_or(Value::Null)
 }
 
-fn parse_body(body: &Bytes) -> ApiResult<Value> {
+pub(crate) fn parse_body(body: &Bytes) -> ApiResult<Value> {
     serde_json::from_slice(body)
         .map_err(|e| ApiResponse::bad_request(format!("invalid JSON body: {e}")))
 }
@@ -53,18 +53,27 @@ fn path_param(p: Result<Path<String>, PathRejection>) -> ApiResult<String> {
         .map_err(|e| ApiResponse::bad_request(e.body_text()))
 }
 
-pub async fn list_users(
-    State(s): State<AppState>,
+/// A listing's query: `limit` (clamped to 500), `offset`, `order` and the `filter`
+/// parameter (empty: none).
+pub(crate) struct ListParams {
+    pub limit: u32,
+    pub offset: u32,
+    pub order: SortOrder,
+    pub filter: Option<String>,
+}
+
+pub(crate) fn list_params(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    filter: &str,
+) -> ApiResult<ListParams> {
     let Query(q) = q.map_err(|e| ApiResponse::bad_request(e.body_text()))?;
-    // A misspelt filter must not silently list everyone.
+    // A misspelt filter must not silently list everything.
     if let Some(k) = q
         .keys()
-        .find(|k| !["limit", "offset", "order", "username"].contains(&k.as_str()))
+        .find(|k| !["limit", "offset", "order", filter].contains(&k.as_str()))
     {
         return Err(ApiResponse::bad_request(format!(
-            "unknown query parameter {k:?} (expected limit, offset, order, username)"
+            "unknown query parameter {k:?} (expected limit, offset, order, {filter})"
         )));
     }
     let number = |key: &str, default: u32| -> ApiResult<u32> {
@@ -84,12 +93,25 @@ pub async fn list_users(
         Some("DESC") => SortOrder::Desc,
         Some(_) => return Err(ApiResponse::bad_request("Invalid order")),
     };
-    let query = UserQuery {
+    Ok(ListParams {
         // 0.9 clamps larger limits rather than refusing them.
         limit: limit.min(sftpgo_provider::MAX_LIST_LIMIT),
         offset: number("offset", 0)?,
         order,
-        username: q.get("username").cloned().filter(|u| !u.is_empty()),
+        filter: q.get(filter).cloned().filter(|u| !u.is_empty()),
+    })
+}
+
+pub async fn list_users(
+    State(s): State<AppState>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let p = list_params(q, "username")?;
+    let query = UserQuery {
+        limit: p.limit,
+        offset: p.offset,
+        order: p.order,
+        username: p.filter,
     };
     s.core.quota().write_now().await;
     let users = s.core.provider().list_users(&query).await?;
@@ -164,7 +186,10 @@ pub async fn update_user(
 }
 
 /// Puts `new`'s fields into `old`, objects merged field by field.
-fn merge_objects(old: &mut serde_json::Map<String, Value>, new: serde_json::Map<String, Value>) {
+pub(crate) fn merge_objects(
+    old: &mut serde_json::Map<String, Value>,
+    new: serde_json::Map<String, Value>,
+) {
     for (k, v) in new {
         match (old.get_mut(&k), v) {
             (Some(Value::Object(o)), Value::Object(n)) => merge_objects(o, n),

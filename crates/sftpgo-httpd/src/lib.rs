@@ -7,6 +7,7 @@
 mod auth;
 mod csrf;
 mod error;
+mod folders;
 mod handlers;
 mod listener;
 mod ops;
@@ -65,6 +66,8 @@ pub(crate) struct AppState {
     version: VersionInfo,
     /// Quota scans running now: username → start time (ms).
     scans: Arc<Mutex<HashMap<String, i64>>>,
+    /// Folder quota scans running now: mapped path → start time (ms).
+    folder_scans: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 /// The OpenAPI 3 document of the API, served at `GET /api/v1/openapi.yaml`.
@@ -89,6 +92,17 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         (
             "/api/v1/quota_scan",
             get(handlers::list_scans).post(handlers::start_scan),
+        ),
+        (
+            "/api/v1/folder",
+            get(folders::list_folders)
+                .post(folders::add_folder)
+                .put(folders::update_folder)
+                .delete(folders::delete_folder),
+        ),
+        (
+            "/api/v1/folder_quota_scan",
+            get(folders::list_folder_scans).post(folders::start_folder_scan),
         ),
         ("/api/v1/connection", get(handlers::list_connections)),
         (
@@ -121,6 +135,7 @@ pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<Basic
         core,
         version,
         scans: Arc::default(),
+        folder_scans: Arc::default(),
     };
     let routes = routes()
         .into_iter()

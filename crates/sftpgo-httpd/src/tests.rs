@@ -773,6 +773,43 @@ async fn openapi_schemas_agree_with_the_types() {
         .collect();
     s3_documented.sort();
     assert_eq!(s3_keys, s3_documented);
+    // A folder as the API returns it, and a user's mapping of it.
+    let (status, folder) = call(
+        &app,
+        "POST",
+        "/api/v1/folder",
+        Some(json!({"mapped_path": "/srv/folders/doc"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{folder}");
+    let (_, listed) = call(&app, "GET", "/api/v1/folder", None).await;
+    let documented_keys = |schema: &str| {
+        let mut keys: Vec<String> = schemas[schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let keys_of = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys_of(&folder), documented_keys("Folder"));
+    assert_eq!(keys_of(&listed[0]), documented_keys("Folder"));
+    let mut mapped = alice();
+    mapped["username"] = json!("mapper");
+    mapped["home_dir"] = json!("/srv/sftp/mapper");
+    mapped["virtual_folders"] = json!([{"virtual_path": "/doc", "mapped_path": "/srv/folders/doc",
+        "quota_size": -1, "quota_files": -1}]);
+    let (status, user) = call(&app, "POST", "/api/v1/user", Some(mapped)).await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    let mut vf_documented = documented_keys("VirtualFolder");
+    vf_documented.retain(|k| k != "filesystem"); // write-only
+    assert_eq!(keys_of(&user["virtual_folders"][0]), vf_documented);
     // ApiResponse and VersionInfo.
     let (_, v) = call(&app, "GET", "/api/v1/version", None).await;
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();

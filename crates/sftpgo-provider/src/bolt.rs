@@ -5,7 +5,8 @@
 //! transaction (redb serializes writers, so concurrent deltas add up exactly).
 //!
 //! Layout, after SFTPGo 0.9's bbolt buckets: table `users` (username → JSON of the full
-//! [`User`]), table `users_id_idx` (id → username) and table `sequences` (`users` → last id).
+//! [`User`]), table `users_id_idx` (id → username), table `folders` (mapped path → JSON of
+//! the [`Folder`]) and table `sequences` (`users`, `folders` → last id).
 //!
 //! **This is not bbolt's file format**: the driver cannot open a database file written by Go's
 //! bbolt (SFTPGo 0.9's `bolt` driver); export such users through 0.9's REST API and add them
@@ -17,12 +18,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 
-use crate::{Backend, ProviderError, QuotaUpdate, Result, SortOrder, User, UserQuery};
+use crate::{
+    Backend, Folder, FolderQuery, ProviderError, QuotaUpdate, Result, SortOrder, User, UserQuery,
+};
 
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const USERS_ID_IDX: TableDefinition<i64, &str> = TableDefinition::new("users_id_idx");
 const SEQUENCES: TableDefinition<&str, i64> = TableDefinition::new("sequences");
 const USERS_SEQUENCE: &str = "users";
+const FOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("folders");
+const FOLDERS_SEQUENCE: &str = "folders";
 
 /// Users in a redb file.
 #[derive(Clone)]
@@ -218,17 +223,12 @@ impl Inner {
                 .map(|v| self.decode(v.value()))
                 .transpose()?
                 .ok_or_else(|| ProviderError::NotFound(format!("user {username:?}")))?;
-            match update {
-                QuotaUpdate::Delta { size, files } => {
-                    user.used_quota_size = user.used_quota_size.saturating_add(size);
-                    user.used_quota_files = user.used_quota_files.saturating_add(files);
-                }
-                QuotaUpdate::Reset { size, files } => {
-                    user.used_quota_size = size;
-                    user.used_quota_files = files;
-                }
-            }
-            user.last_quota_update = crate::now_ms();
+            crate::memory::apply_quota(
+                &mut user.used_quota_size,
+                &mut user.used_quota_files,
+                &mut user.last_quota_update,
+                update,
+            );
             let bytes = self.encode(&user)?;
             users
                 .insert(username, bytes.as_slice())
@@ -236,6 +236,137 @@ impl Inner {
         }
         tx.commit().map_err(|e| w(e.into()))?;
         Ok(())
+    }
+
+    fn decode_folder(&self, bytes: &[u8]) -> Result<Folder> {
+        serde_json::from_slice(bytes).map_err(|e| self.err("bad folder record", e))
+    }
+
+    fn encode_folder(&self, folder: &Folder) -> Result<Vec<u8>> {
+        serde_json::to_vec(folder).map_err(|e| self.err("cannot encode folder", e))
+    }
+
+    fn folder_by_path(&self, mapped_path: &str) -> Result<Folder> {
+        let r = |e: redb::Error| self.err("read", e);
+        let tx = self.db.begin_read().map_err(|e| r(e.into()))?;
+        let folders = tx.open_table(FOLDERS).map_err(|e| r(e.into()))?;
+        let value = folders.get(mapped_path).map_err(|e| r(e.into()))?;
+        match value {
+            Some(v) => self.decode_folder(v.value()),
+            None => Err(ProviderError::NotFound(format!("folder {mapped_path:?}"))),
+        }
+    }
+
+    fn insert_folder(&self, folder: &Folder) -> Result<Folder> {
+        let w = |e: redb::Error| self.err("write", e);
+        let tx = self.db.begin_write().map_err(|e| w(e.into()))?;
+        let stored = {
+            let mut folders = tx.open_table(FOLDERS).map_err(|e| w(e.into()))?;
+            let mut seq = tx.open_table(SEQUENCES).map_err(|e| w(e.into()))?;
+            let key = folder.mapped_path.as_str();
+            if folders.get(key).map_err(|e| w(e.into()))?.is_some() {
+                return Err(ProviderError::FolderExists(folder.mapped_path.clone()));
+            }
+            let last = seq
+                .get(FOLDERS_SEQUENCE)
+                .map_err(|e| w(e.into()))?
+                .map_or(0, |v| v.value());
+            let stored = Folder {
+                id: last + 1,
+                used_quota_size: 0,
+                used_quota_files: 0,
+                last_quota_update: 0,
+                users: Vec::new(),
+                ..folder.clone()
+            };
+            let bytes = self.encode_folder(&stored)?;
+            seq.insert(FOLDERS_SEQUENCE, stored.id)
+                .map_err(|e| w(e.into()))?;
+            folders
+                .insert(key, bytes.as_slice())
+                .map_err(|e| w(e.into()))?;
+            stored
+        };
+        tx.commit().map_err(|e| w(e.into()))?;
+        Ok(stored)
+    }
+
+    /// Rewrites the folder `which` selects (by id or by path) as `change(old)` (its
+    /// mapped path kept), or removes it when `change` is `None`.
+    fn modify_folder(
+        &self,
+        which: FolderKey<'_>,
+        change: Option<&dyn Fn(Folder) -> Folder>,
+    ) -> Result<()> {
+        let w = |e: redb::Error| self.err("write", e);
+        let tx = self.db.begin_write().map_err(|e| w(e.into()))?;
+        {
+            let mut folders = tx.open_table(FOLDERS).map_err(|e| w(e.into()))?;
+            let found = match which {
+                FolderKey::Path(path) => folders
+                    .get(path)
+                    .map_err(|e| w(e.into()))?
+                    .map(|v| self.decode_folder(v.value()))
+                    .transpose()?,
+                FolderKey::Id(id) => {
+                    let mut found = None;
+                    for entry in folders.iter().map_err(|e| w(e.into()))? {
+                        let (_, v) = entry.map_err(|e| w(e.into()))?;
+                        let f = self.decode_folder(v.value())?;
+                        if f.id == id {
+                            found = Some(f);
+                            break;
+                        }
+                    }
+                    found
+                }
+            };
+            let old = found.ok_or_else(|| ProviderError::NotFound(format!("folder {which}")))?;
+            let key = old.mapped_path.clone();
+            match change {
+                Some(change) => {
+                    let new = Folder {
+                        mapped_path: key.clone(),
+                        ..change(old)
+                    };
+                    let bytes = self.encode_folder(&new)?;
+                    folders
+                        .insert(key.as_str(), bytes.as_slice())
+                        .map_err(|e| w(e.into()))?;
+                }
+                None => {
+                    folders.remove(key.as_str()).map_err(|e| w(e.into()))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| w(e.into()))?;
+        Ok(())
+    }
+
+    fn list_folders(&self, query: &FolderQuery) -> Result<Vec<Folder>> {
+        let r = |e: redb::Error| self.err("read", e);
+        let tx = self.db.begin_read().map_err(|e| r(e.into()))?;
+        let folders = tx.open_table(FOLDERS).map_err(|e| r(e.into()))?;
+        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        if let Some(path) = &query.mapped_path {
+            let found = folders.get(path.as_str()).map_err(|e| r(e.into()))?;
+            return match found {
+                Some(v) if offset == 0 && limit > 0 => Ok(vec![self.decode_folder(v.value())?]),
+                _ => Ok(Vec::new()),
+            };
+        }
+        let iter = folders.iter().map_err(|e| r(e.into()))?;
+        let page: Vec<_> = match query.order {
+            SortOrder::Asc => iter.skip(offset).take(limit).collect(),
+            SortOrder::Desc => iter.rev().skip(offset).take(limit).collect(),
+        };
+        page.into_iter()
+            .map(|entry| {
+                let (_, v) = entry.map_err(|e| r(e.into()))?;
+                self.decode_folder(v.value())
+            })
+            .collect()
     }
 
     fn ping(&self) -> Result<()> {
@@ -274,6 +405,7 @@ impl BoltBackend {
         tx.open_table(USERS).map_err(|e| w(e.into()))?;
         tx.open_table(USERS_ID_IDX).map_err(|e| w(e.into()))?;
         tx.open_table(SEQUENCES).map_err(|e| w(e.into()))?;
+        tx.open_table(FOLDERS).map_err(|e| w(e.into()))?;
         tx.commit().map_err(|e| w(e.into()))?;
         Ok(Self {
             inner: Arc::new(inner),
@@ -338,6 +470,71 @@ impl Backend for BoltBackend {
 
     async fn ping(&self) -> Result<()> {
         self.run(|i| i.ping()).await
+    }
+
+    async fn folder_by_path(&self, mapped_path: &str) -> Result<Folder> {
+        let path = mapped_path.to_owned();
+        self.run(move |i| i.folder_by_path(&path)).await
+    }
+
+    async fn insert_folder(&self, folder: &Folder) -> Result<Folder> {
+        let folder = folder.clone();
+        self.run(move |i| i.insert_folder(&folder)).await
+    }
+
+    async fn update_folder(&self, folder: &Folder) -> Result<()> {
+        let folder = folder.clone();
+        self.run(move |i| {
+            let change = |old: Folder| Folder {
+                filesystem: folder.filesystem.clone(),
+                ..old
+            };
+            i.modify_folder(FolderKey::Id(folder.id), Some(&change))
+        })
+        .await
+    }
+
+    async fn delete_folder(&self, id: i64) -> Result<()> {
+        self.run(move |i| i.modify_folder(FolderKey::Id(id), None))
+            .await
+    }
+
+    async fn list_folders(&self, query: &FolderQuery) -> Result<Vec<Folder>> {
+        let query = query.clone();
+        self.run(move |i| i.list_folders(&query)).await
+    }
+
+    async fn update_folder_quota(&self, mapped_path: &str, update: QuotaUpdate) -> Result<()> {
+        let path = mapped_path.to_owned();
+        self.run(move |i| {
+            let change = |mut f: Folder| {
+                crate::memory::apply_quota(
+                    &mut f.used_quota_size,
+                    &mut f.used_quota_files,
+                    &mut f.last_quota_update,
+                    update,
+                );
+                f
+            };
+            i.modify_folder(FolderKey::Path(&path), Some(&change))
+        })
+        .await
+    }
+}
+
+/// How [`Inner::modify_folder`] finds its folder.
+#[derive(Clone, Copy)]
+enum FolderKey<'a> {
+    Id(i64),
+    Path(&'a str),
+}
+
+impl std::fmt::Display for FolderKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "with id {id}"),
+            Self::Path(p) => write!(f, "{p:?}"),
+        }
     }
 }
 

@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::{
-    Backend, DataProvider, Permission, ProviderError, SortOrder, TrackQuota, User, UserQuery,
-    password,
+    Backend, DataProvider, Folder, FolderQuery, Permission, ProviderError, SortOrder, TrackQuota,
+    User, UserQuery, VirtualFolder, password,
 };
 
 /// An ed25519 authorized_keys line.
@@ -47,6 +47,7 @@ where
     homes(make().await).await;
     password_handling(make().await).await;
     filesystems(make().await).await;
+    folders(make().await).await;
     ping(make().await).await;
     // Every backend but bolt keeps the defender's scores and bans.
     let backend = make().await;
@@ -58,6 +59,272 @@ where
 
 fn provider(backend: Arc<dyn Backend>) -> DataProvider {
     DataProvider::new(backend, true, TrackQuota::Always)
+}
+
+/// A `virtual_folders` entry for a local folder.
+pub fn folder_entry(mapped: &str, at: &str, size: i64, files: i64) -> VirtualFolder {
+    VirtualFolder {
+        mapped_path: mapped.into(),
+        virtual_path: at.into(),
+        quota_size: size,
+        quota_files: files,
+        filesystem: None,
+    }
+}
+
+/// Folders: stored on their own (unique mapped path, ordered listing, used quota kept
+/// atomically), created with the user that maps one not known yet (with the entry's
+/// storage), listed with the users that map them, removed from those users' mappings
+/// when deleted; mappings validated.
+pub async fn folders(backend: Arc<dyn Backend>) {
+    use crate::{Filesystem, FsProvider, S3FsConfig, Secret, SecretKey};
+    let p = provider(backend.clone()).with_secret_key(SecretKey::from_material(b"k"));
+    let added = p
+        .add_folder(Folder {
+            id: 99,
+            mapped_path: "/srv/folders/b".into(),
+            used_quota_size: 5,
+            ..Folder::default()
+        })
+        .await
+        .expect("add folder");
+    assert!(added.id > 0 && added.id != 99);
+    assert_eq!((added.used_quota_size, added.used_quota_files), (0, 0));
+    assert!(matches!(
+        p.add_folder(Folder {
+            mapped_path: "/srv/folders/b".into(),
+            ..Folder::default()
+        })
+        .await,
+        Err(ProviderError::FolderExists(path)) if path == "/srv/folders/b"
+    ));
+    for bad in ["relative", "/", "/a/../b", "/a/"] {
+        let folder = Folder {
+            mapped_path: bad.into(),
+            ..Folder::default()
+        };
+        assert!(
+            matches!(
+                p.add_folder(folder).await,
+                Err(ProviderError::InvalidField {
+                    field: "mapped_path",
+                    ..
+                })
+            ),
+            "{bad:?} refused"
+        );
+    }
+    p.add_folder(Folder {
+        mapped_path: "/srv/folders/a".into(),
+        ..Folder::default()
+    })
+    .await
+    .unwrap();
+
+    // A user mapping a known folder and two unknown ones: an S3 one (its storage from
+    // the entry, its secret sealed) and a local one.
+    let s3 = Filesystem {
+        provider: FsProvider::S3,
+        s3config: S3FsConfig {
+            bucket: "b".into(),
+            endpoint: "http://127.0.0.1:3900".into(),
+            access_key: "GK1".into(),
+            access_secret: Secret::new("folder secret"),
+            key_prefix: "shared/".into(),
+            ..S3FsConfig::default()
+        },
+    };
+    let mut user = sample_user("mapper");
+    user.virtual_folders = vec![
+        folder_entry("/srv/folders/a", "/a", -1, -1),
+        VirtualFolder {
+            filesystem: Some(s3.clone()),
+            ..folder_entry("/s3/reports", "/reports", 1000, 10)
+        },
+        folder_entry("/srv/folders/new", "/deep/new", 0, 0),
+    ];
+    let stored = p.add_user(user).await.expect("user with folders");
+    assert!(
+        stored
+            .virtual_folders
+            .iter()
+            .all(|vf| vf.filesystem.is_none())
+    );
+    let fetched = p.user_by_username("mapper").await.unwrap();
+    assert_eq!(fetched.virtual_folders, stored.virtual_folders);
+    assert_eq!(fetched.virtual_folders[1].virtual_path, "/reports");
+    let reports = p.folder_by_path("/s3/reports").await.expect("created");
+    assert_eq!(reports.filesystem.provider, FsProvider::S3);
+    let secret = &reports.filesystem.s3config.access_secret;
+    assert!(secret.is_encrypted());
+    assert_eq!(p.open_secret(secret).unwrap(), "folder secret");
+    assert!(
+        !serde_json::to_string(&reports.without_secrets())
+            .unwrap()
+            .contains("access_secret")
+    );
+    assert_eq!(
+        p.folder_by_path("/srv/folders/new")
+            .await
+            .unwrap()
+            .filesystem,
+        Filesystem::default()
+    );
+    let mut other = sample_user("other");
+    other.virtual_folders = vec![folder_entry("/srv/folders/a", "/shared", 0, 0)];
+    p.add_user(other).await.unwrap();
+
+    // Listing: byte order both ways, paging, filter, users per folder.
+    let all = p.list_folders(&FolderQuery::default()).await.unwrap();
+    let paths: Vec<_> = all.iter().map(|f| f.mapped_path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/s3/reports",
+            "/srv/folders/a",
+            "/srv/folders/b",
+            "/srv/folders/new"
+        ]
+    );
+    assert_eq!(all[1].users, ["mapper", "other"]);
+    assert!(all[2].users.is_empty());
+    let desc = p
+        .list_folders(&FolderQuery {
+            order: SortOrder::Desc,
+            limit: 2,
+            offset: 1,
+            ..FolderQuery::default()
+        })
+        .await
+        .unwrap();
+    let paths: Vec<_> = desc.iter().map(|f| f.mapped_path.as_str()).collect();
+    assert_eq!(paths, ["/srv/folders/b", "/srv/folders/a"]);
+    let one = p
+        .list_folders(&FolderQuery {
+            mapped_path: Some("/srv/folders/b".into()),
+            ..FolderQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+
+    // Used quota: atomic deltas, reset; kept by an update of the storage.
+    let (b1, b2) = (backend.clone(), backend.clone());
+    let delta = |b: Arc<dyn Backend>| async move {
+        for _ in 0..20 {
+            b.update_folder_quota(
+                "/srv/folders/b",
+                crate::QuotaUpdate::Delta { size: 3, files: 1 },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    tokio::join!(delta(b1), delta(b2));
+    let b = p.folder_by_path("/srv/folders/b").await.unwrap();
+    assert_eq!((b.used_quota_size, b.used_quota_files), (120, 40));
+    assert!(b.last_quota_update > 0);
+    p.reset_folder_quota("/srv/folders/b", 7, 1).await.unwrap();
+    p.update_folder(Folder {
+        mapped_path: "/srv/folders/b".into(),
+        filesystem: s3.clone(),
+        ..Folder::default()
+    })
+    .await
+    .unwrap();
+    let b = p.folder_by_path("/srv/folders/b").await.unwrap();
+    assert_eq!((b.used_quota_size, b.used_quota_files), (7, 1));
+    assert_eq!(b.filesystem.s3config.bucket, "b");
+    assert!(matches!(
+        p.add_folder_quota("/missing", 1, 1).await,
+        Err(ProviderError::NotFound(_))
+    ));
+
+    // Mappings that break the rules.
+    let refused = |vfs: Vec<VirtualFolder>, field: &'static str| {
+        let p = p.clone();
+        async move {
+            let mut u = sample_user("bad");
+            u.virtual_folders = vfs;
+            match p.add_user(u).await {
+                Err(ProviderError::InvalidField { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("expected {field} refused, got {other:?}"),
+            }
+        }
+    };
+    refused(
+        vec![folder_entry("/srv/x", "/", 0, 0)],
+        "virtual_folders.virtual_path",
+    )
+    .await;
+    refused(
+        vec![folder_entry("/srv/x", "rel", 0, 0)],
+        "virtual_folders.virtual_path",
+    )
+    .await;
+    refused(
+        vec![
+            folder_entry("/srv/x", "/a", 0, 0),
+            folder_entry("/srv/y", "/a/b", 0, 0),
+        ],
+        "virtual_folders.virtual_path",
+    )
+    .await;
+    refused(
+        vec![
+            folder_entry("/srv/x", "/a", 0, 0),
+            folder_entry("/srv/x", "/b", 0, 0),
+        ],
+        "virtual_folders.mapped_path",
+    )
+    .await;
+    refused(
+        vec![folder_entry("/srv/sftp/bad/in", "/a", 0, 0)],
+        "virtual_folders.mapped_path",
+    )
+    .await;
+    refused(
+        vec![folder_entry("/srv/x", "/a", -1, 0)],
+        "virtual_folders.quota_size",
+    )
+    .await;
+    refused(
+        vec![folder_entry("/srv/x", "/a", -2, -2)],
+        "virtual_folders.quota_size",
+    )
+    .await;
+    assert!(
+        matches!(
+            p.folder_by_path("/srv/x").await,
+            Err(ProviderError::NotFound(_))
+        ),
+        "a refused user creates no folder"
+    );
+
+    // Deleting a folder removes it from its users' mappings, nothing else.
+    p.delete_folder("/srv/folders/a").await.unwrap();
+    let mapper = p.user_by_username("mapper").await.unwrap();
+    let left: Vec<_> = mapper
+        .virtual_folders
+        .iter()
+        .map(|v| v.virtual_path.as_str())
+        .collect();
+    assert_eq!(left, ["/reports", "/deep/new"]);
+    assert!(
+        p.user_by_username("other")
+            .await
+            .unwrap()
+            .virtual_folders
+            .is_empty()
+    );
+    assert!(matches!(
+        p.delete_folder("/srv/folders/a").await,
+        Err(ProviderError::NotFound(_))
+    ));
+    assert!(matches!(
+        p.folder_by_path("/srv/folders/a").await,
+        Err(ProviderError::NotFound(_))
+    ));
 }
 
 /// A valid user with only mandatory fields.
@@ -92,6 +359,7 @@ pub async fn crud_round_trip(backend: Arc<dyn Backend>) {
         upload_bandwidth: 100,
         download_bandwidth: 200,
         filesystem: Default::default(),
+        virtual_folders: vec![folder_entry("/srv/shared/full", "/shared", -1, -1)],
     };
     let added = p.add_user(input.clone()).await.expect("add");
     assert!(added.id > 0);
@@ -144,6 +412,10 @@ pub async fn crud_round_trip(backend: Arc<dyn Backend>) {
         upload_bandwidth: 0,
         download_bandwidth: 12345,
         filesystem: Default::default(),
+        virtual_folders: vec![
+            folder_entry("/srv/shared/other", "/a/b", 10, 0),
+            folder_entry("/srv/shared/full", "/shared2", 0, 0),
+        ],
     };
     p.update_user(changed.clone()).await.expect("update");
     let after = p.user_by_id(added.id).await.expect("by id after update");

@@ -9,6 +9,7 @@ pub mod bolt;
 pub mod conformance;
 pub mod defender;
 pub mod filesystem;
+mod folder;
 pub mod memory;
 pub mod mysql;
 pub mod password;
@@ -20,10 +21,11 @@ mod validate;
 
 pub use defender::{DefenderStore, HostRecord, MemoryDefenderStore};
 pub use filesystem::{Filesystem, FsProvider, S3FsConfig, Secret, SecretError, SecretKey};
+pub use folder::{Folder, FolderQuery, VirtualFolder};
 pub use user::{Permission, User};
 pub use validate::{
-    MAX_USERNAME_LEN, homes_overlap, validate_filesystem, validate_home_dir, validate_stored,
-    validate_user,
+    MAX_USERNAME_LEN, MAX_VIRTUAL_FOLDERS, homes_overlap, validate_filesystem, validate_folder,
+    validate_home_dir, validate_stored, validate_user, validate_virtual_folders,
 };
 
 use async_trait::async_trait;
@@ -37,6 +39,8 @@ pub enum ProviderError {
     NotFound(String),
     #[error("username {0:?} already exists")]
     AlreadyExists(String),
+    #[error("folder {0:?} already exists")]
+    FolderExists(String),
     #[error("validation error: {0}")]
     Validation(String),
     /// One field of a user record breaks a rule; `reason` says which.
@@ -110,6 +114,16 @@ pub trait Backend: Send + Sync + 'static {
     async fn update_quota(&self, username: &str, update: QuotaUpdate) -> Result<()>;
     /// Cheap round trip used by health checks.
     async fn ping(&self) -> Result<()>;
+    async fn folder_by_path(&self, mapped_path: &str) -> Result<Folder>;
+    /// Inserts `folder` (id and used quota assigned by the backend, as for users);
+    /// `FolderExists` when its `mapped_path` is taken.
+    async fn insert_folder(&self, folder: &Folder) -> Result<Folder>;
+    /// Replaces the `filesystem` of the folder with `folder.id` (nothing else changes).
+    async fn update_folder(&self, folder: &Folder) -> Result<()>;
+    async fn delete_folder(&self, id: i64) -> Result<()>;
+    async fn list_folders(&self, query: &FolderQuery) -> Result<Vec<Folder>>;
+    /// As [`Backend::update_quota`], for a folder.
+    async fn update_folder_quota(&self, mapped_path: &str, update: QuotaUpdate) -> Result<()>;
     /// Where the defender's `provider` driver keeps scores and bans in this backend;
     /// `None` when it cannot (bolt).
     fn defender_store(&self) -> Option<&dyn DefenderStore> {
@@ -268,6 +282,177 @@ impl DataProvider {
             .await
     }
 
+    /// A folder record (without its `users`).
+    pub async fn folder_by_path(&self, mapped_path: &str) -> Result<Folder> {
+        self.timed("folder_by_path", self.backend.folder_by_path(mapped_path))
+            .await
+    }
+
+    /// A page of folders, each with the users that map it; `limit` is clamped to
+    /// `1..=500`. Pages through every user (an administrative read, not a login).
+    pub async fn list_folders(&self, query: &FolderQuery) -> Result<Vec<Folder>> {
+        let mut q = query.clone();
+        q.limit = q.limit.clamp(1, MAX_LIST_LIMIT);
+        let mut folders = self
+            .timed("list_folders", self.backend.list_folders(&q))
+            .await?;
+        if folders.is_empty() {
+            return Ok(folders);
+        }
+        self.for_each_user(|user| {
+            for vf in &user.virtual_folders {
+                if let Some(f) = folders.iter_mut().find(|f| f.mapped_path == vf.mapped_path) {
+                    f.users.push(user.username.clone());
+                }
+            }
+            None::<()>
+        })
+        .await?;
+        Ok(folders)
+    }
+
+    /// Validates `folder` and stores it (its secret sealed); returns the stored record.
+    pub async fn add_folder(&self, folder: Folder) -> Result<Folder> {
+        self.ensure_manageable()?;
+        let folder = self.prepare_folder(folder)?;
+        self.timed("insert_folder", self.backend.insert_folder(&folder))
+            .await
+    }
+
+    /// Replaces the storage of the folder with `folder.mapped_path` (its used quota and
+    /// users are kept). Sent without `access_secret`, an S3 folder keeps the stored one
+    /// while the bucket, endpoint and access key stay the same, as for users.
+    pub async fn update_folder(&self, mut folder: Folder) -> Result<()> {
+        self.ensure_manageable()?;
+        let stored = self.folder_by_path(&folder.mapped_path).await?;
+        folder.id = stored.id;
+        keep_secret(&stored.filesystem, &mut folder.filesystem);
+        let folder = self.prepare_folder(folder)?;
+        self.timed("update_folder", self.backend.update_folder(&folder))
+            .await
+    }
+
+    /// Removes the folder and every user's mapping of it (the files stay where they are).
+    pub async fn delete_folder(&self, mapped_path: &str) -> Result<()> {
+        self.ensure_manageable()?;
+        let folder = self.folder_by_path(mapped_path).await?;
+        let mut mapping = Vec::new();
+        self.for_each_user(|user| {
+            if user
+                .virtual_folders
+                .iter()
+                .any(|vf| vf.mapped_path == mapped_path)
+            {
+                mapping.push(user.id);
+            }
+            None::<()>
+        })
+        .await?;
+        for id in mapping {
+            // Read again, one user at a time: only the mapping changes, not a field an
+            // update made meanwhile.
+            let mut user = self.user_by_id(id).await?;
+            user.virtual_folders
+                .retain(|vf| vf.mapped_path != mapped_path);
+            self.timed("update_user", self.backend.update_user(&user))
+                .await?;
+        }
+        self.timed("delete_folder", self.backend.delete_folder(folder.id))
+            .await
+    }
+
+    /// Adds the deltas to a folder's used quota, atomically in the backend.
+    pub async fn add_folder_quota(
+        &self,
+        mapped_path: &str,
+        size_delta: i64,
+        files_delta: i64,
+    ) -> Result<()> {
+        let update = QuotaUpdate::Delta {
+            size: size_delta,
+            files: files_delta,
+        };
+        self.timed(
+            "update_folder_quota",
+            self.backend.update_folder_quota(mapped_path, update),
+        )
+        .await
+    }
+
+    /// Replaces a folder's used quota (after a quota scan).
+    pub async fn reset_folder_quota(&self, mapped_path: &str, size: i64, files: i64) -> Result<()> {
+        self.timed(
+            "reset_folder_quota",
+            self.backend
+                .update_folder_quota(mapped_path, QuotaUpdate::Reset { size, files }),
+        )
+        .await
+    }
+
+    fn prepare_folder(&self, mut folder: Folder) -> Result<Folder> {
+        folder.filesystem = std::mem::take(&mut folder.filesystem).normalized();
+        folder.users.clear();
+        validate_folder(&folder)?;
+        self.seal(&mut folder.filesystem)?;
+        Ok(folder)
+    }
+
+    /// Encrypts the plain-text access secret of `fs` for storing.
+    fn seal(&self, fs: &mut Filesystem) -> Result<()> {
+        let s3 = &mut fs.s3config;
+        s3.access_secret =
+            self.secrets
+                .seal(&s3.access_secret)
+                .map_err(|e| ProviderError::InvalidField {
+                    field: "filesystem.s3config.access_secret",
+                    reason: e.to_string(),
+                })?;
+        Ok(())
+    }
+
+    /// Creates the folders a user's `virtual_folders` name that do not exist yet (with
+    /// the entry's `filesystem`, local when absent), as SFTPGo 1.x does for a user sent
+    /// in one request. The entries keep only the mapping.
+    async fn create_missing_folders(&self, user: &mut User) -> Result<()> {
+        for vf in &mut user.virtual_folders {
+            let fs = vf.filesystem.take();
+            match self.folder_by_path(&vf.mapped_path).await {
+                Ok(_) => {}
+                Err(ProviderError::NotFound(_)) => {
+                    let folder = Folder {
+                        mapped_path: vf.mapped_path.clone(),
+                        filesystem: fs.unwrap_or_default(),
+                        ..Folder::default()
+                    };
+                    match self.add_folder(folder).await {
+                        Ok(_) | Err(ProviderError::FolderExists(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every user, page by page, until it returns `Some`.
+    async fn for_each_user<T>(&self, mut f: impl FnMut(&User) -> Option<T>) -> Result<Option<T>> {
+        let mut query = UserQuery {
+            limit: MAX_LIST_LIMIT,
+            ..UserQuery::default()
+        };
+        loop {
+            let page = self.list_users(&query).await?;
+            if let Some(found) = page.iter().find_map(&mut f) {
+                return Ok(Some(found));
+            }
+            if page.len() < MAX_LIST_LIMIT as usize {
+                return Ok(None);
+            }
+            query.offset += MAX_LIST_LIMIT;
+        }
+    }
+
     /// Validates `user`, hashes a plain-text password and updates the record with
     /// `user.id`. The username and the used quota are never changed by an update; every
     /// other field is replaced (a `None` password removes the password).
@@ -279,14 +464,7 @@ impl DataProvider {
         let fs = &user.filesystem;
         if fs.provider == FsProvider::S3 && fs.s3config.access_secret.is_empty() {
             let stored = self.user_by_id(user.id).await?;
-            let (old, new) = (&stored.filesystem.s3config, &fs.s3config);
-            if stored.filesystem.provider == FsProvider::S3
-                && !new.access_key.is_empty()
-                && (&old.bucket, &old.endpoint, &old.access_key)
-                    == (&new.bucket, &new.endpoint, &new.access_key)
-            {
-                user.filesystem.s3config.access_secret = old.access_secret.clone();
-            }
+            keep_secret(&stored.filesystem, &mut user.filesystem);
         }
         let user = self.prepare_user(user).await?;
         self.timed("update_user", self.backend.update_user(&user))
@@ -384,14 +562,7 @@ impl DataProvider {
         user.filesystem = std::mem::take(&mut user.filesystem).normalized();
         validate_user(&user, self.users_base_dir.as_deref())?;
         self.ensure_own_home(&user).await?;
-        let s3 = &mut user.filesystem.s3config;
-        s3.access_secret =
-            self.secrets
-                .seal(&s3.access_secret)
-                .map_err(|e| ProviderError::InvalidField {
-                    field: "filesystem.s3config.access_secret",
-                    reason: e.to_string(),
-                })?;
+        self.seal(&mut user.filesystem)?;
         match user.password.take() {
             Some(p) if p.is_empty() => user.password = None,
             Some(p) if password::is_hashed(&p) => user.password = Some(p),
@@ -406,6 +577,7 @@ impl DataProvider {
             }
             None => {}
         }
+        self.create_missing_folders(&mut user).await?;
         Ok(user)
     }
 
@@ -413,29 +585,23 @@ impl DataProvider {
     /// change the other's files, and both quotas would count them. Pages through every
     /// user (an administrative write, not a login).
     async fn ensure_own_home(&self, user: &User) -> Result<()> {
-        let mut query = UserQuery {
-            limit: MAX_LIST_LIMIT,
-            ..UserQuery::default()
-        };
-        loop {
-            let page = self.list_users(&query).await?;
-            if let Some(other) = page.iter().find(|o| {
-                o.id != user.id
+        let overlap = self
+            .for_each_user(|o| {
+                (o.id != user.id
                     && o.username != user.username
-                    && homes_overlap(&o.home_dir, &user.home_dir)
-            }) {
-                return Err(ProviderError::InvalidField {
-                    field: "home_dir",
-                    reason: format!(
-                        "{:?} overlaps the home of user {:?} ({:?}): homes must not be equal to, inside or above another user's",
-                        user.home_dir, other.username, other.home_dir
-                    ),
-                });
-            }
-            if page.len() < MAX_LIST_LIMIT as usize {
-                return Ok(());
-            }
-            query.offset += MAX_LIST_LIMIT;
+                    && homes_overlap(&o.home_dir, &user.home_dir))
+                .then(|| (o.username.clone(), o.home_dir.clone()))
+            })
+            .await?;
+        match overlap {
+            None => Ok(()),
+            Some((username, home)) => Err(ProviderError::InvalidField {
+                field: "home_dir",
+                reason: format!(
+                    "{:?} overlaps the home of user {username:?} ({home:?}): homes must not be equal to, inside or above another user's",
+                    user.home_dir
+                ),
+            }),
         }
     }
 
@@ -445,6 +611,22 @@ impl DataProvider {
         } else {
             Err(ProviderError::ReadOnly)
         }
+    }
+}
+
+/// An S3 storage sent without `access_secret` (as every answer shows it) keeps the stored
+/// secret while the bucket, endpoint and access key stay the same: a stored secret is
+/// never sent to another endpoint.
+fn keep_secret(stored: &Filesystem, new: &mut Filesystem) {
+    let (old, s3) = (&stored.s3config, &mut new.s3config);
+    if new.provider == FsProvider::S3
+        && s3.access_secret.is_empty()
+        && stored.provider == FsProvider::S3
+        && !s3.access_key.is_empty()
+        && (&old.bucket, &old.endpoint, &old.access_key)
+            == (&s3.bucket, &s3.endpoint, &s3.access_key)
+    {
+        s3.access_secret = old.access_secret.clone();
     }
 }
 

@@ -6,7 +6,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::{Backend, ProviderError, QuotaUpdate, Result, SortOrder, User, UserQuery, now_ms};
+use crate::{
+    Backend, Folder, FolderQuery, ProviderError, QuotaUpdate, Result, SortOrder, User, UserQuery,
+    now_ms,
+};
 
 /// Users kept in memory; lost when dropped.
 #[derive(Debug, Default)]
@@ -21,6 +24,9 @@ struct State {
     /// Keyed by username: iteration is username byte order, like `ORDER BY username`.
     users: BTreeMap<String, User>,
     by_id: HashMap<i64, String>,
+    last_folder_id: i64,
+    /// Keyed by mapped path, listed in its byte order.
+    folders: BTreeMap<String, Folder>,
 }
 
 impl MemoryBackend {
@@ -41,6 +47,29 @@ fn not_found_id(id: i64) -> ProviderError {
 
 fn not_found_name(username: &str) -> ProviderError {
     ProviderError::NotFound(format!("user {username:?}"))
+}
+
+fn folder_not_found(what: impl std::fmt::Display) -> ProviderError {
+    ProviderError::NotFound(format!("folder {what}"))
+}
+
+/// Applies a quota change to a stored used quota (saturating, like the SQL backends'
+/// 64-bit columns would refuse to wrap).
+pub(crate) fn apply_quota(size: &mut i64, files: &mut i64, last: &mut i64, update: QuotaUpdate) {
+    match update {
+        QuotaUpdate::Delta {
+            size: ds,
+            files: df,
+        } => {
+            *size = size.saturating_add(ds);
+            *files = files.saturating_add(df);
+        }
+        QuotaUpdate::Reset { size: s, files: f } => {
+            *size = s;
+            *files = f;
+        }
+    }
+    *last = now_ms();
 }
 
 #[async_trait]
@@ -136,17 +165,92 @@ impl Backend for MemoryBackend {
             .users
             .get_mut(username)
             .ok_or_else(|| not_found_name(username))?;
-        match update {
-            QuotaUpdate::Delta { size, files } => {
-                user.used_quota_size = user.used_quota_size.saturating_add(size);
-                user.used_quota_files = user.used_quota_files.saturating_add(files);
-            }
-            QuotaUpdate::Reset { size, files } => {
-                user.used_quota_size = size;
-                user.used_quota_files = files;
-            }
+        apply_quota(
+            &mut user.used_quota_size,
+            &mut user.used_quota_files,
+            &mut user.last_quota_update,
+            update,
+        );
+        Ok(())
+    }
+
+    async fn folder_by_path(&self, mapped_path: &str) -> Result<Folder> {
+        self.lock()
+            .folders
+            .get(mapped_path)
+            .cloned()
+            .ok_or_else(|| folder_not_found(format_args!("{mapped_path:?}")))
+    }
+
+    async fn insert_folder(&self, folder: &Folder) -> Result<Folder> {
+        let mut state = self.lock();
+        if state.folders.contains_key(&folder.mapped_path) {
+            return Err(ProviderError::FolderExists(folder.mapped_path.clone()));
         }
-        user.last_quota_update = now_ms();
+        state.last_folder_id += 1;
+        let stored = Folder {
+            id: state.last_folder_id,
+            used_quota_size: 0,
+            used_quota_files: 0,
+            last_quota_update: 0,
+            users: Vec::new(),
+            ..folder.clone()
+        };
+        state
+            .folders
+            .insert(stored.mapped_path.clone(), stored.clone());
+        Ok(stored)
+    }
+
+    async fn update_folder(&self, folder: &Folder) -> Result<()> {
+        let mut state = self.lock();
+        let stored = state
+            .folders
+            .values_mut()
+            .find(|f| f.id == folder.id)
+            .ok_or_else(|| folder_not_found(format_args!("with id {}", folder.id)))?;
+        stored.filesystem = folder.filesystem.clone();
+        Ok(())
+    }
+
+    async fn delete_folder(&self, id: i64) -> Result<()> {
+        let mut state = self.lock();
+        let before = state.folders.len();
+        state.folders.retain(|_, f| f.id != id);
+        if state.folders.len() == before {
+            return Err(folder_not_found(format_args!("with id {id}")));
+        }
+        Ok(())
+    }
+
+    async fn list_folders(&self, query: &FolderQuery) -> Result<Vec<Folder>> {
+        let state = self.lock();
+        let matching: Box<dyn Iterator<Item = &Folder>> = match &query.mapped_path {
+            Some(path) => Box::new(state.folders.get(path).into_iter()),
+            None => match query.order {
+                SortOrder::Asc => Box::new(state.folders.values()),
+                SortOrder::Desc => Box::new(state.folders.values().rev()),
+            },
+        };
+        Ok(matching
+            .skip(query.offset as usize)
+            .take(query.limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn update_folder_quota(&self, mapped_path: &str, update: QuotaUpdate) -> Result<()> {
+        let mut state = self.lock();
+        let f = state
+            .folders
+            .get_mut(mapped_path)
+            .ok_or_else(|| folder_not_found(format_args!("{mapped_path:?}")))?;
+        apply_quota(
+            &mut f.used_quota_size,
+            &mut f.used_quota_files,
+            &mut f.last_quota_update,
+            update,
+        );
         Ok(())
     }
 

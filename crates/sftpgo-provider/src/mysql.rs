@@ -36,6 +36,8 @@ impl Dialect for MySql {
     type DB = sqlx::MySql;
     const DRIVER: &'static str = "mysql";
     const ORDER_BY: &'static str = "username";
+    const AUTO_ID: &'static str = "integer AUTO_INCREMENT NOT NULL PRIMARY KEY";
+    const TABLE_OPTIONS: &'static str = " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
     const INSERT_RETURNING: bool = false;
 
     fn placeholder(_: usize) -> String {
@@ -83,7 +85,8 @@ impl ServerDialect for MySql {
                 crate::sql::DbError::Data(format!("lock {SCHEMA_LOCK:?} not obtained within 30 s")),
             ));
         }
-        let stmts = schema_statements(
+        let stmts = schema_statements::<Self>(
+            table,
             create_table_sql(table),
             "PRIMARY KEY",
             ("INSERT IGNORE", ""),
@@ -283,7 +286,11 @@ mod tests {
         MySql,
         crate::sql::testdb::mysql,
         SFTPGO_09_SQL,
-        include_str!("../../../sql/mysql/20190828.sql")
+        concat!(
+            include_str!("../../../sql/mysql/20190828.sql"),
+            include_str!("../../../sql/mysql/20261206.sql"),
+            include_str!("../../../sql/mysql/20261207.sql")
+        )
     );
 
     #[tokio::test]

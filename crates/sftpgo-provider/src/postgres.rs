@@ -33,6 +33,7 @@ impl Dialect for Pg {
     type DB = sqlx::Postgres;
     const DRIVER: &'static str = "postgresql";
     const ORDER_BY: &'static str = "username COLLATE \"C\"";
+    const AUTO_ID: &'static str = "serial NOT NULL PRIMARY KEY";
     const INSERT_RETURNING: bool = true;
 
     fn placeholder(n: usize) -> String {
@@ -65,7 +66,8 @@ impl ServerDialect for Pg {
             .execute(&mut *tx)
             .await
             .map_err(ctx)?;
-        let stmts = schema_statements(
+        let stmts = schema_statements::<Self>(
+            table,
             create_table_sql(table),
             "PRIMARY KEY CHECK (id = 1)",
             ("INSERT", " ON CONFLICT (id) DO NOTHING"),
@@ -250,7 +252,11 @@ mod tests {
         Pg,
         crate::sql::testdb::postgres,
         SFTPGO_09_SQL,
-        include_str!("../../../sql/postgresql/20190828.sql")
+        concat!(
+            include_str!("../../../sql/postgresql/20190828.sql"),
+            include_str!("../../../sql/postgresql/20261206.sql"),
+            include_str!("../../../sql/postgresql/20261207.sql")
+        )
     );
 
     #[tokio::test]

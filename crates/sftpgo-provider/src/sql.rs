@@ -105,7 +105,7 @@ pub fn default_pool_size() -> u32 {
 /// Every column of the users table, in SELECT order.
 pub(crate) const COLUMNS: &str = "id, username, password, public_keys, home_dir, uid, gid, \
      max_sessions, quota_size, quota_files, permissions, used_quota_size, used_quota_files, \
-     last_quota_update, upload_bandwidth, download_bandwidth, filesystem";
+     last_quota_update, upload_bandwidth, download_bandwidth, filesystem, virtual_folders";
 
 /// What differs between the SQL engines that the shared code needs to know.
 pub trait Dialect: Send + Sync + Sized + 'static {
@@ -115,6 +115,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     const DRIVER: &'static str;
     /// The ORDER BY expression that lists usernames in byte order.
     const ORDER_BY: &'static str;
+    /// The column definition of an id the database assigns.
+    const AUTO_ID: &'static str;
+    /// What follows a CREATE TABLE's column list (MySQL: byte-order text).
+    const TABLE_OPTIONS: &'static str = "";
     /// Whether `INSERT ... RETURNING <columns>` gives back the stored row; otherwise the
     /// new id comes from the statement result ([`Dialect::last_insert_id`]).
     const INSERT_RETURNING: bool;
@@ -247,6 +251,8 @@ where
         let (public_keys, permissions) =
             decode_json_columns(&username, public_keys.as_deref(), &permissions)?;
         let filesystem = decode_filesystem(&username, text("filesystem")?.as_deref())?;
+        let virtual_folders =
+            decode_virtual_folders(&username, text("virtual_folders")?.as_deref())?;
         Ok(User {
             id: int("id")?,
             password: password.filter(|p| !p.is_empty()),
@@ -264,6 +270,7 @@ where
             upload_bandwidth: int("upload_bandwidth")?,
             download_bandwidth: int("download_bandwidth")?,
             filesystem,
+            virtual_folders,
             username,
         })
     }
@@ -299,6 +306,7 @@ pub(crate) struct Statements {
     pub probe: String,
     pub schema_version: String,
     pub defender: DefenderStatements,
+    pub folders: FolderStatements,
 }
 
 impl Statements {
@@ -310,7 +318,7 @@ impl Statements {
         } else {
             String::new()
         };
-        let values = (1..=13).map(p).collect::<Vec<_>>().join(", ");
+        let values = (1..=14).map(p).collect::<Vec<_>>().join(", ");
         let updated = [
             "password",
             "public_keys",
@@ -324,6 +332,7 @@ impl Statements {
             "upload_bandwidth",
             "download_bandwidth",
             "filesystem",
+            "virtual_folders",
         ]
         .iter()
         .enumerate()
@@ -346,11 +355,11 @@ impl Statements {
             insert: format!(
                 "INSERT INTO {t} (username, password, public_keys, home_dir, uid, gid, \
                  max_sessions, quota_size, quota_files, permissions, upload_bandwidth, \
-                 download_bandwidth, filesystem, used_quota_size, used_quota_files, \
-                 last_quota_update) \
+                 download_bandwidth, filesystem, virtual_folders, used_quota_size, \
+                 used_quota_files, last_quota_update) \
                  VALUES ({values}, 0, 0, 0){returning}"
             ),
-            update: format!("UPDATE {t} SET {updated} WHERE id = {}", p(13)),
+            update: format!("UPDATE {t} SET {updated} WHERE id = {}", p(14)),
             delete: format!("DELETE FROM {t} WHERE id = {}", p(1)),
             list_asc: format!(
                 "SELECT {COLUMNS} FROM {t} ORDER BY {order_by} ASC LIMIT {} OFFSET {}",
@@ -374,6 +383,7 @@ impl Statements {
             probe: format!("SELECT {COLUMNS} FROM {t} LIMIT 0"),
             schema_version: format!("SELECT version FROM {SCHEMA_VERSION_TABLE} WHERE id = 1"),
             defender: DefenderStatements::new::<D>(),
+            folders: FolderStatements::new::<D>(t),
         }
     }
 }
@@ -459,44 +469,52 @@ impl<D: Engine> SqlBackend<D> {
         D::int_at(row, 0).map_err(|e| self.err("query failed", e))
     }
 
-    /// Version 2 adds the users' `filesystem` column (SFTPGo 1.x's name; NULL = local).
-    /// Safe when several instances start together: each adds the column unless it is
-    /// there, and an ALTER that fails because another instance just added it is no error.
-    async fn migrate_to_2(&self, table: &str) -> Result<()> {
+    /// Adds the nullable text `column` to the users table `table` unless it is there,
+    /// and records layout `version`: version 2 adds `filesystem` (SFTPGo 1.x's name; NULL
+    /// = local), version 3 `virtual_folders` (NULL = none). Safe when several instances
+    /// start together: an ALTER that fails because another instance just added the column
+    /// is no error.
+    async fn add_column(&self, table: &str, column: &str, version: i64) -> Result<()> {
         let has_column = || async {
             self.call(D::fetch_rows(
                 &self.pool,
-                &format!("SELECT filesystem FROM {table} LIMIT 0"),
+                &format!("SELECT {column} FROM {table} LIMIT 0"),
                 &[],
             ))
             .await
             .is_ok()
         };
+        let failed = |e| {
+            self.err(
+                &format!("cannot migrate the schema to version {version}"),
+                e,
+            )
+        };
         if !has_column().await {
             let added = self
                 .call(D::execute(
                     &self.pool,
-                    &format!("ALTER TABLE {table} ADD COLUMN filesystem text NULL"),
+                    &format!("ALTER TABLE {table} ADD COLUMN {column} text NULL"),
                     &[],
                 ))
                 .await;
             match added {
                 Ok(_) => {
-                    tracing::info!(sender = "data_provider", driver = D::DRIVER, target = %self.target, table, "schema migrated to version 2 (users.filesystem added)")
+                    tracing::info!(sender = "data_provider", driver = D::DRIVER, target = %self.target, table, column, version, "schema migrated (column added)")
                 }
-                Err(e) if !has_column().await => {
-                    return Err(self.err("cannot migrate the schema to version 2", e));
-                }
+                Err(e) if !has_column().await => return Err(failed(e)),
                 Err(_) => {} // another instance added it meanwhile
             }
         }
         self.call(D::execute(
             &self.pool,
-            &format!("UPDATE {SCHEMA_VERSION_TABLE} SET version = 2 WHERE id = 1 AND version < 2"),
+            &format!(
+                "UPDATE {SCHEMA_VERSION_TABLE} SET version = {version} WHERE id = 1 AND version < {version}"
+            ),
             &[],
         ))
         .await
-        .map_err(|e| self.err("cannot migrate the schema to version 2", e))?;
+        .map_err(failed)?;
         Ok(())
     }
 
@@ -505,7 +523,8 @@ impl<D: Engine> SqlBackend<D> {
     pub(crate) async fn check_schema(&self, table: &str) -> Result<()> {
         // Looked at per table, not by the recorded version: one database may hold
         // several users tables (`users_table`) under one version row.
-        self.migrate_to_2(table).await?;
+        self.add_column(table, "filesystem", 2).await?;
+        self.add_column(table, "virtual_folders", 3).await?;
         let version = self.schema_version().await?;
         if version > SCHEMA_VERSION {
             return Err(ProviderError::Backend(format!(
@@ -582,7 +601,8 @@ fn user_args<'a>(
     keys: &'a Option<String>,
     permissions: &'a str,
     filesystem: &'a Option<String>,
-) -> [Arg<'a>; 12] {
+    folders: &'a Option<String>,
+) -> [Arg<'a>; 13] {
     [
         Arg::Text(user.password.as_deref()),
         Arg::Text(keys.as_deref()),
@@ -596,6 +616,7 @@ fn user_args<'a>(
         Arg::Int(user.upload_bandwidth),
         Arg::Int(user.download_bandwidth),
         Arg::Text(filesystem.as_deref()),
+        Arg::Text(folders.as_deref()),
     ]
 }
 
@@ -623,9 +644,9 @@ impl<D: Engine> Backend for SqlBackend<D> {
 
     async fn insert_user(&self, user: &User) -> Result<User> {
         let (keys, permissions) = (json_keys(user)?, json_permissions(user)?);
-        let fs = json_filesystem(user)?;
+        let (fs, folders) = (json_filesystem(user)?, json_virtual_folders(user)?);
         let mut args = vec![Arg::Text(Some(&user.username))];
-        args.extend(user_args(user, &keys, &permissions, &fs));
+        args.extend(user_args(user, &keys, &permissions, &fs, &folders));
         let duplicate = |e: DbError| match &e {
             DbError::Sql(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 ProviderError::AlreadyExists(user.username.clone())
@@ -653,8 +674,8 @@ impl<D: Engine> Backend for SqlBackend<D> {
 
     async fn update_user(&self, user: &User) -> Result<()> {
         let (keys, permissions) = (json_keys(user)?, json_permissions(user)?);
-        let fs = json_filesystem(user)?;
-        let mut args = user_args(user, &keys, &permissions, &fs).to_vec();
+        let (fs, folders) = (json_filesystem(user)?, json_virtual_folders(user)?);
+        let mut args = user_args(user, &keys, &permissions, &fs, &folders).to_vec();
         args.push(Arg::Int(user.id));
         self.change(&self.sql.update, &args, format!("user with id {}", user.id))
             .await
@@ -686,6 +707,91 @@ impl<D: Engine> Backend for SqlBackend<D> {
 
     fn defender_store(&self) -> Option<&dyn crate::DefenderStore> {
         Some(self)
+    }
+
+    async fn folder_by_path(&self, mapped_path: &str) -> Result<crate::Folder> {
+        let missing = || ProviderError::NotFound(format!("folder {mapped_path:?}"));
+        if mapped_path.contains('\0') {
+            return Err(missing());
+        }
+        let sql = &self.sql.folders.by_path;
+        self.fetch_folders(sql, &[Arg::Text(Some(mapped_path))])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(missing)
+    }
+
+    async fn insert_folder(&self, folder: &crate::Folder) -> Result<crate::Folder> {
+        let fs = json_folder_filesystem(folder)?;
+        let args = [
+            Arg::Text(Some(&folder.mapped_path)),
+            Arg::Text(fs.as_deref()),
+        ];
+        let sql = &self.sql.folders.insert;
+        let duplicate = |e: DbError| match &e {
+            DbError::Sql(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                ProviderError::FolderExists(folder.mapped_path.clone())
+            }
+            _ => self.err("query failed", e),
+        };
+        if D::INSERT_RETURNING {
+            let rows = self
+                .call(D::fetch_rows(&self.pool, sql, &args))
+                .await
+                .map_err(duplicate)?;
+            drop(rows);
+        } else {
+            self.call(D::execute(&self.pool, sql, &args))
+                .await
+                .map_err(duplicate)?;
+        }
+        self.folder_by_path(&folder.mapped_path).await
+    }
+
+    async fn update_folder(&self, folder: &crate::Folder) -> Result<()> {
+        let fs = json_folder_filesystem(folder)?;
+        let args = [Arg::Text(fs.as_deref()), Arg::Int(folder.id)];
+        let missing = format!("folder with id {}", folder.id);
+        self.change(&self.sql.folders.update, &args, missing).await
+    }
+
+    async fn delete_folder(&self, id: i64) -> Result<()> {
+        let missing = format!("folder with id {id}");
+        self.change(&self.sql.folders.delete, &[Arg::Int(id)], missing)
+            .await
+    }
+
+    async fn list_folders(&self, query: &crate::FolderQuery) -> Result<Vec<crate::Folder>> {
+        let page = [
+            Arg::Int(i64::from(query.limit)),
+            Arg::Int(i64::from(query.offset)),
+        ];
+        let sql = &self.sql.folders;
+        match (&query.mapped_path, query.order) {
+            (Some(path), _) => {
+                let args = [Arg::Text(Some(path)), page[0], page[1]];
+                self.fetch_folders(&sql.list_filtered, &args).await
+            }
+            (None, SortOrder::Asc) => self.fetch_folders(&sql.list_asc, &page).await,
+            (None, SortOrder::Desc) => self.fetch_folders(&sql.list_desc, &page).await,
+        }
+    }
+
+    async fn update_folder_quota(&self, mapped_path: &str, update: QuotaUpdate) -> Result<()> {
+        let sql = &self.sql.folders;
+        let (sql, size, files) = match update {
+            QuotaUpdate::Delta { size, files } => (&sql.quota_delta, size, files),
+            QuotaUpdate::Reset { size, files } => (&sql.quota_reset, size, files),
+        };
+        let args = [
+            Arg::Int(size),
+            Arg::Int(files),
+            Arg::Int(crate::now_ms()),
+            Arg::Text(Some(mapped_path)),
+        ];
+        self.change(sql, &args, format!("folder {mapped_path:?}"))
+            .await
     }
 
     async fn update_quota(&self, username: &str, update: QuotaUpdate) -> Result<()> {
@@ -758,7 +864,8 @@ impl<D: ServerDialect> SqlBackend<D> {
 
 /// The schema statements every engine runs (in its own words): the users table, the
 /// version table and its one row.
-pub(crate) fn schema_statements(
+pub(crate) fn schema_statements<D: Dialect>(
+    users_table: &str,
     create_users: String,
     version_key: &str,
     insert_ignore: (&str, &str),
@@ -778,6 +885,15 @@ pub(crate) fn schema_statements(
     };
     let mut stmts = vec![
         create_users,
+        // The users' virtual folders, beside their users table.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (id {}, mapped_path varchar(512) NOT NULL \
+             UNIQUE, used_quota_size bigint NOT NULL, used_quota_files integer NOT NULL, \
+             last_quota_update bigint NOT NULL, filesystem text NULL){}",
+            folders_table(users_table),
+            D::AUTO_ID,
+            D::TABLE_OPTIONS
+        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} (id integer NOT NULL \
              {version_key}, version integer NOT NULL)"
@@ -796,6 +912,121 @@ pub(crate) fn schema_statements(
     ];
     stmts.extend(separate);
     stmts
+}
+
+/// The table of the virtual folders that the users of `users_table` map: one per users
+/// table, as several users tables in one database are separate sets of accounts.
+pub(crate) fn folders_table(users_table: &str) -> String {
+    format!("{users_table}_folders")
+}
+/// Every column of the folders table, in SELECT order (no NULL: decoded by index).
+const FOLDER_COLUMNS: &str = "id, mapped_path, used_quota_size, used_quota_files, \
+     last_quota_update, COALESCE(filesystem, '')";
+
+/// The folders' statements, for a dialect's placeholders.
+#[derive(Debug, Clone)]
+pub(crate) struct FolderStatements {
+    by_path: String,
+    insert: String,
+    update: String,
+    delete: String,
+    list_asc: String,
+    list_desc: String,
+    list_filtered: String,
+    quota_delta: String,
+    quota_reset: String,
+}
+
+impl FolderStatements {
+    fn new<D: Dialect>(users_table: &str) -> Self {
+        let p = D::placeholder;
+        let f = folders_table(users_table);
+        // Byte order, as for usernames.
+        let order_by = D::ORDER_BY.replace("username", "mapped_path");
+        let returning = if D::INSERT_RETURNING {
+            format!(" RETURNING {FOLDER_COLUMNS}")
+        } else {
+            String::new()
+        };
+        let quota = |used_size: &str, used_files: &str| {
+            format!(
+                "UPDATE {f} SET used_quota_size = {used_size}{}, used_quota_files = \
+                 {used_files}{}, last_quota_update = {} WHERE mapped_path = {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            )
+        };
+        let list = |dir: &str| {
+            format!(
+                "SELECT {FOLDER_COLUMNS} FROM {f} ORDER BY {order_by} {dir} LIMIT {} OFFSET {}",
+                p(1),
+                p(2)
+            )
+        };
+        Self {
+            by_path: format!(
+                "SELECT {FOLDER_COLUMNS} FROM {f} WHERE mapped_path = {}",
+                p(1)
+            ),
+            insert: format!(
+                "INSERT INTO {f} (mapped_path, filesystem, used_quota_size, used_quota_files, \
+                 last_quota_update) VALUES ({}, {}, 0, 0, 0){returning}",
+                p(1),
+                p(2)
+            ),
+            update: format!("UPDATE {f} SET filesystem = {} WHERE id = {}", p(1), p(2)),
+            delete: format!("DELETE FROM {f} WHERE id = {}", p(1)),
+            list_asc: list("ASC"),
+            list_desc: list("DESC"),
+            list_filtered: format!(
+                "SELECT {FOLDER_COLUMNS} FROM {f} WHERE mapped_path = {} LIMIT {} OFFSET {}",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            quota_delta: quota("used_quota_size + ", "used_quota_files + "),
+            quota_reset: quota("", ""),
+        }
+    }
+}
+
+/// The `filesystem` column of a folder: NULL for a local folder.
+fn json_folder_filesystem(folder: &crate::Folder) -> Result<Option<String>> {
+    if folder.filesystem == crate::Filesystem::default() {
+        return Ok(None);
+    }
+    serde_json::to_string(&folder.filesystem)
+        .map(Some)
+        .map_err(|e| ProviderError::Backend(format!("cannot encode filesystem: {e}")))
+}
+
+impl<D: Engine> SqlBackend<D> {
+    async fn fetch_folders(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<crate::Folder>> {
+        let rows = self
+            .call(D::fetch_rows(&self.pool, sql, args))
+            .await
+            .map_err(|e| self.err("query failed", e))?;
+        rows.iter()
+            .map(|row| {
+                let mapped_path = D::text_at(row, 1)?;
+                let fs = D::text_at(row, 5)?;
+                let filesystem =
+                    decode_filesystem(&mapped_path, Some(&fs)).map_err(DbError::Data)?;
+                Ok(crate::Folder {
+                    id: D::int_at(row, 0)?,
+                    used_quota_size: D::int_at(row, 2)?,
+                    used_quota_files: D::int_at(row, 3)?,
+                    last_quota_update: D::int_at(row, 4)?,
+                    filesystem,
+                    mapped_path,
+                    users: Vec::new(),
+                })
+            })
+            .collect::<DbResult<Vec<_>>>()
+            .map_err(|e| self.err("bad folder row", e))
+    }
 }
 
 /// The defender's tables: one row per scored event, one per banned host.
@@ -882,7 +1113,7 @@ pub(crate) fn check_table_name(name: &str) -> Result<()> {
     } else {
         Err(ProviderError::Backend(format!(
             "invalid users table name {name:?}: use letters, digits and underscores (not \
-             starting with a digit, at most 64 characters, not {SCHEMA_VERSION_TABLE:?} or \
+             starting with a digit, at most 56 characters, not {SCHEMA_VERSION_TABLE:?} or \
              sqlite_*)"
         )))
     }
@@ -924,6 +1155,28 @@ fn json_filesystem(user: &User) -> Result<Option<String>> {
     serde_json::to_string(&user.filesystem)
         .map(Some)
         .map_err(|e| ProviderError::Backend(format!("cannot encode filesystem: {e}")))
+}
+
+/// The `virtual_folders` column: NULL (a row of an older layout, or none) is none.
+pub(crate) fn decode_virtual_folders(
+    username: &str,
+    column: Option<&str>,
+) -> std::result::Result<Vec<crate::VirtualFolder>, String> {
+    match column.map(str::trim) {
+        None | Some("") | Some("null") => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| format!("user {username:?}: invalid virtual_folders {json:?}: {e}")),
+    }
+}
+
+/// The `virtual_folders` column's value: NULL when the user maps none.
+fn json_virtual_folders(user: &User) -> Result<Option<String>> {
+    if user.virtual_folders.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(&user.virtual_folders)
+        .map(Some)
+        .map_err(|e| ProviderError::Backend(format!("cannot encode virtual_folders: {e}")))
 }
 
 pub(crate) fn decode_json_columns(
@@ -1029,7 +1282,7 @@ macro_rules! server_backend_tests {
             let (a, b) = tokio::join!(B::connect(&db.settings), B::connect(&db.settings));
             let (a, b) = (a.unwrap(), b.unwrap());
             assert_eq!(a.schema_version().await.unwrap(), SCHEMA_VERSION);
-            assert_eq!(SCHEMA_VERSION, 2);
+            assert_eq!(SCHEMA_VERSION, 3);
             let legacy = a.user_by_username("legacy").await.unwrap();
             assert_eq!(legacy.permissions, [Permission::List, Permission::Download]);
             assert_eq!(legacy.public_keys.len(), 1);

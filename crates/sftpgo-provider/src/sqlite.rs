@@ -22,7 +22,7 @@ use crate::{ProviderError, Result};
 
 /// Layout version written to `schema_version` (1 = SFTPGo 0.9's users table, 2 = with
 /// the users' `filesystem` column).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// Name of the table holding the layout version.
 pub const SCHEMA_VERSION_TABLE: &str = "schema_version";
 
@@ -41,6 +41,7 @@ impl Dialect for Sqlite {
     const DRIVER: &'static str = "sqlite";
     /// The default BINARY collation is byte order.
     const ORDER_BY: &'static str = "username";
+    const AUTO_ID: &'static str = "integer NOT NULL PRIMARY KEY AUTOINCREMENT";
     const INSERT_RETURNING: bool = false;
 
     fn placeholder(_: usize) -> String {
@@ -61,7 +62,7 @@ pub fn is_valid_table_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 64
+        && name.len() <= 56
         && !name.eq_ignore_ascii_case(SCHEMA_VERSION_TABLE)
         && !name.to_ascii_lowercase().starts_with("sqlite_")
 }
@@ -117,7 +118,8 @@ impl SqliteBackend {
             .await
             .map_err(|e| ctx("cannot open", e))?;
         let backend = Self::new(connected, path.display().to_string(), users_table, pool);
-        let stmts = schema_statements(
+        let stmts = schema_statements::<Sqlite>(
+            users_table,
             create_table_sql(users_table),
             "PRIMARY KEY CHECK (id = 1)",
             ("INSERT OR IGNORE", ""),

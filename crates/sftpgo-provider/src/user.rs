@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ProviderError;
 use crate::filesystem::{Filesystem, Secret};
+use crate::folder::VirtualFolder;
 
 /// One of the spec's eight permissions. `*` grants all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +56,8 @@ pub struct User {
     pub download_bandwidth: i64,
     /// Where the files live (SFTPGo 1.x): the home dir, or a bucket.
     pub filesystem: Filesystem,
+    /// Folders mapped into the user's tree (SFTPGo 1.x).
+    pub virtual_folders: Vec<VirtualFolder>,
 }
 
 impl User {

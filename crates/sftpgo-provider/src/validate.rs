@@ -3,13 +3,18 @@
 //! home) or that a typo made unlimited (a negative quota) is refused, naming the field.
 
 use crate::filesystem::{Filesystem, FsProvider};
-use crate::{ProviderError, Result, User, password};
+use crate::{Folder, ProviderError, Result, User, password};
 
 /// Longest accepted username, in bytes (the SQL column is `varchar(255)`).
 pub const MAX_USERNAME_LEN: usize = 255;
 /// Longest accepted home directory, in bytes: the files beneath it need room below the
 /// kernel's PATH_MAX (4096) too.
 pub const MAX_HOME_DIR_LEN: usize = 1024;
+/// Most virtual folders one user may map.
+pub const MAX_VIRTUAL_FOLDERS: usize = 64;
+/// Longest accepted folder `mapped_path` or `virtual_path`, in bytes (the SQL column is
+/// `varchar(512)`).
+pub const MAX_FOLDER_PATH_LEN: usize = 512;
 /// Largest uid/gid (a non-negative 32-bit `id_t` that every tool handles).
 pub const MAX_ID: i64 = (1 << 31) - 1;
 
@@ -44,6 +49,7 @@ pub fn validate_user(user: &User, users_base_dir: Option<&str>) -> Result<()> {
     validate_home_dir(&user.home_dir, users_base_dir)?;
     validate_values(user)?;
     validate_filesystem(&user.filesystem)?;
+    validate_virtual_folders(user)?;
     // Permission names are typed (unknown names fail deserialization); keys must parse.
     user.parsed_public_keys()?;
     Ok(())
@@ -55,7 +61,85 @@ pub fn validate_stored(user: &User) -> Result<()> {
     validate_username(&user.username)?;
     validate_home_dir(&user.home_dir, None)?;
     validate_values(user)?;
-    validate_filesystem(&user.filesystem)
+    validate_filesystem(&user.filesystem)?;
+    validate_virtual_folders(user)
+}
+
+/// A folder record: a normalised absolute `mapped_path` other than `/` (for a local
+/// folder, the directory; for an S3 folder, its name) and a usable `filesystem`.
+pub fn validate_folder(folder: &Folder) -> Result<()> {
+    validate_abs_path("mapped_path", &folder.mapped_path, MAX_FOLDER_PATH_LEN)?;
+    validate_filesystem(&folder.filesystem)
+}
+
+/// A user's `virtual_folders`: each seen at its own normalised absolute path (not `/`,
+/// none inside another), each folder once, a local folder never over the user's own home
+/// (its files would count twice and escape the folder's limits), quotas `-1` together or
+/// not at all.
+pub fn validate_virtual_folders(user: &User) -> Result<()> {
+    let folders = &user.virtual_folders;
+    if folders.len() > MAX_VIRTUAL_FOLDERS {
+        return Err(field(
+            "virtual_folders",
+            format!("at most {MAX_VIRTUAL_FOLDERS} folders per user"),
+        ));
+    }
+    for (i, vf) in folders.iter().enumerate() {
+        validate_abs_path(
+            "virtual_folders.virtual_path",
+            &vf.virtual_path,
+            MAX_FOLDER_PATH_LEN,
+        )?;
+        validate_abs_path(
+            "virtual_folders.mapped_path",
+            &vf.mapped_path,
+            MAX_FOLDER_PATH_LEN,
+        )?;
+        if user.filesystem.provider == FsProvider::Local
+            && homes_overlap(&vf.mapped_path, &user.home_dir)
+        {
+            return Err(field(
+                "virtual_folders.mapped_path",
+                format!(
+                    "{:?} overlaps the user's home dir {:?}",
+                    vf.mapped_path, user.home_dir
+                ),
+            ));
+        }
+        let (size, files) = (vf.quota_size, vf.quota_files);
+        let in_user = size == -1 && files == -1;
+        if !in_user && (size < 0 || files < 0) {
+            return Err(field(
+                "virtual_folders.quota_size",
+                format!(
+                    "quota_size and quota_files are both -1 (counted in the user's quota) or \
+                     both 0 (unlimited) or more, got {size} and {files} for {:?}",
+                    vf.virtual_path
+                ),
+            ));
+        }
+        if let Some(fs) = &vf.filesystem {
+            validate_filesystem(fs)?;
+        }
+        for other in &folders[..i] {
+            if homes_overlap(&other.virtual_path, &vf.virtual_path) {
+                return Err(field(
+                    "virtual_folders.virtual_path",
+                    format!(
+                        "{:?} overlaps {:?}: virtual folders must not be inside one another",
+                        vf.virtual_path, other.virtual_path
+                    ),
+                ));
+            }
+            if other.mapped_path == vf.mapped_path {
+                return Err(field(
+                    "virtual_folders.mapped_path",
+                    format!("folder {:?} is mapped twice", vf.mapped_path),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Largest multipart part, MiB (S3 allows 5 GiB).
@@ -196,37 +280,47 @@ fn validate_values(user: &User) -> Result<()> {
 /// `users_base_dir` when one is set): no `.` or `..` component, no `//`, no trailing `/`,
 /// no NUL, at most [`MAX_HOME_DIR_LEN`] bytes.
 pub fn validate_home_dir(home: &str, users_base_dir: Option<&str>) -> Result<()> {
-    let bad = |reason: String| Err(field("home_dir", reason));
-    if !home.starts_with('/') {
-        return bad(format!("must be an absolute path, actual value: {home}"));
+    validate_abs_path("home_dir", home, MAX_HOME_DIR_LEN)?;
+    if let Some(base) = users_base_dir
+        && !is_beneath(home, base)
+    {
+        return Err(field(
+            "home_dir",
+            format!("{home:?} is not inside users_base_dir {base:?}"),
+        ));
     }
-    if home == "/" {
+    Ok(())
+}
+
+/// An absolute, normalised path other than `/`: no `.` or `..` component, no `//`, no
+/// trailing `/`, no NUL, at most `max` bytes.
+fn validate_abs_path(name: &'static str, path: &str, max: usize) -> Result<()> {
+    let bad = |reason: String| Err(field(name, reason));
+    if !path.starts_with('/') {
+        return bad(format!("must be an absolute path, actual value: {path}"));
+    }
+    if path == "/" {
         return bad("must not be the root directory /".to_owned());
     }
-    if home.len() > MAX_HOME_DIR_LEN {
-        return bad(format!("is longer than {MAX_HOME_DIR_LEN} bytes"));
+    if path.len() > max {
+        return bad(format!("is longer than {max} bytes"));
     }
-    if home.contains('\0') {
+    if path.contains('\0') {
         return bad("must not contain NUL".to_owned());
     }
-    if home.ends_with('/') {
-        return bad(format!("must not end with '/': {home:?}"));
+    if path.ends_with('/') {
+        return bad(format!("must not end with '/': {path:?}"));
     }
-    for component in home[1..].split('/') {
+    for component in path[1..].split('/') {
         match component {
-            "" => return bad(format!("must not contain '//': {home:?}")),
+            "" => return bad(format!("must not contain '//': {path:?}")),
             "." | ".." => {
                 return bad(format!(
-                    "must be normalised (no '.' or '..' components): {home:?}"
+                    "must be normalised (no '.' or '..' components): {path:?}"
                 ));
             }
             _ => {}
         }
-    }
-    if let Some(base) = users_base_dir
-        && !is_beneath(home, base)
-    {
-        return bad(format!("{home:?} is not inside users_base_dir {base:?}"));
     }
     Ok(())
 }

@@ -101,6 +101,20 @@ impl VirtualPath {
         self.0.rsplit(|b| *b == b'/').next()
     }
 
+    /// What `self` names inside `prefix`, as a path of its own (`/` for `prefix`
+    /// itself), or `None` when `self` is neither `prefix` nor beneath it.
+    pub fn strip_prefix(&self, prefix: &VirtualPath) -> Option<VirtualPath> {
+        if prefix.is_root() {
+            return Some(self.clone());
+        }
+        if self.0 == prefix.0 {
+            return Some(Self::root());
+        }
+        let rest = self.0.strip_prefix(prefix.0.as_slice())?;
+        // Both are normalised: `rest` starting with `/` is a whole-component match.
+        rest.starts_with(b"/").then(|| VirtualPath(rest.to_vec()))
+    }
+
     /// What is handed to `openat2` beneath the root: `a/b`, or `.` for the root.
     pub fn relative(&self) -> &[u8] {
         if self.is_root() { b"." } else { &self.0[1..] }
@@ -122,6 +136,17 @@ impl fmt::Debug for VirtualPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strip_prefix_matches_whole_components_only() {
+        let p = |s: &str| VirtualPath::parse(s.as_bytes()).unwrap();
+        assert_eq!(p("/a/b/c").strip_prefix(&p("/a/b")), Some(p("/c")));
+        assert_eq!(p("/a/b").strip_prefix(&p("/a/b")), Some(p("/")));
+        assert_eq!(p("/a/bc").strip_prefix(&p("/a/b")), None);
+        assert_eq!(p("/a").strip_prefix(&p("/a/b")), None);
+        assert_eq!(p("/x/y").strip_prefix(&p("/")), Some(p("/x/y")));
+        assert_eq!(p("/").strip_prefix(&p("/a")), None);
+    }
 
     fn p(s: &[u8]) -> Vec<u8> {
         VirtualPath::parse(s).unwrap().as_bytes().to_vec()

@@ -5,9 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+
 use std::time::{Duration, Instant};
 
+use common::api::{Api, rclone_sftp, run};
 use common::logs::Logs;
 use common::*;
 use serde_json::{Value, json};
@@ -15,15 +16,6 @@ use sftpgo::service::Tuning;
 use sftpgo_core::storage::s3::garage::Garage;
 
 const PW: &str = "s3-user-secret";
-
-async fn run(cmd: &mut tokio::process::Command, what: &str) -> Output {
-    let out = tokio::time::timeout(Duration::from_secs(180), cmd.kill_on_drop(true).output())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer within 180 s"))
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_success(&out, what);
-    out
-}
 
 /// rclone straight to the bucket (not through us): what is really stored.
 fn bucket_cmd(g: &Garage, args: &[&str]) -> tokio::process::Command {
@@ -116,46 +108,6 @@ async fn until_no_multipart_uploads(g: &Garage, prefix: &str) {
             "multipart uploads left behind: {pending:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(srv: &TestServer) -> Self {
-        let addr = srv.running.as_ref().unwrap().http_addr.expect("API on");
-        Self {
-            base: format!("http://{addr}/api/v1"),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// The user's used quota as GET /user/{id} shows it: (bytes, files).
-    async fn used_quota(&self, id: i64) -> (i64, i64) {
-        let (_, u) = self
-            .call(reqwest::Method::GET, &format!("/user/{id}"), None)
-            .await;
-        (
-            u["used_quota_size"].as_i64().unwrap(),
-            u["used_quota_files"].as_i64().unwrap(),
-        )
     }
 }
 
@@ -300,22 +252,7 @@ async fn an_s3_user_works_with_real_clients_and_keeps_its_secret() {
     // computed from the bucket), listed, down again.
     let src = work.path().join("src");
     let files = write_tree(&src);
-    let obscured = std::process::Command::new("rclone")
-        .args(["obscure", PW])
-        .output()
-        .unwrap();
-    let obscured = String::from_utf8_lossy(&obscured.stdout).trim().to_owned();
-    let rclone = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new("rclone");
-        cmd.env("RCLONE_CONFIG", "/dev/null")
-            .args(["--sftp-host", "127.0.0.1"])
-            .args(["--sftp-port", &srv.addr.port().to_string()])
-            .args(["--sftp-user", "s3u"])
-            .args(["--sftp-pass", &obscured])
-            .args(["--retries", "1", "--low-level-retries", "1"])
-            .args(args);
-        cmd
-    };
+    let rclone = rclone_sftp(srv.addr, "s3u", PW);
     let src_s = src.to_str().unwrap();
     run(
         &mut rclone(&["copy", src_s, ":sftp:tree"]),

@@ -116,7 +116,8 @@ impl UserFs {
     ) -> Result<Vec<Vec<u8>>, FsError> {
         self.check(Permission::Download, "checksum", path)?;
         let slot = self.open_file_slot("checksum", path)?;
-        let (file, size) = self.done("checksum", path, self.storage().open_read(path).await)?;
+        let (storage, inner) = self.storage(path);
+        let (file, size) = self.done("checksum", path, storage.open_read(&inner).await)?;
         let end = match range.length {
             0 => size,
             n => range.offset.saturating_add(n).min(size),

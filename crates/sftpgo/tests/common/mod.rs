@@ -2,6 +2,7 @@
 //! database, users added through the provider, and the real OpenSSH client.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod client;
 pub mod logs;
 pub mod process;
