@@ -470,11 +470,16 @@ impl UserFs {
         replace: bool,
     ) -> Result<(), FsError> {
         let (m, inner) = self.mounts.locate(from);
+        let (m_to, inner_to) = self.mounts.locate(to);
         let st = self.done("rename", from, m.fs.lstat(&inner).await)?;
         if !st.is_file() {
             return Err(FsError::Unsupported(
                 "renaming a directory or a link across virtual folders",
             ));
+        }
+        // Refused before the target is touched.
+        if !m.fs.copies_to(&m_to.fs) {
+            return Err(FsError::Unsupported("a rename between these storages"));
         }
         let src = self.open_download(from).await?;
         let flags = UploadFlags {
@@ -495,12 +500,14 @@ impl UserFs {
         let _ = src.close(true).await;
         if let Err(e) = copied {
             let _ = dst.close(false).await;
-            return Err(match e.kind() {
-                io::ErrorKind::Unsupported => {
-                    FsError::Unsupported("a rename between these storages")
-                }
-                _ => self.failed("rename", to, e),
-            });
+            // A target this rename created goes again (an atomic upload left nothing).
+            if !replace
+                && let Ok(Some(st)) = m_to.fs.remove_file(&inner_to).await
+                && st.nlink == 1
+            {
+                m_to.quota.record(-(st.size as i64), -1);
+            }
+            return Err(self.failed("rename", to, e));
         }
         dst.close(true).await?;
         let (m, inner) = self.mounts.locate(from);

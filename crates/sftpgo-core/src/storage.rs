@@ -262,6 +262,14 @@ pub enum AnyFs {
     S3(s3::S3Fs),
 }
 
+impl AnyFs {
+    /// Whether a file of this storage can be copied into `other` without the data
+    /// crossing the network ([`FsFile::copy_from`]): between local directories only.
+    pub fn copies_to(&self, other: &AnyFs) -> bool {
+        matches!((self, other), (AnyFs::Local(_), AnyFs::Local(_)))
+    }
+}
+
 /// Any backend's open file.
 pub enum AnyFile {
     Local(local::LocalFile),
