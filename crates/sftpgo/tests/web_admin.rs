@@ -189,6 +189,17 @@ async fn an_operator_manages_users_connections_and_scans_in_a_browser() {
     shot(&c, "02-login-refused").await;
     log_in(&c, &base, "adminpw").await;
     wait_text(&c, "id=\"add-user\"").await;
+    // The session cookie: HttpOnly (no script reads it), SameSite=Strict, the prefix only.
+    let cookie = c
+        .get_named_cookie("sftpgo_web")
+        .await
+        .expect("session cookie");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+    assert_eq!(cookie.path(), Some("/web"));
+    assert_eq!(cookie.value().len(), 64, "256 random bits, hex");
+    let from_script = c.execute("return document.cookie;", vec![]).await.unwrap();
+    assert_eq!(from_script, serde_json::json!(""));
 
     // A user with a public key; the form first shows the provider's error by field.
     let dir = tempfile::tempdir().unwrap();
@@ -249,8 +260,16 @@ async fn an_operator_manages_users_connections_and_scans_in_a_browser() {
         .expect("the client noticed the close")
         .unwrap();
     assert!(res.is_err(), "the upload was cut");
-    wait_text(&c, "Nobody is connected").await;
     shot(&c, "05-connection-closed").await;
+    let start = Instant::now();
+    loop {
+        c.goto(&format!("{base}/connections")).await.unwrap();
+        if c.source().await.unwrap().contains("Nobody is connected") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "still listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The quota is edited; a scan is started from the user's page.
     c.goto(&format!("{base}/users")).await.unwrap();
