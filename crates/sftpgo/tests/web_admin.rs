@@ -370,12 +370,12 @@ async fn an_idle_session_expires_in_the_browser() {
     if !browser_available() {
         return;
     }
-    let (srv, base, _auth) = server(1).await;
+    let (srv, base, _auth) = server(2).await;
     let driver = start_chromedriver();
     let c = browser(&driver).await;
     log_in(&c, &base, "adminpw").await;
     wait_text(&c, "id=\"add-user\"").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     c.goto(&format!("{base}/connections")).await.unwrap();
     wait_text(&c, "Your session expired").await;
     assert!(

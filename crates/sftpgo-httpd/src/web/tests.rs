@@ -325,9 +325,9 @@ async fn forms_without_the_right_csrf_token_or_from_elsewhere_are_refused() {
 
 #[tokio::test]
 async fn an_expired_session_goes_back_to_the_login_page() {
-    let (app, _) = app_with(Duration::from_millis(300));
+    let (app, _) = app_with(Duration::from_secs(1));
     let (cookie, csrf) = login(&app).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let r = get(&app, "/web/users", &cookie).await;
     assert_eq!(
         (r.status, r.location()),
