@@ -115,6 +115,7 @@ pub(crate) fn router(app: AppState, cfg: WebAdmin, auth: Option<AuthState>) -> R
         .route(&format!("{p}/defender/{{ip}}/unban"), post(unban))
         .route(&format!("{p}/status"), get(status))
         .route(&format!("{p}/{{*rest}}"), any(not_found))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_banned))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn_with_state(
             state.prefix.clone(),
@@ -164,6 +165,25 @@ async fn security_headers(
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     r
+}
+
+/// A client the defender refuses (banned, blocklisted) gets no page and cannot log in, as
+/// the API answers it 403 before looking at credentials.
+async fn refuse_banned(State(ws): State<WebState>, request: Request, next: Next) -> Response {
+    if let Some(addr) = crate::auth::client_addr(&request)
+        && let Err(refusal) = ws.auth.defender.check(addr.ip()).await
+    {
+        if let Some(suppressed) = ws.auth.defender.may_log_refusal() {
+            tracing::info!(sender = "httpd", remote_addr = %addr, reason = %refusal, suppressed_since_last = suppressed, "web admin request refused by the defender");
+        }
+        return error_page(
+            &ws,
+            StatusCode::FORBIDDEN,
+            "Access refused",
+            &refusal.to_string(),
+        );
+    }
+    next.run(request).await
 }
 
 fn html(m: Markup) -> Response {
@@ -380,19 +400,6 @@ async fn login(State(ws): State<WebState>, request: Request) -> Response {
     let addr = crate::auth::client_addr(&request);
     let (parts, body) = request.into_parts();
     try_page!(ws.check_form_request(&parts.headers));
-    if let Some(addr) = addr
-        && let Err(refusal) = ws.auth.defender.check(addr.ip()).await
-    {
-        if let Some(suppressed) = ws.auth.defender.may_log_refusal() {
-            tracing::info!(sender = "httpd", remote_addr = %addr, reason = %refusal, suppressed_since_last = suppressed, "web admin login refused by the defender");
-        }
-        return error_page(
-            &ws,
-            StatusCode::FORBIDDEN,
-            "Login refused",
-            &refusal.to_string(),
-        );
-    }
     let Ok(body) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
         return error_page(
             &ws,

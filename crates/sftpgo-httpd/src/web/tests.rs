@@ -236,6 +236,57 @@ async fn login_ok_and_bad_and_logout() {
 }
 
 #[tokio::test]
+async fn a_banned_client_gets_no_page_and_cannot_log_in() {
+    let (app, core) = app();
+    let (cookie, _) = login(&app).await;
+    // Unknown usernames score 2 each: 8 tries reach the threshold of 15.
+    for _ in 0..8 {
+        let r = send(
+            &app,
+            "POST",
+            "/web/login",
+            None,
+            Some("username=ghost&password=x"),
+        )
+        .await;
+        assert!(matches!(
+            r.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ));
+    }
+    let ip = CLIENT.parse::<SocketAddr>().unwrap().ip();
+    assert!(
+        core.defender()
+            .host(ip)
+            .await
+            .unwrap()
+            .unwrap()
+            .ban_until
+            .is_some()
+    );
+    let r = send(
+        &app,
+        "POST",
+        "/web/login",
+        None,
+        Some("username=admin&password=adminpw"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    assert!(r.body.contains("Access refused"), "{}", r.body);
+    assert_eq!(
+        get(&app, "/web/users", &cookie).await.status,
+        StatusCode::FORBIDDEN
+    );
+    core.defender().unban(ip).await.unwrap();
+    assert_eq!(
+        get(&app, "/web/users", &cookie).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn secure_cookie_under_tls() {
     let core = core();
     let hash = bcrypt::hash("pw", 4).unwrap();
