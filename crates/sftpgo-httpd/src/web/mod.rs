@@ -642,8 +642,18 @@ async fn delete_user(
     }
 }
 
-async fn connections(State(ws): State<WebState>, headers: HeaderMap) -> Response {
+#[derive(serde::Deserialize, Default)]
+struct ConnectionsQuery {
+    auto: Option<String>,
+}
+
+async fn connections(
+    State(ws): State<WebState>,
+    headers: HeaderMap,
+    q: Result<Query<ConnectionsQuery>, QueryRejection>,
+) -> Response {
     let a = try_page!(ws.authed(&headers));
+    let auto = q.is_ok_and(|Query(q)| q.auto.is_some());
     let mut list = ws.app.core.registry().list();
     list.sort_by(|x, y| {
         (x.username.as_str(), x.connection_id.as_str())
@@ -653,6 +663,7 @@ async fn connections(State(ws): State<WebState>, headers: HeaderMap) -> Response
         &ws.chrome(&a),
         &list,
         sftpgo_core::now_ms(),
+        auto,
     ))
 }
 

@@ -43,10 +43,11 @@ pub(crate) fn bytes(n: i64) -> String {
     }
 }
 
-fn head(prefix: &str, title: &str) -> Markup {
+fn head(prefix: &str, title: &str, refresh: Option<u32>) -> Markup {
     html! {
         (DOCTYPE)
         meta charset="utf-8";
+        @if let Some(secs) = refresh { meta http-equiv="refresh" content=(secs); }
         meta name="viewport" content="width=device-width, initial-scale=1";
         title { (title) " · SFTPGo admin" }
         link rel="stylesheet" href={ (prefix) "/static/style.css" };
@@ -55,10 +56,20 @@ fn head(prefix: &str, title: &str) -> Markup {
 
 /// A page of a logged-in operator: navigation, logout, the flash message.
 pub(crate) fn page(c: &Chrome, title: &str, content: Markup) -> Markup {
+    refreshing_page(c, title, None, content)
+}
+
+/// [`page`], reloaded by the browser every `refresh` seconds when given.
+pub(crate) fn refreshing_page(
+    c: &Chrome,
+    title: &str,
+    refresh: Option<u32>,
+    content: Markup,
+) -> Markup {
     let p = c.prefix;
     html! {
         html lang="en" {
-            head { (head(p, title)) }
+            head { (head(p, title, refresh)) }
             body {
                 header.top {
                     span.brand { "SFTPGo admin" }
@@ -96,7 +107,7 @@ pub(crate) fn csrf(c: &Chrome) -> Markup {
 pub(crate) fn bare(prefix: &str, title: &str, content: Markup) -> Markup {
     html! {
         html lang="en" {
-            head { (head(prefix, title)) }
+            head { (head(prefix, title, None)) }
             body.bare {
                 main.narrow {
                     p.brand { "SFTPGo admin" }
@@ -409,13 +420,29 @@ pub(crate) fn confirm_delete(c: &Chrome, u: &User) -> Markup {
     )
 }
 
-pub(crate) fn connections(c: &Chrome, list: &[ConnectionSnapshot], now_ms: i64) -> Markup {
+/// Seconds between reloads of the connections page when auto-refresh is on.
+pub(crate) const CONNECTIONS_REFRESH: u32 = 5;
+
+pub(crate) fn connections(
+    c: &Chrome,
+    list: &[ConnectionSnapshot],
+    now_ms: i64,
+    auto: bool,
+) -> Markup {
     let p = c.prefix;
-    page(
+    refreshing_page(
         c,
         "Connections",
+        auto.then_some(CONNECTIONS_REFRESH),
         html! {
-            p.toolbar { a.button href={ (p) "/connections" } id="refresh" { "Refresh" } }
+            p.toolbar {
+                a.button href={ (p) "/connections" @if auto { "?auto=1" } } id="refresh" { "Refresh" }
+                @if auto {
+                    a href={ (p) "/connections" } id="auto" { "Stop refreshing" }
+                } @else {
+                    a href={ (p) "/connections?auto=1" } id="auto" { "Refresh every " (CONNECTIONS_REFRESH) " s" }
+                }
+            }
             @if list.is_empty() {
                 p.empty id="no-connections" { "Nobody is connected." }
             } @else {

@@ -698,6 +698,15 @@ async fn a_connection_is_listed_and_closed() {
     let page = get(&app, "/web/connections", &cookie).await;
     assert!(page.body.contains("198.51.100.9:5555"), "{}", page.body);
     assert!(page.body.contains(&session.id));
+    assert!(!page.body.contains("http-equiv=\"refresh\""));
+    let auto = get(&app, "/web/connections?auto=1", &cookie).await;
+    assert!(
+        auto.body
+            .contains(r#"<meta http-equiv="refresh" content="5">"#),
+        "{}",
+        auto.body
+    );
+    assert!(auto.body.contains("Stop refreshing"));
     let close = format!("/web/connections/{}/close", session.id);
     let r = post(&app, &close, &cookie, "").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
