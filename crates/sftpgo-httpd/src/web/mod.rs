@@ -125,25 +125,39 @@ pub(crate) fn router(app: AppState, cfg: WebAdmin, auth: Option<AuthState>) -> R
 }
 
 /// No framing, no foreign scripts or styles, nothing cached; axum's own refusals (a body
-/// too large, a path that does not parse), which come as plain text, shown as a page.
+/// too large, a method a page does not take), which are not HTML, shown as a page.
 async fn security_headers(
     State(prefix): State<Arc<str>>,
     request: Request,
     next: Next,
 ) -> Response {
     let mut r = next.run(request).await;
-    let plain = r
+    let ctype = r
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
-    if plain && (r.status().is_client_error() || r.status().is_server_error()) {
-        let status = r.status();
-        let body = std::mem::take(r.body_mut());
-        let text = axum::body::to_bytes(body, 64 * 1024)
-            .await
-            .unwrap_or_default();
-        let page = pages::message(&prefix, "Request refused", &String::from_utf8_lossy(&text));
-        r = (status, html(page)).into_response();
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let status = r.status();
+    if (status.is_client_error() || status.is_server_error()) && !ctype.starts_with(b"text/html") {
+        let text = if ctype.starts_with(b"text/plain") {
+            let body = std::mem::take(r.body_mut());
+            let bytes = axum::body::to_bytes(body, 64 * 1024)
+                .await
+                .unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        } else {
+            String::new()
+        };
+        let text = match (text.is_empty(), status.canonical_reason()) {
+            (false, _) => text,
+            (true, Some(reason)) => format!("{} {reason}", status.as_u16()),
+            (true, None) => status.as_u16().to_string(),
+        };
+        r = (
+            status,
+            html(pages::message(&prefix, "Request refused", &text)),
+        )
+            .into_response();
     }
     let h = r.headers_mut();
     h.insert(

@@ -830,4 +830,12 @@ async fn the_api_keeps_its_basic_auth_next_to_the_web_admin() {
         "{}",
         r.body
     );
+    // A method a page does not take: a page too, not the API's JSON.
+    let r = get(&app, "/web/logout", &cookie).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        r.body.contains("405 Method Not Allowed") && r.body.contains("<html"),
+        "{}",
+        r.body
+    );
 }
