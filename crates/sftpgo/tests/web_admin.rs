@@ -2,8 +2,10 @@
 //! (WebDriver), against the real server, with a real SFTP client logging in as the user
 //! the browser created. Screenshots of each page go to `<target tmp>/web_admin/`.
 //!
-//! Needs Debian's `chromium` and `chromium-driver`; without them the test says so and
-//! passes, unless `SFTPGO_REQUIRE_BROWSER=1` (as `.ci/run` sets), where it fails.
+//! Needs Debian's `chromium` and `chromium-driver`; without them the browser tests say
+//! so and pass, unless `SFTPGO_REQUIRE_BROWSER=1` (as `.ci/run` sets), where they fail.
+//! The wiring the browser does not see (the `Secure` cookie under HTTPS, the page saying
+//! how to turn the web admin on, `enabled: false`) is checked with curl.
 
 mod common;
 
@@ -387,5 +389,101 @@ async fn an_idle_session_expires_in_the_browser() {
     );
     shot(&c, "12-session-expired").await;
     c.close().await.unwrap();
+    srv.stop().await;
+}
+
+/// curl (`-k`: the test's self-signed certificate): exit code, status, lowercased
+/// headers, body.
+async fn curl(args: &[&str]) -> (i32, u16, String, String) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-k", "-D", "-", "-o", "-", "-w", "\n%{http_code}"])
+        .args(["--max-time", "20"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (rest, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+    (
+        out.status.code().unwrap_or(-1),
+        code.trim().parse().unwrap_or(0),
+        headers.to_ascii_lowercase(),
+        body.to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_session_cookie_is_secure() {
+    let extra = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (extra.path().join("api.crt"), extra.path().join("api.key"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let htpasswd = extra.path().join("users.htpasswd");
+    let hash = bcrypt::hash("adminpw", 4).unwrap();
+    std::fs::write(&htpasswd, format!("admin:{hash}\n")).unwrap();
+    let files = [&cert, &key, &htpasswd].map(|p| p.display().to_string());
+    let tuning = Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let srv = TestServer::start_with(
+        |c| {
+            let [cert, key, auth] = files;
+            c.httpd.certificate_file = cert;
+            c.httpd.certificate_key_file = key;
+            c.httpd.auth_user_file = auth;
+        },
+        tuning,
+    )
+    .await;
+    let addr = srv.running.as_ref().unwrap().http_addr.unwrap();
+    let url = format!("https://{addr}/web/login");
+    let (exit, code, headers, _) = curl(&[
+        "-X",
+        "POST",
+        "--data",
+        "username=admin&password=adminpw",
+        &url,
+    ])
+    .await;
+    assert_eq!((exit, code), (0, 303), "{headers}");
+    let cookie = headers
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {headers}"));
+    for attr in ["; secure", "; httponly", "; samesite=strict", "; path=/web"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(headers.contains("location: /web/users"), "{headers}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_auth_file_the_prefix_says_how_to_turn_it_on() {
+    let tuning = Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let srv = TestServer::start_with(|_| {}, tuning.clone()).await;
+    let addr = srv.running.as_ref().unwrap().http_addr.unwrap();
+    for path in ["/web", "/web/users", "/web/login"] {
+        let (_, code, headers, body) = curl(&[&format!("http://{addr}{path}")]).await;
+        assert_eq!(code, 404, "{path}");
+        assert!(headers.contains("content-type: text/html"), "{headers}");
+        assert!(body.contains("httpd.auth_user_file"), "{path}: {body}");
+    }
+    // The API itself is unchanged.
+    let (_, code, _, _) = curl(&[&format!("http://{addr}/api/v1/version")]).await;
+    assert_eq!(code, 200);
+    srv.stop().await;
+    // Turned off: nothing under the prefix but the API's own 404.
+    let srv = TestServer::start_with(|c| c.httpd.web_admin.enabled = false, tuning).await;
+    let addr = srv.running.as_ref().unwrap().http_addr.unwrap();
+    let (_, code, _, body) = curl(&[&format!("http://{addr}/web/users")]).await;
+    assert_eq!(code, 404);
+    assert!(body.contains("\"status\":404"), "{body}");
     srv.stop().await;
 }
