@@ -4,7 +4,8 @@
 # (as root, or with sudo for the Debian packages).
 #
 # Needed: the OpenSSH client (sftp, ssh-keygen) and, for the interoperability tests, rclone,
-# lftp, curl (libssh2) and paramiko; Garage (crates.io) for the S3 storage tests;
+# lftp, curl (libssh2) and paramiko; Debian's chromium and chromium-driver for the web
+# admin's browser tests; Garage (crates.io) for the S3 storage tests;
 # cargo-nextest runs the tests. Tests that need
 # PostgreSQL (127.0.0.1:5432) or MariaDB (127.0.0.1:3306) skip, saying so, when those
 # servers do not answer, unless SFTPGO_REQUIRE_DATABASES=1. Extra arguments go to
@@ -23,6 +24,9 @@ command -v rclone >/dev/null 2>&1 || need_apt+=(rclone)
 command -v lftp >/dev/null 2>&1 || need_apt+=(lftp)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# Headless Chromium and its WebDriver, for the web admin's browser tests.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -43,4 +47,5 @@ export SFTPGO_REQUIRE_S3=1
 
 # Every client is installed now: a missing one fails its test instead of skipping it.
 export SFTPGO_REQUIRE_CLIENTS=1
+export SFTPGO_REQUIRE_BROWSER=1
 exec cargo nextest run --workspace --no-fail-fast "$@"

@@ -333,6 +333,31 @@ pub struct HttpdConfig {
     /// PEM private key for `certificate_file`.
     #[serde(deserialize_with = "lenient_string")]
     pub certificate_key_file: String,
+    /// The web admin: HTML pages for operators on the API's port, under a path prefix.
+    pub web_admin: WebAdminConfig,
+}
+
+/// `httpd.web_admin`: the operators' web pages. They log in with the accounts of
+/// `httpd.auth_user_file`; without that file the prefix only says how to turn them on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebAdminConfig {
+    pub enabled: bool,
+    /// Where the pages live (`/web`): starts with `/`, no trailing `/`, outside `/api`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub path_prefix: String,
+    /// Seconds a login session lasts without a request.
+    pub session_idle_expiry: u64,
+}
+
+impl Default for WebAdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path_prefix: "/web".into(),
+            session_idle_expiry: 900,
+        }
+    }
 }
 
 impl Default for HttpdConfig {
@@ -343,6 +368,7 @@ impl Default for HttpdConfig {
             auth_user_file: String::new(),
             certificate_file: String::new(),
             certificate_key_file: String::new(),
+            web_admin: WebAdminConfig::default(),
         }
     }
 }
@@ -775,6 +801,46 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
         }
         _ => {}
     }
+    validate_web_admin(&h.web_admin)
+}
+
+/// Longest `httpd.web_admin.session_idle_expiry` (seconds): a day.
+pub const MAX_WEB_SESSION_IDLE: u64 = 86_400;
+
+fn validate_web_admin(w: &WebAdminConfig) -> Result<(), (String, String)> {
+    let p = &w.path_prefix;
+    let well_formed = p.len() > 1
+        && p.len() <= 64
+        && p.starts_with('/')
+        && !p.ends_with('/')
+        && !p.contains("//")
+        && p[1..]
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '/' | '-' | '_' | '.'));
+    if !well_formed {
+        return Err((
+            "httpd.web_admin.path_prefix".into(),
+            format!(
+                "must be a path like /web (starts with '/', no trailing '/', letters, digits, '-', '_', '.'), got {p:?}"
+            ),
+        ));
+    }
+    let first = p[1..].split('/').next().unwrap_or("");
+    if ["api", "metrics", "healthz"].contains(&first) {
+        return Err((
+            "httpd.web_admin.path_prefix".into(),
+            format!("{p:?} overlaps the REST API's paths (/api, /metrics, /healthz)"),
+        ));
+    }
+    if !(1..=MAX_WEB_SESSION_IDLE).contains(&w.session_idle_expiry) {
+        return Err((
+            "httpd.web_admin.session_idle_expiry".into(),
+            format!(
+                "must be 1 to {MAX_WEB_SESSION_IDLE} seconds, got {}",
+                w.session_idle_expiry
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -926,6 +992,11 @@ impl Config {
             1 => TrackQuota::Always,
             _ => TrackQuota::LimitedUsersOnly,
         }
+    }
+
+    /// `httpd.web_admin.session_idle_expiry` (seconds, validated at load to be at least 1).
+    pub fn web_session_idle_expiry(&self) -> Duration {
+        Duration::from_secs(self.httpd.web_admin.session_idle_expiry)
     }
 
     /// `data_provider.pool_size`; `None` when 0 (the driver's default).

@@ -682,3 +682,60 @@ fn scp_and_ssh_commands_from_file_and_env() {
             .contains(&"scp".to_string())
     );
 }
+
+#[test]
+fn web_admin_keys_from_file_and_environment() {
+    let d = Config::default();
+    assert!(d.httpd.web_admin.enabled);
+    assert_eq!(d.httpd.web_admin.path_prefix, "/web");
+    assert_eq!(d.web_session_idle_expiry(), Duration::from_secs(900));
+    let c = error_free(
+        "httpd:\n  web_admin:\n    enabled: false\n    path_prefix: /admin/ui\n    session_idle_expiry: 60\n",
+    );
+    assert!(!c.httpd.web_admin.enabled);
+    assert_eq!(c.httpd.web_admin.path_prefix, "/admin/ui");
+    assert_eq!(c.web_session_idle_expiry(), Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let l = load_with_env(
+        dir.path(),
+        "sftpgo",
+        env(&[
+            ("SFTPGO_HTTPD__WEB_ADMIN__ENABLED", "false"),
+            ("SFTPGO_HTTPD__WEB_ADMIN__PATH_PREFIX", "/ops"),
+            ("SFTPGO_HTTPD__WEB_ADMIN__SESSION_IDLE_EXPIRY", "120"),
+        ]),
+    )
+    .unwrap();
+    assert!(!l.config.httpd.web_admin.enabled);
+    assert_eq!(l.config.httpd.web_admin.path_prefix, "/ops");
+    assert_eq!(l.config.httpd.web_admin.session_idle_expiry, 120);
+}
+
+#[test]
+fn bad_web_admin_values_are_refused_naming_the_key() {
+    for (text, what) in [
+        ("path_prefix: web", "must be a path like /web"),
+        ("path_prefix: /web/", "must be a path like /web"),
+        ("path_prefix: /", "must be a path like /web"),
+        ("path_prefix: /a b", "must be a path like /web"),
+        ("path_prefix: /api/web", "overlaps the REST API"),
+        ("path_prefix: /metrics", "overlaps the REST API"),
+        ("session_idle_expiry: 0", "must be 1 to 86400 seconds"),
+    ] {
+        let msg = error_of(&format!("httpd:\n  web_admin:\n    {text}\n"), no_env());
+        assert!(
+            msg.contains("httpd.web_admin.") && msg.contains(what),
+            "{text:?} gave {msg}"
+        );
+    }
+    let msg = error_of(
+        "{}\n",
+        env(&[("SFTPGO_HTTPD__WEB_ADMIN__PATH_PREFIX", "nope")]),
+    );
+    assert!(
+        msg.starts_with(
+            "environment (SFTPGO_HTTPD__WEB_ADMIN__PATH_PREFIX): httpd.web_admin.path_prefix:"
+        ),
+        "{msg}"
+    );
+}

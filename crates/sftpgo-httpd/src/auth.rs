@@ -189,6 +189,18 @@ pub(crate) fn client_addr(request: &Request) -> Option<SocketAddr> {
         })
 }
 
+/// Tells the defender about failed credentials from `addr` (the API's Basic auth and the
+/// web admin's login): an unknown username scores as such.
+pub(crate) async fn report_failure(state: &AuthState, addr: SocketAddr, username: &str) {
+    use sftpgo_core::defender::HostEvent;
+    let event = if state.auth.knows(username) {
+        HostEvent::LoginFailed
+    } else {
+        HostEvent::UserNotFound
+    };
+    state.defender.record(addr.ip(), event).await;
+}
+
 /// Middleware: a client the defender refuses gets 403; every other request needs valid
 /// credentials; otherwise 401 with `WWW-Authenticate: Basic realm="sftpgo"`, logged with
 /// the client address and scored by the defender.
@@ -224,13 +236,7 @@ pub(crate) async fn require_auth(
     );
     // A request without credentials is how every browser and client starts: not scored.
     if let (Some(addr), Some((user, _))) = (remote, &given) {
-        use sftpgo_core::defender::HostEvent;
-        let event = if state.auth.knows(user) {
-            HostEvent::LoginFailed
-        } else {
-            HostEvent::UserNotFound
-        };
-        state.defender.record(addr.ip(), event).await;
+        report_failure(&state, addr, user).await;
     }
     let message = if given.is_some() {
         "Invalid credentials"

@@ -65,7 +65,7 @@ fn is_json(ctype: &str) -> bool {
 /// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to. The
 /// scheme is not compared: behind a TLS-terminating proxy the API sees plain HTTP for an
 /// `https://` page of its own. Default ports are made explicit on both sides.
-fn same_authority(origin: &str, host: &str) -> bool {
+pub(crate) fn same_authority(origin: &str, host: &str) -> bool {
     let Some((scheme, authority)) = origin.split_once("://") else {
         // "null" (sandboxed frames, file: pages) and anything malformed.
         return false;

@@ -238,22 +238,31 @@ pub async fn start_scan(
         }
         Err(e) => return Err(e.into()),
     };
-    {
-        let mut scans = s.scans.lock().unwrap_or_else(|e| e.into_inner());
-        if scans.contains_key(&user.username) {
-            return Err(ApiResponse::new(
-                StatusCode::CONFLICT,
-                "",
-                "Another scan is already in progress",
-            ));
-        }
-        scans.insert(user.username.clone(), sftpgo_core::now_ms());
+    if !begin_scan(&s, user) {
+        return Err(ApiResponse::new(
+            StatusCode::CONFLICT,
+            "",
+            "Another scan is already in progress",
+        ));
     }
-    tokio::spawn(run_scan(s.clone(), user));
     Ok((
         StatusCode::CREATED,
         ApiResponse::new(StatusCode::CREATED, "", "Scan started"),
     ))
+}
+
+/// Starts a quota scan of `user` in the background (the API's and the web admin's);
+/// `false` when one is already running for that user.
+pub(crate) fn begin_scan(s: &AppState, user: User) -> bool {
+    {
+        let mut scans = s.scans.lock().unwrap_or_else(|e| e.into_inner());
+        if scans.contains_key(&user.username) {
+            return false;
+        }
+        scans.insert(user.username.clone(), sftpgo_core::now_ms());
+    }
+    tokio::spawn(run_scan(s.clone(), user));
+    true
 }
 
 async fn run_scan(s: AppState, user: User) {

@@ -11,6 +11,7 @@ mod folders;
 mod handlers;
 mod listener;
 mod ops;
+mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ pub use auth::BasicAuth;
 pub use error::ApiResponse;
 pub use listener::{ApiListener, ClientInfo, tls_config};
 pub use rustls;
+pub use web::WebAdmin;
 
 /// Errors setting up the API (bad auth file, certificate or key).
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,17 @@ pub fn router(core: Core, version: VersionInfo) -> Router {
 
 /// The API's routes over `core`; with `auth`, every request needs Basic credentials.
 pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<BasicAuth>>) -> Router {
+    router_with_web(core, version, auth, None)
+}
+
+/// [`router_with_auth`] plus, with `web`, the web admin under its prefix (its own login
+/// with the same accounts as `auth`; without `auth` it only says how to turn it on).
+pub fn router_with_web(
+    core: Core,
+    version: VersionInfo,
+    auth: Option<Arc<BasicAuth>>,
+    web: Option<WebAdmin>,
+) -> Router {
     let defender = core.defender().clone();
     let state = AppState {
         core,
@@ -137,6 +150,13 @@ pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<Basic
         scans: Arc::default(),
         folder_scans: Arc::default(),
     };
+    let web = web.map(|w| {
+        let auth = auth.clone().map(|auth| auth::AuthState {
+            auth,
+            defender: defender.clone(),
+        });
+        web::router(state.clone(), w, auth)
+    });
     let routes = routes()
         .into_iter()
         .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
@@ -151,6 +171,11 @@ pub fn router_with_auth(core: Core, version: VersionInfo, auth: Option<Arc<Basic
             auth::AuthState { auth, defender },
             auth::require_auth,
         )),
+        None => routes,
+    };
+    // The web admin has its own login and form rules.
+    let routes = match web {
+        Some(web) => routes.merge(web),
         None => routes,
     };
     // Load balancers' health checks carry no credentials and learn nothing secret.

@@ -490,9 +490,22 @@ async fn start_httpd(
         build_date: crate::version::build_date().to_string(),
         commit_hash: crate::version::commit().to_string(),
     };
-    let router = sftpgo_httpd::router_with_auth(core.clone(), version, auth);
-    let token = shutdown.clone();
     let https = tls.is_some();
+    let web = httpd.web_admin.enabled.then(|| {
+        let web = sftpgo_httpd::WebAdmin {
+            path_prefix: httpd.web_admin.path_prefix.clone(),
+            session_idle_expiry: config.web_session_idle_expiry(),
+            secure_cookie: https,
+        };
+        if auth.is_some() {
+            tracing::info!(sender = "service", path_prefix = %web.path_prefix, "web admin enabled");
+        } else {
+            tracing::info!(sender = "service", path_prefix = %web.path_prefix, "web admin off: it needs httpd.auth_user_file");
+        }
+        web
+    });
+    let router = sftpgo_httpd::router_with_web(core.clone(), version, auth, web);
+    let token = shutdown.clone();
     tokio::spawn(async move {
         if let Err(e) = sftpgo_httpd::serve(listener, tls, router, token).await {
             tracing::error!(sender = "httpd", error = %e, "REST API server failed");
