@@ -141,6 +141,10 @@ pub struct SftpdConfig {
     pub banner: String,
     /// 0 standard, 1 atomic.
     pub upload_mode: u8,
+    /// SFTPGo 2.x's key: 0 applies SETSTAT's mode, owner and time changes; 1 accepts and
+    /// ignores them (size changes still apply); 2 ignores them only on cloud storage
+    /// (which always does here: 2 reads as 0 for local storage).
+    pub setstat_mode: u8,
     pub actions: ActionsConfig,
     pub keys: Vec<HostKeyConfig>,
     /// Seconds a connection may take to authenticate (at least 1); a connection not
@@ -188,6 +192,7 @@ impl Default for SftpdConfig {
             umask: "0022".into(),
             banner: "SFTPGo".into(),
             upload_mode: 0,
+            setstat_mode: 0,
             actions: ActionsConfig::default(),
             keys: Vec::new(),
             login_timeout: 120,
@@ -660,6 +665,15 @@ fn validate(c: &Config) -> Result<(), (String, String)> {
             format!(
                 "must be 0 (standard) or 1 (atomic), got {}",
                 c.sftpd.upload_mode
+            ),
+        );
+    }
+    if c.sftpd.setstat_mode > 2 {
+        return err(
+            "sftpd.setstat_mode",
+            format!(
+                "must be 0 (apply), 1 (ignore) or 2 (ignore on cloud storage), got {}",
+                c.sftpd.setstat_mode
             ),
         );
     }

@@ -122,6 +122,7 @@ fn error_of(file_text: &str, e: Vec<(String, String)>) -> String {
 fn errors_name_the_file_and_the_key() {
     for (text, key) in [
         ("sftpd:\n  upload_mode: 7\n", "sftpd.upload_mode"),
+        ("sftpd:\n  setstat_mode: 3\n", "sftpd.setstat_mode"),
         ("sftpd:\n  umask: \"99\"\n", "sftpd.umask"),
         ("sftpd:\n  bind_port: abc\n", "sftpd.bind_port"),
         ("sftpd:\n  bind_port: 70000\n", "sftpd.bind_port"),

@@ -565,7 +565,18 @@ impl UserFs {
     }
 
     /// Applies attribute changes; changing a file requires the upload permission.
+    /// With `sftpd.setstat_mode` 1, mode, owner and time changes are accepted and
+    /// ignored (clients that copy attributes after an upload then succeed); a size change
+    /// still applies.
     pub async fn set_attrs(&self, path: &VirtualPath, attrs: SetAttrs) -> Result<(), FsError> {
+        let attrs = if self.settings.ignore_setstat {
+            SetAttrs {
+                size: attrs.size,
+                ..SetAttrs::default()
+            }
+        } else {
+            attrs
+        };
         if attrs == SetAttrs::default() {
             return Ok(());
         }
@@ -706,6 +717,7 @@ impl UserFs {
             initial_size: opened.size as i64,
             new_file,
             append: flags.append,
+            ignore_setstat: self.settings.ignore_setstat,
         };
         Ok(Transfer::start_upload(
             (opened.file, slot),
@@ -738,6 +750,8 @@ pub(crate) struct UploadAccounting {
     pub new_file: bool,
     /// O_APPEND writes land at the end whatever their offset.
     pub append: bool,
+    /// FSETSTAT's mode and time changes are accepted and ignored (`sftpd.setstat_mode`).
+    pub ignore_setstat: bool,
 }
 
 /// Atomic-upload temp files (their name, the start-up sweep of stale ones) belong to the

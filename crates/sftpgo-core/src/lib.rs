@@ -47,6 +47,8 @@ pub struct Settings {
     /// Permission bits removed from every file and directory the server creates.
     pub umask: u32,
     pub upload_mode: UploadMode,
+    /// Whether SETSTAT's mode, owner and time changes are applied (`sftpd.setstat_mode`).
+    pub ignore_setstat: bool,
     /// Idle connections are closed after this long; `None` disables.
     pub idle_timeout: Option<Duration>,
     /// Whether the process may chown to the users' uid/gid.
@@ -68,6 +70,7 @@ impl Default for Settings {
         Self {
             umask: 0o022,
             upload_mode: UploadMode::Standard,
+            ignore_setstat: false,
             idle_timeout: Some(Duration::from_secs(15 * 60)),
             running_as_root: rustix::process::geteuid().is_root(),
             max_total_connections: 0,

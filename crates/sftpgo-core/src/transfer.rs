@@ -433,9 +433,15 @@ impl Transfer {
             self.admit_growth(size, 0)
                 .map_err(|e| FsError::QuotaExceeded(e.to_string()))?;
         }
-        let attrs = SetAttrs {
-            uid_gid: None,
-            ..attrs
+        let attrs = match &self.inner.accounting {
+            Some(a) if a.ignore_setstat => SetAttrs {
+                size: attrs.size,
+                ..SetAttrs::default()
+            },
+            _ => SetAttrs {
+                uid_gid: None,
+                ..attrs
+            },
         };
         self.inner
             .file

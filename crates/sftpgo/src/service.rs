@@ -284,6 +284,8 @@ pub async fn start(config: &Config, config_dir: &Path, tuning: Tuning) -> Result
             sftpgo_config::UploadMode::Atomic => UploadMode::Atomic,
             sftpgo_config::UploadMode::Standard => UploadMode::Standard,
         },
+        // 2 ignores on cloud storage only, which ignores them anyway.
+        ignore_setstat: config.sftpd.setstat_mode == 1,
         idle_timeout,
         max_total_connections: usize::try_from(config.sftpd.max_total_connections)
             .unwrap_or(usize::MAX),

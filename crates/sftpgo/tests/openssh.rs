@@ -328,3 +328,49 @@ async fn sftp_cp_copies_on_the_server() {
     assert!(!srv.home("reader").join("g").exists());
     srv.stop().await;
 }
+
+/// `sftpd.setstat_mode` 1: OpenSSH `sftp`'s `chmod` and `put -p` (which sets modes and
+/// times after the upload, by path and on the handle) succeed and change nothing; with
+/// the default (0) they apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setstat_mode_1_accepts_and_ignores_modes_and_times() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for (mode, applied) in [(1u8, false), (0u8, true)] {
+        let srv = TestServer::start_with(|c| c.sftpd.setstat_mode = mode, Tuning::default()).await;
+        let key = keygen(srv.dir.path(), "ed25519");
+        srv.add_user("attrs", None, &[&key], &all_perms()).await;
+        let work = tempfile::tempdir().unwrap();
+        let local = work.path().join("f.txt");
+        std::fs::write(&local, b"attributes\n").unwrap();
+        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // An mtime far in the past, which `put -p` copies.
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&local)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let out = sftp_batch(
+            srv.addr,
+            "attrs",
+            Login::Key(&key),
+            "put -p f.txt p.txt\nput f.txt c.txt\nchmod 600 c.txt\n",
+            work.path(),
+        )
+        .await;
+        assert_success(&out, &format!("sftp with setstat_mode {mode}"));
+        let home = srv.home("attrs");
+        let p = std::fs::metadata(home.join("p.txt")).unwrap();
+        let c = std::fs::metadata(home.join("c.txt")).unwrap();
+        assert_eq!(std::fs::read(home.join("p.txt")).unwrap(), b"attributes\n");
+        assert_eq!(p.mtime() == 1_000_000_000, applied, "mode {mode}: mtime");
+        assert_eq!(
+            p.mode() & 0o777 == 0o640,
+            applied,
+            "mode {mode}: put -p mode"
+        );
+        assert_eq!(c.mode() & 0o777 == 0o600, applied, "mode {mode}: chmod");
+        srv.stop().await;
+    }
+}

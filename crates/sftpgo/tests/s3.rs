@@ -496,3 +496,124 @@ async fn two_instances_share_an_s3_user_through_one_database() {
         s.stop().await;
     }
 }
+
+/// A local user with a virtual folder in the bucket (created with the user, SFTPGo 1.x's
+/// way): files written there are objects under the folder's prefix, the home stays on the
+/// disk, a rename between the two is refused as unsupported (nothing written), renames
+/// inside the folder work, the folder's own quota counts and a scan agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_folder_in_a_local_users_tree() {
+    let Some(g) = Garage::start() else {
+        return;
+    };
+    let srv = TestServer::start_with(
+        |c| c.data_provider.track_quota = 1,
+        Tuning {
+            http_port: Some(0),
+            ..Tuning::default()
+        },
+    )
+    .await;
+    let api = Api::new(&srv);
+    let prefix = "folders/archive/";
+    let user = json!({
+        "username": "mix", "password": PW, "home_dir": srv.home("mix"), "permissions": ["*"],
+        "virtual_folders": [{"virtual_path": "/archive", "mapped_path": "/s3/archive",
+            "quota_size": 0, "quota_files": 10,
+            "filesystem": {"provider": 1, "s3config": s3config(&g, prefix)}}],
+    });
+    let (status, body) = api.call(reqwest::Method::POST, "/user", Some(user)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, folders) = api
+        .call(
+            reqwest::Method::GET,
+            "/folder?folder_path=/s3/archive",
+            None,
+        )
+        .await;
+    assert_eq!(folders[0]["filesystem"]["provider"], 1, "{folders}");
+    assert!(!folders.to_string().contains(&g.secret), "{folders}");
+
+    let work = tempfile::tempdir().unwrap();
+    let big = pattern(6 * 1024 * 1024 + 5, 4);
+    std::fs::write(work.path().join("big.bin"), &big).unwrap();
+    std::fs::write(work.path().join("local.txt"), b"on the disk\n").unwrap();
+    let out = sftp_batch(
+        srv.addr,
+        "mix",
+        Login::Password(PW),
+        "put local.txt\nput big.bin archive/big.bin\nmkdir archive/2026\nrename archive/big.bin archive/2026/big.bin\nls -l archive/2026\nget archive/2026/big.bin back.bin\nls -l /\n",
+        work.path(),
+    )
+    .await;
+    assert_success(&out, "sftp batch");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("archive") && text.contains("local.txt"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(work.path().join("back.bin")).unwrap(), big);
+    assert_eq!(
+        objects(&g, prefix).await,
+        [("2026/big.bin".to_owned(), big.len() as i64)]
+    );
+    assert!(srv.home("mix").join("local.txt").exists());
+    assert!(!srv.home("mix").join("archive").exists());
+
+    // Between the disk and the bucket a rename is refused, both ways, and writes nothing.
+    for batch in [
+        "rename archive/2026/big.bin moved.bin\n",
+        "rename local.txt archive/local.txt\n",
+    ] {
+        let out = sftp_batch(srv.addr, "mix", Login::Password(PW), batch, work.path()).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("unsupported") || err.contains("Operation"),
+            "{batch:?}: {err}"
+        );
+    }
+    assert!(!srv.home("mix").join("moved.bin").exists());
+    assert_eq!(objects(&g, prefix).await.len(), 1);
+    assert!(srv.home("mix").join("local.txt").exists());
+
+    // The folder's quota: one object; the user's: the local file only.
+    srv.core().quota().flush().await;
+    let (_, f) = api
+        .call(
+            reqwest::Method::GET,
+            "/folder?folder_path=/s3/archive",
+            None,
+        )
+        .await;
+    assert_eq!(f[0]["used_quota_files"], 1, "{f}");
+    assert_eq!(f[0]["used_quota_size"], big.len() as u64, "{f}");
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            "/folder_quota_scan",
+            Some(json!({"mapped_path": "/s3/archive"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, scans) = api
+            .call(reqwest::Method::GET, "/folder_quota_scan", None)
+            .await;
+        if scans.as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "scan running: {scans}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, f) = api
+        .call(
+            reqwest::Method::GET,
+            "/folder?folder_path=/s3/archive",
+            None,
+        )
+        .await;
+    assert_eq!(f[0]["used_quota_files"], 1, "{f}");
+    assert_eq!(f[0]["used_quota_size"], big.len() as u64, "{f}");
+    srv.stop().await;
+}
