@@ -792,6 +792,24 @@ async fn cli_client_manages_folders() {
     assert_eq!(code, 0);
     assert!(out.contains("users              -\n"), "{out}");
     assert!(shared_dir.join("a.bin").exists());
+    // update --virtual-folder sets the user's list anew.
+    let again = format!("/again={shared}:1GiB:0");
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "users",
+        "update",
+        &id,
+        "--virtual-folder",
+        &again,
+    ])
+    .await;
+    assert_eq!((code, out.as_str()), (0, "User updated\n"), "{err}");
+    let (_, out, _) = cli(&["--url", u, "--json", "users", "get", &id]).await;
+    assert_eq!(
+        json_of(&out)["virtual_folders"],
+        json!([{"virtual_path": "/again", "mapped_path": shared, "quota_size": 1_073_741_824, "quota_files": 0}])
+    );
     srv.stop().await;
 }
 
