@@ -56,12 +56,18 @@ pub enum ApiCommand {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Manage virtual folders (directories or bucket prefixes users map into their tree).
+    Folders {
+        #[command(subcommand)]
+        command: FoldersCommand,
+    },
     /// Live SSH connections.
     Connections {
         #[command(subcommand)]
         command: ConnectionsCommand,
     },
-    /// Quota scans.
+    /// Quota scans of users and folders.
+    #[command(alias = "quota-scans")]
     QuotaScan {
         #[command(subcommand)]
         command: QuotaScanCommand,
@@ -113,9 +119,47 @@ pub enum UsersCommand {
         id: i64,
         #[command(flatten)]
         fields: UserFields,
+        /// Remove all the user's virtual folders (the folders themselves are kept).
+        #[arg(long, conflicts_with = "virtual_folders")]
+        no_virtual_folders: bool,
     },
     /// Delete a user (the home directory is kept).
     Delete { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FoldersCommand {
+    /// List folders ordered by mapped path, with the users that map each.
+    List {
+        /// Page size (1-500).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        offset: Option<u32>,
+        /// ASC or DESC.
+        #[arg(long, value_parser = ["ASC", "DESC", "asc", "desc"])]
+        order: Option<String>,
+        /// Only this mapped path.
+        #[arg(long)]
+        folder_path: Option<String>,
+    },
+    /// Show one folder.
+    Get { mapped_path: String },
+    /// Add a folder: a local directory (the mapped path), or with --fs s3 a bucket prefix
+    /// (the mapped path is then only its name, e.g. /s3/reports).
+    Add {
+        mapped_path: String,
+        #[command(flatten)]
+        storage: StorageFields,
+    },
+    /// Change a folder's storage: only the options given are sent.
+    Update {
+        mapped_path: String,
+        #[command(flatten)]
+        storage: StorageFields,
+    },
+    /// Delete a folder and every user's mapping of it (its files are kept).
+    Delete { mapped_path: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +176,10 @@ pub enum QuotaScanCommand {
     List,
     /// Start a quota scan of a user's home directory.
     Start { username: String },
+    /// List running quota scans of folders.
+    ListFolders,
+    /// Start a quota scan of a folder.
+    StartFolder { mapped_path: String },
 }
 
 /// The user options of `users add` and `users update`.
@@ -171,7 +219,26 @@ pub struct UserFields {
     /// KB/s (1 KB = 1000 bytes); 0 = unlimited.
     #[arg(long)]
     pub download_bandwidth: Option<i64>,
-    /// Where the files live: local (the home dir) or s3 (a bucket, the --s3-* options).
+    #[command(flatten)]
+    pub storage: StorageFields,
+    /// A folder seen at VIRTUAL_PATH: VIRTUAL_PATH=MAPPED_PATH[:QUOTA_SIZE:QUOTA_FILES];
+    /// repeat for several (on update, replaces the user's folders). QUOTA_SIZE takes the
+    /// --quota-size units; the default 0:0 is the folder's own quota for this user,
+    /// unlimited and not counted in the user's; -1:-1 counts its files in the user's
+    /// quota. A MAPPED_PATH not known yet creates a local folder.
+    #[arg(
+        long = "virtual-folder",
+        value_name = "VIRTUAL_PATH=MAPPED_PATH[:QUOTA_SIZE:QUOTA_FILES]",
+        value_parser = parse_virtual_folder
+    )]
+    pub virtual_folders: Vec<VirtualFolderArg>,
+}
+
+/// The storage options of users and folders: `--fs` and the `--s3-*` options.
+#[derive(Debug, Default, Args)]
+pub struct StorageFields {
+    /// Where the files live: local (the user's home dir, the folder's mapped path) or s3
+    /// (a bucket, the --s3-* options).
     #[arg(long = "fs", value_parser = ["local", "s3"])]
     pub fs_provider: Option<String>,
     #[arg(long)]
@@ -186,7 +253,7 @@ pub struct UserFields {
     /// Stored encrypted, never shown. Omitted on update: the stored one is kept.
     #[arg(long)]
     pub s3_access_secret: Option<String>,
-    /// Where the user's files start in the bucket, ending with '/' (users/alice/).
+    /// Where the files start in the bucket, ending with '/' (users/alice/).
     #[arg(long)]
     pub s3_key_prefix: Option<String>,
     #[arg(long)]
@@ -237,6 +304,25 @@ impl UserFields {
                 m.insert(k.into(), json!(v));
             }
         }
+        if let Some(fs) = self.storage.to_json() {
+            m.insert("filesystem".into(), Value::Object(fs));
+        }
+        if !self.virtual_folders.is_empty() {
+            let list: Vec<Value> = self
+                .virtual_folders
+                .iter()
+                .map(VirtualFolderArg::to_json)
+                .collect();
+            m.insert("virtual_folders".into(), Value::Array(list));
+        }
+        m
+    }
+}
+
+impl StorageFields {
+    /// The (partial) `filesystem` object of the options given, `None` without any: the
+    /// server merges it onto the stored one on update.
+    pub fn to_json(&self) -> Option<Map<String, Value>> {
         let mut s3 = Map::new();
         for (k, v) in [
             ("bucket", &self.s3_bucket),
@@ -262,7 +348,6 @@ impl UserFields {
         if let Some(v) = self.s3_force_path_style {
             s3.insert("force_path_style".into(), json!(v));
         }
-        // The server merges a partial `filesystem` onto the stored one.
         let mut fs = Map::new();
         if let Some(p) = &self.fs_provider {
             fs.insert("provider".into(), json!(if p == "s3" { 1 } else { 0 }));
@@ -270,11 +355,87 @@ impl UserFields {
         if !s3.is_empty() {
             fs.insert("s3config".into(), Value::Object(s3));
         }
-        if !fs.is_empty() {
-            m.insert("filesystem".into(), Value::Object(fs));
-        }
-        m
+        (!fs.is_empty()).then_some(fs)
     }
+}
+
+/// One `--virtual-folder` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualFolderArg {
+    pub virtual_path: String,
+    pub mapped_path: String,
+    pub quota_size: i64,
+    pub quota_files: i64,
+}
+
+impl VirtualFolderArg {
+    fn to_json(&self) -> Value {
+        json!({
+            "virtual_path": self.virtual_path,
+            "mapped_path": self.mapped_path,
+            "quota_size": self.quota_size,
+            "quota_files": self.quota_files,
+        })
+    }
+}
+
+/// Parses `VIRTUAL_PATH=MAPPED_PATH[:QUOTA_SIZE:QUOTA_FILES]`. A MAPPED_PATH that holds
+/// a ':' needs the quota part (the last two ':' fields are the quota).
+pub fn parse_virtual_folder(s: &str) -> Result<VirtualFolderArg, String> {
+    const FORM: &str = "expected VIRTUAL_PATH=MAPPED_PATH[:QUOTA_SIZE:QUOTA_FILES], \
+                        e.g. /reports=/srv/shared/reports:10GB:1000";
+    let Some((virtual_path, rest)) = s.split_once('=') else {
+        return Err(format!("missing '=' in {s:?}: {FORM}"));
+    };
+    if virtual_path.is_empty() {
+        return Err(format!("empty VIRTUAL_PATH in {s:?}: {FORM}"));
+    }
+    let (mapped_path, quota_size, quota_files) = match rest.split_once(':') {
+        None => (rest, 0, 0),
+        Some(_) => {
+            let mut parts = rest.rsplitn(3, ':');
+            let files = parts.next().unwrap_or_default();
+            let size = parts.next().unwrap_or_default();
+            let Some(mapped) = parts.next() else {
+                return Err(format!(
+                    "{rest:?} has one ':' but the quota is QUOTA_SIZE:QUOTA_FILES (both, \
+                     e.g. :10GB:1000, or :-1:-1 to count in the user's quota): {FORM}"
+                ));
+            };
+            let size = match size.trim() {
+                "-1" => -1,
+                t if t.starts_with('-') => {
+                    return Err(format!(
+                        "QUOTA_SIZE of {s:?}: {t} is negative (-1 only: counted in the \
+                         user's quota)"
+                    ));
+                }
+                t => parse_size(t).map_err(|e| format!("QUOTA_SIZE of {s:?}: {e}"))?,
+            };
+            let files: i64 = files.trim().parse().map_err(|_| {
+                format!("QUOTA_FILES of {s:?}: {files:?} is not a number of files (or -1)")
+            })?;
+            if files < -1 {
+                return Err(format!("QUOTA_FILES of {s:?}: {files} is below -1"));
+            }
+            (mapped, size, files)
+        }
+    };
+    if mapped_path.is_empty() {
+        return Err(format!("empty MAPPED_PATH in {s:?}: {FORM}"));
+    }
+    if (quota_size == -1) != (quota_files == -1) {
+        return Err(format!(
+            "quota of {s:?}: QUOTA_SIZE and QUOTA_FILES are both -1 (counted in the user's \
+             quota) or both 0 (unlimited) or more, got {quota_size} and {quota_files}"
+        ));
+    }
+    Ok(VirtualFolderArg {
+        virtual_path: virtual_path.to_string(),
+        mapped_path: mapped_path.to_string(),
+        quota_size,
+        quota_files,
+    })
 }
 
 /// `local`, or `s3://bucket/prefix` (with the endpoint when there is one).
@@ -488,8 +649,15 @@ async fn execute(client: &Client, args: &ApiArgs) -> Result<String> {
                     render_user,
                 )
             }
-            UsersCommand::Update { id, fields } => {
-                let body = fields.to_json();
+            UsersCommand::Update {
+                id,
+                fields,
+                no_virtual_folders,
+            } => {
+                let mut body = fields.to_json();
+                if *no_virtual_folders {
+                    body.insert("virtual_folders".into(), json!([]));
+                }
                 if body.is_empty() {
                     bail!("nothing to update: give at least one option (see --help)");
                 }
@@ -511,6 +679,83 @@ async fn execute(client: &Client, args: &ApiArgs) -> Result<String> {
                     .await?,
                 render_message,
             ),
+        },
+        ApiCommand::Folders { command } => match command {
+            FoldersCommand::List {
+                limit,
+                offset,
+                order,
+                folder_path,
+            } => {
+                let mut q = Vec::new();
+                if let Some(l) = limit {
+                    q.push(("limit", l.to_string()));
+                }
+                if let Some(o) = offset {
+                    q.push(("offset", o.to_string()));
+                }
+                if let Some(o) = order {
+                    q.push(("order", o.to_ascii_uppercase()));
+                }
+                if let Some(p) = folder_path {
+                    q.push(("folder_path", p.clone()));
+                }
+                (
+                    client.call(Method::GET, "/folder", &q, None).await?,
+                    render_folders,
+                )
+            }
+            FoldersCommand::Get { mapped_path } => {
+                let q = [("folder_path", mapped_path.clone())];
+                let list = client.call(Method::GET, "/folder", &q, None).await?;
+                let Some(folder) = list.as_array().and_then(|a| a.first()).cloned() else {
+                    bail!("404 folder {mapped_path:?} not found");
+                };
+                (folder, render_folder)
+            }
+            FoldersCommand::Add {
+                mapped_path,
+                storage,
+            } => {
+                let mut body = Map::new();
+                body.insert("mapped_path".into(), json!(mapped_path));
+                if let Some(fs) = storage.to_json() {
+                    body.insert("filesystem".into(), Value::Object(fs));
+                }
+                (
+                    client
+                        .call(Method::POST, "/folder", &[], Some(Value::Object(body)))
+                        .await?,
+                    render_folder,
+                )
+            }
+            FoldersCommand::Update {
+                mapped_path,
+                storage,
+            } => {
+                let Some(fs) = storage.to_json() else {
+                    bail!("nothing to update: give at least one storage option (see --help)");
+                };
+                let q = [("folder_path", mapped_path.clone())];
+                (
+                    client
+                        .call(
+                            Method::PUT,
+                            "/folder",
+                            &q,
+                            Some(json!({ "filesystem": fs })),
+                        )
+                        .await?,
+                    render_message,
+                )
+            }
+            FoldersCommand::Delete { mapped_path } => {
+                let q = [("folder_path", mapped_path.clone())];
+                (
+                    client.call(Method::DELETE, "/folder", &q, None).await?,
+                    render_message,
+                )
+            }
         },
         ApiCommand::Connections { command } => match command {
             ConnectionsCommand::List => (
@@ -539,6 +784,23 @@ async fn execute(client: &Client, args: &ApiArgs) -> Result<String> {
                         "/quota_scan",
                         &[],
                         Some(json!({ "username": username })),
+                    )
+                    .await?,
+                render_message,
+            ),
+            QuotaScanCommand::ListFolders => (
+                client
+                    .call(Method::GET, "/folder_quota_scan", &[], None)
+                    .await?,
+                render_folder_scans,
+            ),
+            QuotaScanCommand::StartFolder { mapped_path } => (
+                client
+                    .call(
+                        Method::POST,
+                        "/folder_quota_scan",
+                        &[],
+                        Some(json!({ "mapped_path": mapped_path })),
                     )
                     .await?,
                 render_message,
@@ -700,6 +962,10 @@ fn render_users(v: &Value) -> String {
                     text(&u["quota_files"]),
                 ),
                 storage(u),
+                u["virtual_folders"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+                    .to_string(),
             ]
         })
         .collect();
@@ -712,6 +978,7 @@ fn render_users(v: &Value) -> String {
             "QUOTA SIZE",
             "QUOTA FILES",
             "STORAGE",
+            "FOLDERS",
         ],
         &rows,
     )
@@ -757,14 +1024,99 @@ fn render_user(u: &Value) -> String {
     if keys.is_empty() {
         rows.push(("public_keys", "-".into()));
     }
+    let folders: Vec<String> = u["virtual_folders"]
+        .as_array()
+        .map(|a| a.iter().map(virtual_folder).collect())
+        .unwrap_or_default();
+    if folders.is_empty() {
+        rows.push(("virtual_folders", "-".into()));
+    }
+    // "download_bandwidth" is always there, longer than the list labels.
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut s = String::new();
     for (k, v) in rows {
         let _ = writeln!(s, "{k:<width$}  {v}");
     }
-    for (i, key) in keys.iter().enumerate() {
-        let label = if i == 0 { "public_keys" } else { "" };
-        let _ = writeln!(s, "{label:<width$}  {key}");
+    for (label, list) in [("public_keys", &keys), ("virtual_folders", &folders)] {
+        for (i, item) in list.iter().enumerate() {
+            let label = if i == 0 { label } else { "" };
+            let _ = writeln!(s, "{label:<width$}  {item}");
+        }
+    }
+    s
+}
+
+/// One of a user's folders: `/virtual -> /mapped (quota)`.
+fn virtual_folder(vf: &Value) -> String {
+    let (qs, qf) = (int(&vf["quota_size"]), int(&vf["quota_files"]));
+    let quota = if qs < 0 || qf < 0 {
+        "in the user's quota".to_string()
+    } else {
+        let size = if qs == 0 {
+            "unlimited".into()
+        } else {
+            size(qs)
+        };
+        let files = if qf == 0 {
+            "unlimited".into()
+        } else {
+            qf.to_string()
+        };
+        format!("own quota: {size}, {files} files")
+    };
+    format!(
+        "{} -> {} ({quota})",
+        text(&vf["virtual_path"]),
+        text(&vf["mapped_path"])
+    )
+}
+
+/// A folder's used quota: `1.5 KiB, 3 files`.
+fn folder_used(f: &Value) -> String {
+    format!(
+        "{}, {} files",
+        size(int(&f["used_quota_size"])),
+        int(&f["used_quota_files"])
+    )
+}
+
+fn folder_users(f: &Value) -> String {
+    let users = permissions(&f["users"]);
+    if users.is_empty() { "-".into() } else { users }
+}
+
+fn render_folders(v: &Value) -> String {
+    let folders = v.as_array().cloned().unwrap_or_default();
+    if folders.is_empty() {
+        return "No folders.\n".into();
+    }
+    let rows: Vec<Vec<String>> = folders
+        .iter()
+        .map(|f| {
+            vec![
+                text(&f["mapped_path"]),
+                storage(f),
+                folder_used(f),
+                folder_users(f),
+            ]
+        })
+        .collect();
+    table(&["MAPPED PATH", "STORAGE", "USED", "USERS"], &rows)
+}
+
+fn render_folder(f: &Value) -> String {
+    let rows = [
+        ("id", text(&f["id"])),
+        ("mapped_path", text(&f["mapped_path"])),
+        ("storage", storage(f)),
+        ("used", folder_used(f)),
+        ("last_quota_update", time(int(&f["last_quota_update"]))),
+        ("users", folder_users(f)),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    for (k, v) in rows {
+        let _ = writeln!(s, "{k:<width$}  {v}");
     }
     s
 }
@@ -840,6 +1192,18 @@ fn render_scans(v: &Value) -> String {
     table(&["USERNAME", "STARTED (UTC)"], &rows)
 }
 
+fn render_folder_scans(v: &Value) -> String {
+    let scans = v.as_array().cloned().unwrap_or_default();
+    if scans.is_empty() {
+        return "No folder quota scans running.\n".into();
+    }
+    let rows: Vec<Vec<String>> = scans
+        .iter()
+        .map(|s| vec![text(&s["mapped_path"]), time(int(&s["start_time"]))])
+        .collect();
+    table(&["MAPPED PATH", "STARTED (UTC)"], &rows)
+}
+
 fn render_hosts(v: &Value) -> String {
     let hosts = v.as_array().cloned().unwrap_or_default();
     if hosts.is_empty() {
@@ -902,11 +1266,14 @@ mod tests {
         assert!(UserFields::default().to_json().is_empty());
         // The storage options make one (partial) `filesystem` object.
         let f = UserFields {
-            fs_provider: Some("s3".into()),
-            s3_bucket: Some("files".into()),
-            s3_access_secret: Some("sec".into()),
-            s3_upload_part_size: Some(8),
-            s3_force_path_style: Some(true),
+            storage: StorageFields {
+                fs_provider: Some("s3".into()),
+                s3_bucket: Some("files".into()),
+                s3_access_secret: Some("sec".into()),
+                s3_upload_part_size: Some(8),
+                s3_force_path_style: Some(true),
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(
@@ -915,7 +1282,10 @@ mod tests {
                 "access_secret": "sec", "upload_part_size": 8, "force_path_style": true}}})
         );
         let f = UserFields {
-            s3_key_prefix: Some("u/".into()),
+            storage: StorageFields {
+                s3_key_prefix: Some("u/".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(
@@ -953,5 +1323,204 @@ mod tests {
         assert_eq!(time(0), "-");
         assert_eq!(time(86_400_000), "1970-01-02 00:00:00");
         assert_eq!(percent_encode("ab/c d"), "ab%2Fc%20d");
+    }
+
+    fn vf(v: &str, m: &str, size: i64, files: i64) -> VirtualFolderArg {
+        VirtualFolderArg {
+            virtual_path: v.into(),
+            mapped_path: m.into(),
+            quota_size: size,
+            quota_files: files,
+        }
+    }
+
+    #[test]
+    fn virtual_folder_values() {
+        assert_eq!(
+            parse_virtual_folder("/reports=/srv/shared/reports"),
+            Ok(vf("/reports", "/srv/shared/reports", 0, 0))
+        );
+        assert_eq!(
+            parse_virtual_folder("/in=/srv/drop:10G:1000"),
+            Ok(vf("/in", "/srv/drop", 10_000_000_000, 1000))
+        );
+        assert_eq!(
+            parse_virtual_folder("/in=/srv/drop:512MiB:0"),
+            Ok(vf("/in", "/srv/drop", 512 << 20, 0))
+        );
+        assert_eq!(
+            parse_virtual_folder("/in=/srv/drop:-1:-1"),
+            Ok(vf("/in", "/srv/drop", -1, -1))
+        );
+        // The last two ':' fields are the quota: a mapped path may hold a ':'.
+        assert_eq!(
+            parse_virtual_folder("/x=/srv/a:b:0:5"),
+            Ok(vf("/x", "/srv/a:b", 0, 5))
+        );
+        // '=' in the mapped path is kept (only the first one splits).
+        assert_eq!(
+            parse_virtual_folder("/x=/srv/a=b"),
+            Ok(vf("/x", "/srv/a=b", 0, 0))
+        );
+        let cases = [
+            ("/reports", "missing '='"),
+            ("=/srv/x", "empty VIRTUAL_PATH"),
+            ("/x=", "empty MAPPED_PATH"),
+            ("/x=:1:1", "empty MAPPED_PATH"),
+            ("/x=/srv/x:10G", "both"),
+            ("/x=/srv/x:10XB:5", "unknown size unit"),
+            ("/x=/srv/x:10G:many", "not a number of files"),
+            ("/x=/srv/x:-1:5", "both -1"),
+            ("/x=/srv/x:5:-1", "both -1"),
+            ("/x=/srv/x:-2:-2", "is negative"),
+            ("/x=/srv/x:0:-3", "below -1"),
+        ];
+        for (bad, why) in cases {
+            let e = parse_virtual_folder(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(e.contains(bad) || e.contains("VIRTUAL_PATH"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn virtual_folders_are_sent_and_parsed_by_clap() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            users: UsersCommand,
+        }
+        let cli = Cli::try_parse_from([
+            "t",
+            "update",
+            "7",
+            "--virtual-folder",
+            "/a=/srv/a",
+            "--virtual-folder",
+            "/b=/srv/b:-1:-1",
+            "--s3-bucket",
+            "bk",
+        ])
+        .unwrap();
+        let UsersCommand::Update { fields, .. } = cli.users else {
+            panic!("not update");
+        };
+        assert_eq!(
+            Value::Object(fields.to_json()),
+            json!({
+                "filesystem": {"s3config": {"bucket": "bk"}},
+                "virtual_folders": [
+                    {"virtual_path": "/a", "mapped_path": "/srv/a", "quota_size": 0, "quota_files": 0},
+                    {"virtual_path": "/b", "mapped_path": "/srv/b", "quota_size": -1, "quota_files": -1},
+                ]
+            })
+        );
+        let e = Cli::try_parse_from(["t", "add", "u", "--virtual-folder", "/a"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("--virtual-folder") && e.contains("missing '='"),
+            "{e}"
+        );
+        let e = Cli::try_parse_from([
+            "t",
+            "update",
+            "7",
+            "--no-virtual-folders",
+            "--virtual-folder",
+            "/a=/b",
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("cannot be used with"), "{e}");
+        // --no-virtual-folders is update's only.
+        assert!(Cli::try_parse_from(["t", "add", "u", "--no-virtual-folders"]).is_err());
+    }
+
+    #[test]
+    fn folder_storage_options_are_shared_with_users() {
+        let fs = StorageFields {
+            fs_provider: Some("local".into()),
+            ..Default::default()
+        };
+        assert_eq!(Value::Object(fs.to_json().unwrap()), json!({"provider": 0}));
+        assert_eq!(StorageFields::default().to_json(), None);
+    }
+
+    #[test]
+    fn folder_path_is_encoded_in_the_query() {
+        let req = reqwest::Client::new()
+            .get("http://h/api/v1/folder")
+            .query(&[("folder_path", "/a b/c&d=e%+")])
+            .build()
+            .unwrap();
+        assert_eq!(
+            req.url().query(),
+            Some("folder_path=%2Fa+b%2Fc%26d%3De%25%2B")
+        );
+    }
+
+    #[test]
+    fn folders_and_users_folders_render() {
+        assert_eq!(render_folders(&json!([])), "No folders.\n");
+        assert_eq!(
+            render_folder_scans(&json!([])),
+            "No folder quota scans running.\n"
+        );
+        let folders = json!([
+            {"id": 1, "mapped_path": "/srv/shared", "used_quota_size": 1536,
+             "used_quota_files": 3, "last_quota_update": 0,
+             "filesystem": {"provider": 0}, "users": ["alice", "bob"]},
+            {"id": 2, "mapped_path": "/s3/archive", "used_quota_size": 0,
+             "used_quota_files": 0, "last_quota_update": 0, "users": [],
+             "filesystem": {"provider": 1, "s3config": {"bucket": "arch",
+               "key_prefix": "a/", "endpoint": "http://127.0.0.1:3900"}}}
+        ]);
+        assert_eq!(
+            render_folders(&folders),
+            [
+                "MAPPED PATH  STORAGE                                USED              USERS\n",
+                "/srv/shared  local                                  1.5 KiB, 3 files  alice,bob\n",
+                "/s3/archive  s3://arch/a/ at http://127.0.0.1:3900  0 B, 0 files      -\n",
+            ]
+            .concat()
+        );
+        let one = render_folder(&folders[1]);
+        assert!(
+            one.contains("mapped_path        /s3/archive\n")
+                && one.contains("storage            s3://arch/a/ at http://127.0.0.1:3900\n")
+                && one.contains("users              -\n"),
+            "{one}"
+        );
+        assert_eq!(
+            render_folder_scans(&json!([{"mapped_path": "/srv/x", "start_time": 86_400_000}])),
+            "MAPPED PATH  STARTED (UTC)\n/srv/x       1970-01-02 00:00:00\n"
+        );
+        let user = json!({"id": 1, "username": "u", "virtual_folders": [
+            {"virtual_path": "/r", "mapped_path": "/srv/r", "quota_size": -1, "quota_files": -1},
+            {"virtual_path": "/d", "mapped_path": "/srv/d", "quota_size": 1_073_741_824, "quota_files": 0},
+            {"virtual_path": "/e", "mapped_path": "/srv/e", "quota_size": 0, "quota_files": 0},
+        ]});
+        let shown = render_user(&user);
+        assert!(
+            shown.contains("virtual_folders     /r -> /srv/r (in the user's quota)\n")
+                && shown.contains(
+                    "\n                    /d -> /srv/d (own quota: 1.0 GiB, unlimited files)\n"
+                )
+                && shown.contains("/e -> /srv/e (own quota: unlimited, unlimited files)\n"),
+            "{shown}"
+        );
+        assert!(render_user(&json!({})).contains("virtual_folders     -\n"));
+        let list = render_users(&Value::Array(vec![user]));
+        assert!(
+            list.lines().next().unwrap().ends_with("STORAGE  FOLDERS"),
+            "{list}"
+        );
+        assert!(
+            list.lines().nth(1).unwrap().ends_with("local    3"),
+            "{list}"
+        );
     }
 }

@@ -494,6 +494,325 @@ async fn cli_client_end_to_end() {
     assert!(err.contains("cannot reach the API at"), "{err}");
 }
 
+/// `sftpgo api folders ...`, `users ... --virtual-folder`, folder quota scans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_client_manages_folders() {
+    let tuning = Tuning {
+        http_port: Some(0),
+        ..Tuning::default()
+    };
+    let srv = TestServer::start_with(|_| {}, tuning).await;
+    let url = format!(
+        "http://{}",
+        srv.running.as_ref().unwrap().http_addr.unwrap()
+    );
+    let u = url.as_str();
+    // A space, '&' and '+' in the mapped path: the folder_path query value is encoded.
+    let shared_dir = srv.dir.path().join("shared & co+1");
+    std::fs::create_dir_all(&shared_dir).unwrap();
+    std::fs::write(shared_dir.join("a.bin"), vec![b'x'; 1500]).unwrap();
+    std::fs::create_dir(shared_dir.join("sub")).unwrap();
+    std::fs::write(shared_dir.join("sub").join("b.txt"), b"hello").unwrap();
+    let shared = shared_dir.display().to_string();
+    let drop_dir = srv.dir.path().join("drop").display().to_string();
+    let home = srv.home("dave").display().to_string();
+
+    // add: a local folder, and a bucket prefix (whose secret is never shown).
+    let (code, out, err) = cli(&["--url", u, "folders", "add", &shared]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("mapped_path        {shared}\n"))
+            && out.contains("storage            local\n")
+            && out.contains("users              -\n"),
+        "{out}"
+    );
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "--json",
+        "folders",
+        "add",
+        "/s3/archive",
+        "--fs",
+        "s3",
+        "--s3-bucket",
+        "archive",
+        "--s3-endpoint",
+        "http://127.0.0.1:9",
+        "--s3-key-prefix",
+        "archive/",
+        "--s3-access-key",
+        "AKID",
+        "--s3-access-secret",
+        "sekrit-42",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let archive = json_of(&out);
+    assert_eq!(archive["filesystem"]["provider"], 1);
+    assert_eq!(archive["filesystem"]["s3config"]["bucket"], "archive");
+    assert!(!out.contains("sekrit-42"), "{out}");
+    // Duplicate: the API's 409, exit 1.
+    let (code, out, err) = cli(&["--url", u, "folders", "add", &shared]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("409") && err.contains("already exists"),
+        "{err}"
+    );
+
+    // A user mapping the known folder in its quota, and an unknown one (created, local).
+    let in_user = format!("/shared={shared}:-1:-1");
+    let own = format!("/drop/in={drop_dir}:10MB:100");
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "--json",
+        "users",
+        "add",
+        "dave",
+        "--password",
+        "pw",
+        "--home-dir",
+        &home,
+        "--permissions",
+        "*",
+        "--virtual-folder",
+        &in_user,
+        "--virtual-folder",
+        &own,
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let created = json_of(&out);
+    let id = created["id"].as_i64().unwrap().to_string();
+    assert_eq!(
+        created["virtual_folders"],
+        json!([
+            {"virtual_path": "/shared", "mapped_path": shared, "quota_size": -1, "quota_files": -1},
+            {"virtual_path": "/drop/in", "mapped_path": drop_dir, "quota_size": 10_000_000, "quota_files": 100},
+        ])
+    );
+    // A bad value: refused before any request, with the form expected.
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "users",
+        "add",
+        "eve",
+        "--home-dir",
+        &home,
+        "--virtual-folder",
+        "/x=/srv/x:10G",
+    ])
+    .await;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("--virtual-folder") && err.contains("QUOTA_SIZE:QUOTA_FILES"),
+        "{err}"
+    );
+    // A server-side rule: its 400 and the field.
+    let (code, _, err) = cli(&[
+        "--url",
+        u,
+        "users",
+        "update",
+        &id,
+        "--virtual-folder",
+        &format!("/={shared}"),
+    ])
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("400") && err.contains("virtual_folders.virtual_path"),
+        "{err}"
+    );
+
+    // list (table, filter, JSON) and get.
+    let (code, out, err) = cli(&["--url", u, "folders", "list"]).await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].starts_with("MAPPED PATH  ") && lines[0].ends_with("USERS"),
+        "{out}"
+    );
+    let row = |p: &str| {
+        *lines
+            .iter()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p} in {out}"))
+    };
+    assert!(row("/s3/archive").contains("s3://archive/archive/ at http://127.0.0.1:9"));
+    assert!(row("/s3/archive").ends_with(" -"), "{out}");
+    assert!(
+        row(&drop_dir).contains(" local ") && row(&drop_dir).ends_with(" dave"),
+        "{out}"
+    );
+    assert!(row(&shared).ends_with(" dave"), "{out}");
+    let (code, out, _) = cli(&[
+        "--url",
+        u,
+        "--json",
+        "folders",
+        "list",
+        "--folder-path",
+        &shared,
+        "--limit",
+        "5",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    let listed = json_of(&out);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(listed[0]["users"], json!(["dave"]));
+    let (code, out, _) = cli(&["--url", u, "--json", "folders", "list", "--order", "desc"]).await;
+    assert_eq!(code, 0);
+    let all = json_of(&out);
+    let order: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["mapped_path"].as_str().unwrap())
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(order, sorted);
+    let (code, out, err) = cli(&["--url", u, "folders", "get", &drop_dir]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("users              dave\n"), "{out}");
+    let (code, out, err) = cli(&["--url", u, "users", "get", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "virtual_folders     /shared -> {shared} (in the user's quota)\n"
+        )) && out.contains(&format!(
+            "/drop/in -> {drop_dir} (own quota: 9.5 MiB, 100 files)\n"
+        )),
+        "{out}"
+    );
+    let (code, out, _) = cli(&["--url", u, "users", "list"]).await;
+    assert_eq!(code, 0);
+    assert!(out.lines().next().unwrap().ends_with("FOLDERS"), "{out}");
+    assert!(out.lines().nth(1).unwrap().ends_with(" 2"), "{out}");
+    // The files of both folders are reachable over SFTP.
+    let mut c = SftpClient::connect(srv.addr, "dave", Credential::Password("pw"))
+        .await
+        .unwrap();
+    assert_eq!(c.get("/shared/sub/b.txt").await.unwrap(), b"hello");
+    drop(c);
+
+    // update a folder's storage: only what is given (the secret is kept).
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "folders",
+        "update",
+        "/s3/archive",
+        "--s3-key-prefix",
+        "reports/",
+    ])
+    .await;
+    assert_eq!((code, out.as_str()), (0, "Folder updated\n"), "{err}");
+    let (code, out, _) = cli(&["--url", u, "--json", "folders", "get", "/s3/archive"]).await;
+    assert_eq!(code, 0);
+    let after = json_of(&out);
+    assert_eq!(after["filesystem"]["s3config"]["key_prefix"], "reports/");
+    assert_eq!(after["filesystem"]["s3config"]["access_key"], "AKID");
+    assert_eq!(
+        after["filesystem"]["s3config"]["endpoint"],
+        "http://127.0.0.1:9"
+    );
+    let (code, _, err) = cli(&["--url", u, "folders", "update", "/s3/archive"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing to update"), "{err}");
+    let (code, _, err) = cli(&["--url", u, "folders", "update", "/nope", "--fs", "local"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+
+    // A folder quota scan: started, listed while running, then the totals stored.
+    let (code, out, err) = cli(&["--url", u, "quota-scan", "start-folder", &shared]).await;
+    assert_eq!((code, out.as_str()), (0, "Scan started\n"), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, out, err) = cli(&["--url", u, "--json", "quota-scans", "list-folders"]).await;
+        assert_eq!(code, 0, "{err}");
+        let running = json_of(&out);
+        if running.as_array().unwrap().is_empty() {
+            break;
+        }
+        assert_eq!(running[0]["mapped_path"], shared.as_str());
+        assert!(Instant::now() < deadline, "scan still running: {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, out, _) = cli(&["--url", u, "quota-scan", "list-folders"]).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "No folder quota scans running.\n")
+    );
+    let (code, out, _) = cli(&["--url", u, "--json", "folders", "get", &shared]).await;
+    assert_eq!(code, 0);
+    let scanned = json_of(&out);
+    assert_eq!(
+        (
+            scanned["used_quota_size"].as_i64(),
+            scanned["used_quota_files"].as_i64()
+        ),
+        (Some(1505), Some(2)),
+        "{out}"
+    );
+    let (code, out, _) = cli(&["--url", u, "folders", "get", &shared]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("used               1.5 KiB, 2 files\n"),
+        "{out}"
+    );
+    let (code, _, err) = cli(&["--url", u, "quota-scan", "start-folder", "/nope"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+
+    // delete: the folder goes from the user too; its files stay.
+    let (code, out, err) = cli(&["--url", u, "folders", "delete", &drop_dir]).await;
+    assert_eq!((code, out.as_str()), (0, "Folder deleted\n"), "{err}");
+    let (code, _, err) = cli(&["--url", u, "folders", "get", &drop_dir]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404") && err.contains("not found"), "{err}");
+    let (code, _, err) = cli(&["--url", u, "folders", "delete", &drop_dir]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+    let (_, out, _) = cli(&["--url", u, "--json", "users", "get", &id]).await;
+    let vfs = json_of(&out)["virtual_folders"].clone();
+    assert_eq!(vfs.as_array().unwrap().len(), 1, "{vfs}");
+    assert_eq!(vfs[0]["virtual_path"], "/shared");
+    // --no-virtual-folders clears the user's list; the folder is kept, unmapped.
+    let (code, out, err) = cli(&["--url", u, "users", "update", &id, "--no-virtual-folders"]).await;
+    assert_eq!((code, out.as_str()), (0, "User updated\n"), "{err}");
+    let (_, out, _) = cli(&["--url", u, "--json", "users", "get", &id]).await;
+    assert_eq!(json_of(&out)["virtual_folders"], json!([]));
+    let (code, out, _) = cli(&["--url", u, "folders", "get", &shared]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("users              -\n"), "{out}");
+    assert!(shared_dir.join("a.bin").exists());
+    // update --virtual-folder sets the user's list anew.
+    let again = format!("/again={shared}:1GiB:0");
+    let (code, out, err) = cli(&[
+        "--url",
+        u,
+        "users",
+        "update",
+        &id,
+        "--virtual-folder",
+        &again,
+    ])
+    .await;
+    assert_eq!((code, out.as_str()), (0, "User updated\n"), "{err}");
+    let (_, out, _) = cli(&["--url", u, "--json", "users", "get", &id]).await;
+    assert_eq!(
+        json_of(&out)["virtual_folders"],
+        json!([{"virtual_path": "/again", "mapped_path": shared, "quota_size": 1_073_741_824, "quota_files": 0}])
+    );
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_client_with_basic_auth_and_tls() {
     let extra = tempfile::tempdir().unwrap();
