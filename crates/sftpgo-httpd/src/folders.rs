@@ -139,22 +139,31 @@ pub async fn start_folder_scan(
         }
         Err(e) => return Err(e.into()),
     };
-    {
-        let mut scans = s.folder_scans.lock().unwrap_or_else(|e| e.into_inner());
-        if scans.contains_key(&folder.mapped_path) {
-            return Err(ApiResponse::new(
-                StatusCode::CONFLICT,
-                "",
-                "Another scan is already in progress",
-            ));
-        }
-        scans.insert(folder.mapped_path.clone(), sftpgo_core::now_ms());
+    if !begin_folder_scan(&s, folder) {
+        return Err(ApiResponse::new(
+            StatusCode::CONFLICT,
+            "",
+            "Another scan is already in progress",
+        ));
     }
-    tokio::spawn(run_folder_scan(s.clone(), folder));
     Ok((
         StatusCode::CREATED,
         ApiResponse::new(StatusCode::CREATED, "", "Scan started"),
     ))
+}
+
+/// Starts a quota scan of `folder` in the background (the API's and the web admin's);
+/// `false` when one is already running for that folder.
+pub(crate) fn begin_folder_scan(s: &AppState, folder: Folder) -> bool {
+    {
+        let mut scans = s.folder_scans.lock().unwrap_or_else(|e| e.into_inner());
+        if scans.contains_key(&folder.mapped_path) {
+            return false;
+        }
+        scans.insert(folder.mapped_path.clone(), sftpgo_core::now_ms());
+    }
+    tokio::spawn(run_folder_scan(s.clone(), folder));
+    true
 }
 
 async fn run_folder_scan(s: AppState, folder: Folder) {

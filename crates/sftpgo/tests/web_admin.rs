@@ -367,6 +367,135 @@ async fn an_operator_manages_users_connections_and_scans_in_a_browser() {
     srv.stop().await;
 }
 
+/// Reloads `url` until its source contains `text` (20 s at most).
+async fn reload_until(c: &Client, url: &str, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        c.goto(url).await.unwrap();
+        let src = c.source().await.unwrap();
+        if src.contains(text) {
+            return src;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{url} never showed {text:?}:\n{src}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_manages_virtual_folders_in_a_browser() {
+    if !browser_available() {
+        return;
+    }
+    let (srv, base, _auth) = server(900).await;
+    let driver = start_chromedriver();
+    let c = browser(&driver).await;
+    log_in(&c, &base, "adminpw").await;
+    wait_text(&c, "id=\"add-user\"").await;
+
+    // A folder, added on the Folders page.
+    let shared_dir = tempfile::tempdir().unwrap();
+    let mapped = shared_dir.path().display().to_string();
+    c.find(Locator::LinkText("Folders"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "id=\"add-folder\"").await;
+    click(&c, "#add-folder").await;
+    wait_text(&c, "id=\"mapped_path\"").await;
+    fill(&c, "#mapped_path", &mapped).await;
+    click(&c, "#save").await;
+    wait_text(&c, &format!("Folder {mapped} added.")).await;
+
+    // A user mapping it at /shared, through the user form's folder rows.
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "ed25519");
+    let home = srv.home("folderuser").display().to_string();
+    c.goto(&format!("{base}/users/new")).await.unwrap();
+    wait_text(&c, "id=\"vf-0-virtual_path\"").await;
+    fill(&c, "#username", "folderuser").await;
+    fill(&c, "#public_keys", &key.public).await;
+    fill(&c, "[id='home_dir']", &home).await;
+    fill(&c, "#vf-0-virtual_path", "/shared").await;
+    fill(&c, "#vf-0-mapped_path", &mapped).await;
+    click(&c, "#save").await;
+    wait_text(&c, "User folderuser added.").await;
+    let user = srv
+        .core()
+        .provider()
+        .user_by_username("folderuser")
+        .await
+        .unwrap();
+    assert_eq!(user.virtual_folders.len(), 1);
+    assert_eq!(
+        (
+            user.virtual_folders[0].virtual_path.as_str(),
+            user.virtual_folders[0].mapped_path.as_str()
+        ),
+        ("/shared", mapped.as_str())
+    );
+
+    // The user uploads into /shared over SFTP: the file lands in the folder.
+    let data = pattern(5000, 9);
+    let mut s = SftpClient::connect(srv.addr, "folderuser", Credential::Key(&key.private()))
+        .await
+        .expect("SFTP login");
+    s.put("/shared/report.bin", &data, 32 * 1024)
+        .await
+        .expect("upload into the folder");
+    drop(s);
+    assert_eq!(
+        std::fs::read(shared_dir.path().join("report.bin")).unwrap(),
+        data
+    );
+
+    // A folder quota scan from the Folders page; the list shows the used quota.
+    let folders = format!("{base}/folders");
+    c.goto(&folders).await.unwrap();
+    wait_text(&c, "folderuser").await;
+    click(&c, &format!("tr[data-path='{mapped}'] button")).await;
+    wait_text(&c, &format!("Quota scan of folder {mapped} started.")).await;
+    let src = reload_until(&c, &folders, "4.9 KiB").await;
+    assert!(src.contains("folderuser"), "users mapping it: {src}");
+    let stored = srv.core().provider().folder_by_path(&mapped).await.unwrap();
+    assert_eq!((stored.used_quota_size, stored.used_quota_files), (5000, 1));
+    reload_until(
+        &c,
+        &format!("{base}/quota-scans"),
+        "No folder scan is running.",
+    )
+    .await;
+    c.goto(&folders).await.unwrap();
+    wait_text(&c, "4.9 KiB").await;
+    shot(&c, "13-folders").await;
+
+    // Deleted through its confirmation page: gone from the user, its files kept.
+    click(
+        &c,
+        &format!("tr[data-path='{mapped}'] a[href*='/folders/delete']"),
+    )
+    .await;
+    wait_text(&c, "stay where they are").await;
+    shot(&c, "14-folder-delete").await;
+    click(&c, "#confirm-delete").await;
+    wait_text(&c, &format!("Folder {mapped} deleted.")).await;
+    assert!(srv.core().provider().folder_by_path(&mapped).await.is_err());
+    let user = srv
+        .core()
+        .provider()
+        .user_by_username("folderuser")
+        .await
+        .unwrap();
+    assert!(user.virtual_folders.is_empty());
+    assert!(shared_dir.path().join("report.bin").exists());
+    c.close().await.unwrap();
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_expires_in_the_browser() {
     if !browser_available() {

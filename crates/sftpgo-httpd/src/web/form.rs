@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use sftpgo_provider::filesystem::{FsProvider, Secret};
-use sftpgo_provider::{Permission, ProviderError, User};
+use sftpgo_provider::filesystem::{Filesystem, FsProvider, Secret};
+use sftpgo_provider::{Folder, Permission, ProviderError, User, VirtualFolder};
 
 /// The fields of a posted form, in order (a checkbox group repeats its name).
 #[derive(Debug, Default, Clone)]
@@ -91,6 +91,62 @@ pub(crate) struct UserValues {
     pub text: BTreeMap<String, String>,
     pub permissions: Vec<String>,
     pub errors: BTreeMap<String, String>,
+    /// The user's virtual folder rows, as shown or typed (the form adds empty ones).
+    pub folders: Vec<FolderRow>,
+}
+
+/// One row of the user form's virtual folders, as text.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct FolderRow {
+    pub virtual_path: String,
+    pub mapped_path: String,
+    pub quota_size: String,
+    pub quota_files: String,
+}
+
+/// The form names of a folder row's fields (repeated once per row, in order).
+pub(crate) const VF_VIRTUAL_PATH: &str = "vf_virtual_path";
+pub(crate) const VF_MAPPED_PATH: &str = "vf_mapped_path";
+pub(crate) const VF_QUOTA_SIZE: &str = "vf_quota_size";
+pub(crate) const VF_QUOTA_FILES: &str = "vf_quota_files";
+/// The submit button that shows the form again with one more empty folder row.
+pub(crate) const ADD_FOLDER_ROW: &str = "add_folder_row";
+
+impl FolderRow {
+    fn of(vf: &VirtualFolder) -> Self {
+        Self {
+            virtual_path: vf.virtual_path.clone(),
+            mapped_path: vf.mapped_path.clone(),
+            quota_size: vf.quota_size.to_string(),
+            quota_files: vf.quota_files.to_string(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.virtual_path.trim().is_empty()
+            && self.mapped_path.trim().is_empty()
+            && self.quota_size.trim().is_empty()
+            && self.quota_files.trim().is_empty()
+    }
+
+    /// The rows of a posted form.
+    fn of_form(form: &Form) -> Vec<Self> {
+        let (v, m, s, f) = (
+            form.all(VF_VIRTUAL_PATH),
+            form.all(VF_MAPPED_PATH),
+            form.all(VF_QUOTA_SIZE),
+            form.all(VF_QUOTA_FILES),
+        );
+        let at = |l: &[&str], i: usize| l.get(i).map_or(String::new(), |x| x.to_string());
+        (0..v.len().max(m.len()).max(s.len()).max(f.len()))
+            .map(|i| Self {
+                virtual_path: at(&v, i),
+                mapped_path: at(&m, i),
+                quota_size: at(&s, i),
+                quota_files: at(&f, i),
+            })
+            .collect()
+    }
 }
 
 impl UserValues {
@@ -104,7 +160,6 @@ impl UserValues {
 
     /// The values of a stored (or new) user.
     pub fn of_user(u: &User) -> Self {
-        let s3 = &u.filesystem.s3config;
         let mut text = BTreeMap::new();
         let mut put = |k: &str, v: String| {
             text.insert(k.to_string(), v);
@@ -120,30 +175,10 @@ impl UserValues {
             ("quota_files", u.quota_files),
             ("upload_bandwidth", u.upload_bandwidth),
             ("download_bandwidth", u.download_bandwidth),
-            ("filesystem.s3config.upload_part_size", s3.upload_part_size),
-            (UPLOAD_CONCURRENCY, s3.upload_concurrency),
         ] {
             put(name, value.to_string());
         }
-        put(
-            PROVIDER,
-            match u.filesystem.provider {
-                FsProvider::Local => "0".into(),
-                FsProvider::S3 => "1".into(),
-            },
-        );
-        put("filesystem.s3config.bucket", s3.bucket.clone());
-        put("filesystem.s3config.region", s3.region.clone());
-        put("filesystem.s3config.endpoint", s3.endpoint.clone());
-        put("filesystem.s3config.access_key", s3.access_key.clone());
-        put("filesystem.s3config.key_prefix", s3.key_prefix.clone());
-        put(
-            "filesystem.s3config.storage_class",
-            s3.storage_class.clone(),
-        );
-        if s3.force_path_style {
-            put(FORCE_PATH_STYLE, "on".into());
-        }
+        put_filesystem(&mut text, &u.filesystem);
         let permissions = u
             .permissions
             .iter()
@@ -154,6 +189,33 @@ impl UserValues {
             text,
             permissions,
             errors: BTreeMap::new(),
+            folders: u.virtual_folders.iter().map(FolderRow::of).collect(),
+        }
+    }
+
+    /// The values of a stored folder (or a new one).
+    pub fn of_folder(f: &Folder) -> Self {
+        let mut text = BTreeMap::new();
+        text.insert("mapped_path".to_string(), f.mapped_path.clone());
+        put_filesystem(&mut text, &f.filesystem);
+        Self {
+            text,
+            ..Self::default()
+        }
+    }
+
+    /// The posted folder form, to show again with the errors.
+    pub fn of_folder_form(form: &Form) -> Self {
+        let mut text = BTreeMap::new();
+        for name in ["mapped_path"].into_iter().chain(FILESYSTEM_FIELDS) {
+            text.insert(name.to_string(), form.get(name).to_string());
+        }
+        if form.has(FORCE_PATH_STYLE) {
+            text.insert(FORCE_PATH_STYLE.to_string(), "on".into());
+        }
+        Self {
+            text,
+            ..Self::default()
         }
     }
 
@@ -184,6 +246,10 @@ impl UserValues {
                 .map(str::to_string)
                 .collect(),
             errors: BTreeMap::new(),
+            folders: FolderRow::of_form(form)
+                .into_iter()
+                .filter(|r| !r.is_empty())
+                .collect(),
         }
     }
 
@@ -192,6 +258,7 @@ impl UserValues {
         let (field, text) = match e {
             ProviderError::InvalidField { field, reason } => (field.to_string(), reason.clone()),
             ProviderError::AlreadyExists(_) => ("username".to_string(), e.to_string()),
+            ProviderError::FolderExists(_) => ("mapped_path".to_string(), e.to_string()),
             ProviderError::Validation(m) => (validation_field(m).to_string(), m.clone()),
             other => (String::new(), other.to_string()),
         };
@@ -235,19 +302,7 @@ pub(crate) fn apply_user_form(form: &Form, mut base: User) -> Result<User, UserV
     } else if form.has("clear_password") {
         base.password = None;
     }
-    let mut number = |name: &str| -> i64 {
-        let raw = form.get(name).trim();
-        if raw.is_empty() {
-            return 0;
-        }
-        raw.parse().unwrap_or_else(|_| {
-            values.errors.insert(
-                name.to_string(),
-                format!("must be a whole number, got {raw:?}"),
-            );
-            0
-        })
-    };
+    let mut number = |name: &str| number(form, name, &mut values.errors);
     base.uid = number("uid");
     base.gid = number("gid");
     base.max_sessions = number("max_sessions");
@@ -255,27 +310,10 @@ pub(crate) fn apply_user_form(form: &Form, mut base: User) -> Result<User, UserV
     base.quota_files = number("quota_files");
     base.upload_bandwidth = number("upload_bandwidth");
     base.download_bandwidth = number("download_bandwidth");
-    let s3 = &mut base.filesystem.s3config;
-    s3.upload_part_size = number("filesystem.s3config.upload_part_size");
-    s3.upload_concurrency = number(UPLOAD_CONCURRENCY);
-    let text = |name: &str| form.get(name).trim().to_string();
-    s3.bucket = text("filesystem.s3config.bucket");
-    s3.region = text("filesystem.s3config.region");
-    s3.endpoint = text("filesystem.s3config.endpoint");
-    s3.access_key = text("filesystem.s3config.access_key");
-    s3.key_prefix = text("filesystem.s3config.key_prefix");
-    s3.storage_class = text("filesystem.s3config.storage_class");
-    s3.force_path_style = form.has(FORCE_PATH_STYLE);
-    s3.access_secret = Secret::new(form.get(ACCESS_SECRET));
-    match form.get(PROVIDER) {
-        "" | "0" => base.filesystem.provider = FsProvider::Local,
-        "1" => base.filesystem.provider = FsProvider::S3,
-        other => {
-            values.errors.insert(
-                PROVIDER.to_string(),
-                format!("must be local (0) or S3 (1), got {other:?}"),
-            );
-        }
+    apply_filesystem(form, &mut base.filesystem, &mut values.errors);
+    // A form without folder rows (not ours) leaves the folders as they are.
+    if form.has(VF_VIRTUAL_PATH) {
+        base.virtual_folders = virtual_folders(form, &mut values.errors);
     }
     base.permissions.clear();
     for name in form.all("permissions") {
@@ -288,6 +326,154 @@ pub(crate) fn apply_user_form(form: &Form, mut base: User) -> Result<User, UserV
             }
         }
     }
+    if values.errors.is_empty() {
+        Ok(base)
+    } else {
+        Err(values)
+    }
+}
+
+/// A whole number; empty is 0. Other text is refused by field.
+fn number(form: &Form, name: &str, errors: &mut BTreeMap<String, String>) -> i64 {
+    let raw = form.get(name).trim();
+    if raw.is_empty() {
+        return 0;
+    }
+    raw.parse().unwrap_or_else(|_| {
+        errors.insert(
+            name.to_string(),
+            format!("must be a whole number, got {raw:?}"),
+        );
+        0
+    })
+}
+
+/// The storage fields shown as text (never the secret).
+const FILESYSTEM_FIELDS: [&str; 9] = [
+    PROVIDER,
+    "filesystem.s3config.bucket",
+    "filesystem.s3config.region",
+    "filesystem.s3config.endpoint",
+    "filesystem.s3config.access_key",
+    "filesystem.s3config.key_prefix",
+    "filesystem.s3config.storage_class",
+    "filesystem.s3config.upload_part_size",
+    UPLOAD_CONCURRENCY,
+];
+
+/// The storage of a user or a folder as the form's text.
+fn put_filesystem(text: &mut BTreeMap<String, String>, fs: &Filesystem) {
+    let s3 = &fs.s3config;
+    let mut put = |k: &str, v: String| {
+        text.insert(k.to_string(), v);
+    };
+    put(
+        PROVIDER,
+        match fs.provider {
+            FsProvider::Local => "0".into(),
+            FsProvider::S3 => "1".into(),
+        },
+    );
+    put("filesystem.s3config.bucket", s3.bucket.clone());
+    put("filesystem.s3config.region", s3.region.clone());
+    put("filesystem.s3config.endpoint", s3.endpoint.clone());
+    put("filesystem.s3config.access_key", s3.access_key.clone());
+    put("filesystem.s3config.key_prefix", s3.key_prefix.clone());
+    put(
+        "filesystem.s3config.storage_class",
+        s3.storage_class.clone(),
+    );
+    put(
+        "filesystem.s3config.upload_part_size",
+        s3.upload_part_size.to_string(),
+    );
+    put(UPLOAD_CONCURRENCY, s3.upload_concurrency.to_string());
+    if s3.force_path_style {
+        put(FORCE_PATH_STYLE, "on".into());
+    }
+}
+
+/// The posted storage fields onto `fs` (of a user or a folder). An empty secret is
+/// handed over empty: the provider keeps the stored one under its rule.
+fn apply_filesystem(form: &Form, fs: &mut Filesystem, errors: &mut BTreeMap<String, String>) {
+    let s3 = &mut fs.s3config;
+    s3.upload_part_size = number(form, "filesystem.s3config.upload_part_size", errors);
+    s3.upload_concurrency = number(form, UPLOAD_CONCURRENCY, errors);
+    let text = |name: &str| form.get(name).trim().to_string();
+    s3.bucket = text("filesystem.s3config.bucket");
+    s3.region = text("filesystem.s3config.region");
+    s3.endpoint = text("filesystem.s3config.endpoint");
+    s3.access_key = text("filesystem.s3config.access_key");
+    s3.key_prefix = text("filesystem.s3config.key_prefix");
+    s3.storage_class = text("filesystem.s3config.storage_class");
+    s3.force_path_style = form.has(FORCE_PATH_STYLE);
+    s3.access_secret = Secret::new(form.get(ACCESS_SECRET));
+    match form.get(PROVIDER) {
+        "" | "0" => fs.provider = FsProvider::Local,
+        "1" => fs.provider = FsProvider::S3,
+        other => {
+            errors.insert(
+                PROVIDER.to_string(),
+                format!("must be local (0) or S3 (1), got {other:?}"),
+            );
+        }
+    }
+}
+
+/// The user's virtual folders from the posted rows: an empty row is none (that is how
+/// one is removed); an empty quota is -1 (counted in the user's quota). The provider
+/// checks the rest and creates a local folder for an unknown mapped path.
+fn virtual_folders(form: &Form, errors: &mut BTreeMap<String, String>) -> Vec<VirtualFolder> {
+    let mut list = Vec::new();
+    for row in FolderRow::of_form(form) {
+        if row.is_empty() {
+            continue;
+        }
+        let mut quota = |raw: &str, name: &str| -> i64 {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                return -1;
+            }
+            raw.parse().unwrap_or_else(|_| {
+                errors.insert(
+                    format!("virtual_folders.{name}"),
+                    format!(
+                        "must be a whole number, got {raw:?} for {:?}",
+                        row.virtual_path
+                    ),
+                );
+                -1
+            })
+        };
+        let quota_size = quota(&row.quota_size, "quota_size");
+        let quota_files = quota(&row.quota_files, "quota_files");
+        list.push(VirtualFolder {
+            virtual_path: row.virtual_path.trim().to_string(),
+            mapped_path: row.mapped_path.trim().to_string(),
+            quota_size,
+            quota_files,
+            filesystem: None,
+        });
+    }
+    list
+}
+
+/// Applies the posted folder form onto `base` (the stored folder, or a default one):
+/// the mapped path of a new folder, the storage of any.
+pub(crate) fn apply_folder_form(
+    form: &Form,
+    mut base: Folder,
+    new: bool,
+) -> Result<Folder, UserValues> {
+    let mut values = UserValues::of_folder_form(form);
+    if new {
+        base.mapped_path = form.get("mapped_path").trim().to_string();
+    } else {
+        values
+            .text
+            .insert("mapped_path".into(), base.mapped_path.clone());
+    }
+    apply_filesystem(form, &mut base.filesystem, &mut values.errors);
     if values.errors.is_empty() {
         Ok(base)
     } else {

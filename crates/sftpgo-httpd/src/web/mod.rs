@@ -26,11 +26,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use maud::Markup;
-use sftpgo_provider::{ProviderError, SortOrder, User, UserQuery};
+use sftpgo_provider::{Folder, FolderQuery, ProviderError, SortOrder, User, UserQuery};
 
 use crate::AppState;
 use crate::auth::AuthState;
-use form::{Form, UserValues};
+use form::{ADD_FOLDER_ROW, FolderRow, Form, UserValues};
 use pages::Chrome;
 use session::{Lookup, Session, Sessions};
 
@@ -105,6 +105,20 @@ pub(crate) fn router(app: AppState, cfg: WebAdmin, auth: Option<AuthState>) -> R
             &format!("{p}/users/{{id}}/delete"),
             get(confirm_delete).post(delete_user),
         )
+        .route(&format!("{p}/folders"), get(folders))
+        .route(
+            &format!("{p}/folders/new"),
+            get(new_folder).post(add_folder),
+        )
+        .route(
+            &format!("{p}/folders/edit"),
+            get(edit_folder).post(update_folder),
+        )
+        .route(
+            &format!("{p}/folders/delete"),
+            get(confirm_delete_folder).post(delete_folder),
+        )
+        .route(&format!("{p}/folders/scan"), post(start_folder_scan))
         .route(&format!("{p}/connections"), get(connections))
         .route(
             &format!("{p}/connections/{{id}}/close"),
@@ -352,7 +366,7 @@ macro_rules! try_page {
 fn status_of(e: &ProviderError) -> StatusCode {
     match e {
         ProviderError::NotFound(_) => StatusCode::NOT_FOUND,
-        ProviderError::AlreadyExists(_) => StatusCode::CONFLICT,
+        ProviderError::AlreadyExists(_) | ProviderError::FolderExists(_) => StatusCode::CONFLICT,
         ProviderError::Validation(_) | ProviderError::InvalidField { .. } => {
             StatusCode::BAD_REQUEST
         }
@@ -508,19 +522,55 @@ async fn new_user(State(ws): State<WebState>, headers: HeaderMap) -> Response {
     let a = try_page!(ws.authed(&headers));
     let mut values = UserValues::of_user(&User::default());
     values.permissions = vec!["*".into()];
-    html(pages::user_form(&ws.chrome(&a), &values, None))
+    let paths = folder_paths(&ws).await;
+    html(pages::user_form(&ws.chrome(&a), &values, None, &paths))
+}
+
+/// The mapped paths of the existing folders (offered in the user form's rows).
+async fn folder_paths(ws: &WebState) -> Vec<String> {
+    let query = FolderQuery {
+        limit: 500,
+        ..FolderQuery::default()
+    };
+    match ws.app.core.provider().list_folders(&query).await {
+        Ok(list) => list.into_iter().map(|f| f.mapped_path).collect(),
+        Err(e) => {
+            tracing::warn!(sender = "httpd", error = %e, "web admin: folders not listed");
+            Vec::new()
+        }
+    }
+}
+
+/// The user form shown again with what was typed: with one more empty folder row
+/// ("add another"), or with the errors.
+async fn user_form_again(
+    ws: &WebState,
+    a: &Authed,
+    status: StatusCode,
+    mut values: UserValues,
+    stored: Option<&User>,
+) -> Response {
+    let paths = folder_paths(ws).await;
+    if status == StatusCode::OK {
+        values.folders.push(FolderRow::default());
+    }
+    (
+        status,
+        html(pages::user_form(&ws.chrome(a), &values, stored, &paths)),
+    )
+        .into_response()
 }
 
 async fn add_user(State(ws): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
     let (a, form) = try_page!(ws.posted(&headers, &body));
+    if form.has(ADD_FOLDER_ROW) {
+        let values = UserValues::of_form(&form);
+        return user_form_again(&ws, &a, StatusCode::OK, values, None).await;
+    }
     let user = match form::apply_user_form(&form, User::default()) {
         Ok(u) => u,
         Err(values) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                html(pages::user_form(&ws.chrome(&a), &values, None)),
-            )
-                .into_response();
+            return user_form_again(&ws, &a, StatusCode::BAD_REQUEST, values, None).await;
         }
     };
     match ws.app.core.provider().add_user(user).await {
@@ -535,11 +585,7 @@ async fn add_user(State(ws): State<WebState>, headers: HeaderMap, body: Bytes) -
         Err(e) => {
             let mut values = UserValues::of_form(&form);
             values.add_provider_error(&e);
-            (
-                status_of(&e),
-                html(pages::user_form(&ws.chrome(&a), &values, None)),
-            )
-                .into_response()
+            user_form_again(&ws, &a, status_of(&e), values, None).await
         }
     }
 }
@@ -577,10 +623,12 @@ async fn edit_user(
 ) -> Response {
     let a = try_page!(ws.authed(&headers));
     let user = try_page!(stored_user(&ws, &id).await);
+    let paths = folder_paths(&ws).await;
     html(pages::user_form(
         &ws.chrome(&a),
         &UserValues::of_user(&user),
         Some(&user),
+        &paths,
     ))
 }
 
@@ -595,16 +643,16 @@ async fn update_user(
 ) -> Response {
     let (a, form) = try_page!(ws.posted(&headers, &body));
     let stored = try_page!(stored_user(&ws, &id).await);
+    if form.has(ADD_FOLDER_ROW) {
+        let values = UserValues::of_form(&form);
+        return user_form_again(&ws, &a, StatusCode::OK, values, Some(&stored)).await;
+    }
     let mut base = stored.clone();
     base.filesystem.s3config.access_secret = Default::default();
     let user = match form::apply_user_form(&form, base) {
         Ok(u) => u,
         Err(values) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                html(pages::user_form(&ws.chrome(&a), &values, Some(&stored))),
-            )
-                .into_response();
+            return user_form_again(&ws, &a, StatusCode::BAD_REQUEST, values, Some(&stored)).await;
         }
     };
     let username = user.username.clone();
@@ -620,11 +668,7 @@ async fn update_user(
         Err(e) => {
             let mut values = UserValues::of_form(&form);
             values.add_provider_error(&e);
-            (
-                status_of(&e),
-                html(pages::user_form(&ws.chrome(&a), &values, Some(&stored))),
-            )
-                .into_response()
+            user_form_again(&ws, &a, status_of(&e), values, Some(&stored)).await
         }
     }
 }
@@ -654,6 +698,251 @@ async fn delete_user(
         }
         Err(e) => error_page(&ws, status_of(&e), "User not deleted", &e.to_string()),
     }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct FoldersQuery {
+    offset: Option<u32>,
+}
+
+async fn folders(
+    State(ws): State<WebState>,
+    headers: HeaderMap,
+    q: Result<Query<FoldersQuery>, QueryRejection>,
+) -> Response {
+    let a = try_page!(ws.authed(&headers));
+    let offset = q.map(|Query(q)| q).unwrap_or_default().offset.unwrap_or(0);
+    let query = FolderQuery {
+        limit: PAGE_SIZE + 1,
+        offset,
+        order: SortOrder::Asc,
+        mapped_path: None,
+    };
+    ws.app.core.quota().write_now().await;
+    let mut list = match ws.app.core.provider().list_folders(&query).await {
+        Ok(l) => l,
+        Err(e) => return error_page(&ws, status_of(&e), "Folders", &e.to_string()),
+    };
+    let more = list.len() > PAGE_SIZE as usize;
+    list.truncate(PAGE_SIZE as usize);
+    html(pages::folders(
+        &ws.chrome(&a),
+        &pages::FolderList {
+            folders: &list,
+            offset,
+            page_size: PAGE_SIZE,
+            more,
+            scanning: &running_folder_scans(&ws),
+        },
+    ))
+}
+
+async fn new_folder(State(ws): State<WebState>, headers: HeaderMap) -> Response {
+    let a = try_page!(ws.authed(&headers));
+    html(pages::folder_form(
+        &ws.chrome(&a),
+        &UserValues::of_folder(&Folder::default()),
+        None,
+    ))
+}
+
+async fn add_folder(State(ws): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (a, form) = try_page!(ws.posted(&headers, &body));
+    let folder = match form::apply_folder_form(&form, Folder::default(), true) {
+        Ok(f) => f,
+        Err(values) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                html(pages::folder_form(&ws.chrome(&a), &values, None)),
+            )
+                .into_response();
+        }
+    };
+    match ws.app.core.provider().add_folder(folder).await {
+        Ok(stored) => {
+            tracing::info!(sender = "httpd", admin = %a.session.username, mapped_path = %stored.mapped_path, "web admin: folder added");
+            ws.done(
+                &a,
+                "/folders",
+                format!("Folder {} added.", stored.mapped_path),
+            )
+        }
+        Err(e) => {
+            let mut values = UserValues::of_folder_form(&form);
+            values.add_provider_error(&e);
+            (
+                status_of(&e),
+                html(pages::folder_form(&ws.chrome(&a), &values, None)),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct FolderPathQuery {
+    mapped_path: Option<String>,
+}
+
+/// The folder (with the users mapping it) named by the `mapped_path` query parameter,
+/// or the page saying why not.
+async fn stored_folder(
+    ws: &WebState,
+    q: Result<Query<FolderPathQuery>, QueryRejection>,
+) -> Result<Folder, Box<Response>> {
+    let not_found = || {
+        Box::new(error_page(
+            ws,
+            StatusCode::NOT_FOUND,
+            "No such folder",
+            "This folder does not exist (any more).",
+        ))
+    };
+    let Some(path) = q
+        .ok()
+        .and_then(|Query(q)| q.mapped_path)
+        .filter(|p| !p.is_empty())
+    else {
+        return Err(not_found());
+    };
+    ws.app.core.quota().write_now().await;
+    let query = FolderQuery {
+        limit: 1,
+        mapped_path: Some(path.clone()),
+        ..FolderQuery::default()
+    };
+    match ws.app.core.provider().list_folders(&query).await {
+        Ok(list) => list
+            .into_iter()
+            .find(|f| f.mapped_path == path)
+            .ok_or_else(not_found),
+        Err(e) => Err(Box::new(error_page(
+            ws,
+            status_of(&e),
+            "Folder",
+            &e.to_string(),
+        ))),
+    }
+}
+
+async fn edit_folder(
+    State(ws): State<WebState>,
+    headers: HeaderMap,
+    q: Result<Query<FolderPathQuery>, QueryRejection>,
+) -> Response {
+    let a = try_page!(ws.authed(&headers));
+    let folder = try_page!(stored_folder(&ws, q).await);
+    html(pages::folder_form(
+        &ws.chrome(&a),
+        &UserValues::of_folder(&folder),
+        Some(&folder),
+    ))
+}
+
+/// The REST PUT's semantics: the stored folder with the form's storage; an empty S3
+/// secret is kept by the provider's rule.
+async fn update_folder(
+    State(ws): State<WebState>,
+    headers: HeaderMap,
+    q: Result<Query<FolderPathQuery>, QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let (a, form) = try_page!(ws.posted(&headers, &body));
+    let stored = try_page!(stored_folder(&ws, q).await);
+    let mut base = stored.clone();
+    base.filesystem.s3config.access_secret = Default::default();
+    let folder = match form::apply_folder_form(&form, base, false) {
+        Ok(f) => f,
+        Err(values) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                html(pages::folder_form(&ws.chrome(&a), &values, Some(&stored))),
+            )
+                .into_response();
+        }
+    };
+    let path = folder.mapped_path.clone();
+    match ws.app.core.provider().update_folder(folder).await {
+        Ok(()) => {
+            tracing::info!(sender = "httpd", admin = %a.session.username, mapped_path = %path, "web admin: folder updated");
+            let link = pages::folder_link("", "edit", &path);
+            ws.done(&a, &link, format!("Folder {path} saved."))
+        }
+        Err(e) => {
+            let mut values = UserValues::of_folder_form(&form);
+            values.text.insert("mapped_path".into(), path);
+            values.add_provider_error(&e);
+            (
+                status_of(&e),
+                html(pages::folder_form(&ws.chrome(&a), &values, Some(&stored))),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn confirm_delete_folder(
+    State(ws): State<WebState>,
+    headers: HeaderMap,
+    q: Result<Query<FolderPathQuery>, QueryRejection>,
+) -> Response {
+    let a = try_page!(ws.authed(&headers));
+    let folder = try_page!(stored_folder(&ws, q).await);
+    html(pages::confirm_delete_folder(&ws.chrome(&a), &folder))
+}
+
+async fn delete_folder(
+    State(ws): State<WebState>,
+    headers: HeaderMap,
+    q: Result<Query<FolderPathQuery>, QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let (a, _) = try_page!(ws.posted(&headers, &body));
+    let folder = try_page!(stored_folder(&ws, q).await);
+    match ws
+        .app
+        .core
+        .provider()
+        .delete_folder(&folder.mapped_path)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(sender = "httpd", admin = %a.session.username, mapped_path = %folder.mapped_path, "web admin: folder deleted");
+            ws.done(
+                &a,
+                "/folders",
+                format!("Folder {} deleted.", folder.mapped_path),
+            )
+        }
+        Err(e) => error_page(&ws, status_of(&e), "Folder not deleted", &e.to_string()),
+    }
+}
+
+/// Starts a folder scan through the API's own [`crate::folders::begin_folder_scan`].
+async fn start_folder_scan(
+    State(ws): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (a, form) = try_page!(ws.posted(&headers, &body));
+    let path = form.get("mapped_path").trim();
+    let message = match ws.app.core.provider().folder_by_path(path).await {
+        Ok(folder) => {
+            let name = folder.mapped_path.clone();
+            if crate::folders::begin_folder_scan(&ws.app, folder) {
+                tracing::info!(sender = "httpd", admin = %a.session.username, mapped_path = %name, "web admin: folder quota scan started");
+                format!("Quota scan of folder {name} started.")
+            } else {
+                format!("A quota scan of folder {name} is already running.")
+            }
+        }
+        Err(ProviderError::NotFound(_)) => format!("There is no folder {path:?}."),
+        Err(e) => {
+            tracing::warn!(sender = "httpd", error = %e, "web admin: folder quota scan not started");
+            format!("The folder quota scan was not started: {e}")
+        }
+    };
+    ws.done(&a, "/folders", message)
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -697,16 +986,28 @@ async fn close_connection(
     ws.done(&a, "/connections", message)
 }
 
-fn running_scans(ws: &WebState) -> Vec<(String, i64)> {
-    let scans = ws.app.scans.lock().unwrap_or_else(|e| e.into_inner());
+fn running(scans: &std::sync::Mutex<std::collections::HashMap<String, i64>>) -> Vec<(String, i64)> {
+    let scans = scans.lock().unwrap_or_else(|e| e.into_inner());
     let mut list: Vec<_> = scans.iter().map(|(u, t)| (u.clone(), *t)).collect();
     list.sort();
     list
 }
 
+fn running_scans(ws: &WebState) -> Vec<(String, i64)> {
+    running(&ws.app.scans)
+}
+
+fn running_folder_scans(ws: &WebState) -> Vec<(String, i64)> {
+    running(&ws.app.folder_scans)
+}
+
 async fn scans(State(ws): State<WebState>, headers: HeaderMap) -> Response {
     let a = try_page!(ws.authed(&headers));
-    html(pages::scans(&ws.chrome(&a), &running_scans(&ws)))
+    html(pages::scans(
+        &ws.chrome(&a),
+        &running_scans(&ws),
+        &running_folder_scans(&ws),
+    ))
 }
 
 /// Starts a scan through the API's own [`crate::handlers::begin_scan`].

@@ -3,11 +3,13 @@
 use maud::{DOCTYPE, Markup, html};
 use sftpgo_core::connection::ConnectionSnapshot;
 use sftpgo_core::defender::HostStatus;
-use sftpgo_provider::User;
+use sftpgo_provider::filesystem::{Filesystem, FsProvider};
+use sftpgo_provider::{Folder, User};
 
 use super::form::{
-    ACCESS_SECRET, FORCE_PATH_STYLE, NUMBER_FIELDS, PERMISSIONS, PROVIDER, S3_TEXT_FIELDS,
-    UPLOAD_CONCURRENCY, UserValues,
+    ACCESS_SECRET, ADD_FOLDER_ROW, FORCE_PATH_STYLE, FolderRow, NUMBER_FIELDS, PERMISSIONS,
+    PROVIDER, S3_TEXT_FIELDS, UPLOAD_CONCURRENCY, UserValues, VF_MAPPED_PATH, VF_QUOTA_FILES,
+    VF_QUOTA_SIZE, VF_VIRTUAL_PATH,
 };
 use super::session::Session;
 
@@ -75,6 +77,7 @@ pub(crate) fn refreshing_page(
                     span.brand { "SFTPGo admin" }
                     nav {
                         a href={ (p) "/users" } { "Users" }
+                        a href={ (p) "/folders" } { "Folders" }
                         a href={ (p) "/connections" } { "Connections" }
                         a href={ (p) "/quota-scans" } { "Quota scans" }
                         a href={ (p) "/defender" } { "Defender" }
@@ -290,8 +293,88 @@ fn text_input(v: &UserValues, name: &str, label: &str, hint: &str) -> Markup {
     }
 }
 
+/// The storage fields of the user and the folder forms: local, or S3 with its settings
+/// (the secret write-only: kept when left empty if `secret_stored`).
+fn storage_fields(v: &UserValues, secret_stored: bool, local_label: &str) -> Markup {
+    let is_s3 = v.value(PROVIDER) == "1";
+    html! {
+        fieldset {
+            legend { "Storage" }
+            div.field.invalid[v.error(PROVIDER).is_some()] {
+                label for=(PROVIDER) { "Provider" }
+                select id=(PROVIDER) name=(PROVIDER) {
+                    option value="0" selected[!is_s3] { (local_label) }
+                    option value="1" selected[is_s3] { "S3-compatible bucket" }
+                }
+                (field_error(v, PROVIDER))
+            }
+            p.muted { "The S3 fields are used with the S3 provider only." }
+            @for (name, label) in S3_TEXT_FIELDS {
+                (text_input(v, name, label, ""))
+            }
+            div.field.invalid[v.error(ACCESS_SECRET).is_some()] {
+                label for=(ACCESS_SECRET) { "Access secret" }
+                input id=(ACCESS_SECRET) type="password" name=(ACCESS_SECRET) autocomplete="off"
+                    placeholder=(if secret_stored { "(stored secret kept when empty)" } else { "" });
+                (field_error(v, ACCESS_SECRET))
+            }
+            (text_input(v, NUMBER_FIELDS[7].0, NUMBER_FIELDS[7].1, NUMBER_FIELDS[7].2))
+            (text_input(v, UPLOAD_CONCURRENCY, "Upload concurrency", "parts in flight, 0: 2"))
+            label.check {
+                input type="checkbox" name=(FORCE_PATH_STYLE) id=(FORCE_PATH_STYLE) checked[v.value(FORCE_PATH_STYLE) == "on"];
+                " Force path-style addressing"
+            }
+        }
+    }
+}
+
+/// The field names of the provider's virtual folder errors, shown under the rows.
+const VF_ERRORS: [&str; 5] = [
+    "virtual_folders",
+    "virtual_folders.virtual_path",
+    "virtual_folders.mapped_path",
+    "virtual_folders.quota_size",
+    "virtual_folders.quota_files",
+];
+
+/// The user's virtual folder rows and one empty row to add one; `folder_paths` are the
+/// existing folders offered for the mapped path.
+fn virtual_folder_rows(v: &UserValues, folder_paths: &[String]) -> Markup {
+    let empty = FolderRow::default();
+    let rows = v.folders.iter().chain(std::iter::once(&empty));
+    let invalid = VF_ERRORS.iter().any(|f| v.error(f).is_some());
+    html! {
+        fieldset id="virtual-folders" class=[invalid.then_some("invalid")] {
+            legend { "Virtual folders" }
+            p.muted { "A folder's files seen at the virtual path. An unknown mapped path creates a local folder there. "
+                "Quota size and files: -1 (or empty) counts the folder in the user's quota; 0 or more is the folder's own limit (0: unlimited). "
+                "Empty a row to remove the folder from the user (its files stay)." }
+            datalist #folder-paths { @for path in folder_paths { option value=(path) {} } }
+            table.folder-rows {
+                thead { tr { th { "Virtual path" } th { "Mapped path" } th { "Quota size (bytes)" } th { "Quota files" } } }
+                tbody {
+                    @for (i, row) in rows.enumerate() {
+                        tr {
+                            td { input type="text" name=(VF_VIRTUAL_PATH) id={ "vf-" (i) "-virtual_path" } value=(row.virtual_path) placeholder="/shared" aria-label="Virtual path"; }
+                            td { input type="text" name=(VF_MAPPED_PATH) id={ "vf-" (i) "-mapped_path" } value=(row.mapped_path) list="folder-paths" placeholder="/srv/shared" aria-label="Mapped path"; }
+                            td { input type="text" name=(VF_QUOTA_SIZE) id={ "vf-" (i) "-quota_size" } value=(row.quota_size) placeholder="-1" aria-label="Quota size"; }
+                            td { input type="text" name=(VF_QUOTA_FILES) id={ "vf-" (i) "-quota_files" } value=(row.quota_files) placeholder="-1" aria-label="Quota files"; }
+                        }
+                    }
+                }
+            }
+            @for name in VF_ERRORS { (field_error(v, name)) }
+        }
+    }
+}
+
 /// The user form, for a new user (`stored` = None) or an existing one.
-pub(crate) fn user_form(c: &Chrome, v: &UserValues, stored: Option<&User>) -> Markup {
+pub(crate) fn user_form(
+    c: &Chrome,
+    v: &UserValues,
+    stored: Option<&User>,
+    folder_paths: &[String],
+) -> Markup {
     let p = c.prefix;
     let (title, action) = match stored {
         Some(u) => (
@@ -300,7 +383,6 @@ pub(crate) fn user_form(c: &Chrome, v: &UserValues, stored: Option<&User>) -> Ma
         ),
         None => ("Add user".to_string(), format!("{p}/users/new")),
     };
-    let is_s3 = v.value(PROVIDER) == "1";
     page(
         c,
         &title,
@@ -364,35 +446,12 @@ pub(crate) fn user_form(c: &Chrome, v: &UserValues, stored: Option<&User>) -> Ma
                         (text_input(v, name, label, hint))
                     }
                 }
-                fieldset {
-                    legend { "Storage" }
-                    div.field.invalid[v.error(PROVIDER).is_some()] {
-                        label for=(PROVIDER) { "Provider" }
-                        select id=(PROVIDER) name=(PROVIDER) {
-                            option value="0" selected[!is_s3] { "Local disk (home dir)" }
-                            option value="1" selected[is_s3] { "S3-compatible bucket" }
-                        }
-                        (field_error(v, PROVIDER))
-                    }
-                    p.muted { "The S3 fields are used with the S3 provider only." }
-                    @for (name, label) in S3_TEXT_FIELDS {
-                        (text_input(v, name, label, ""))
-                    }
-                    div.field.invalid[v.error(ACCESS_SECRET).is_some()] {
-                        label for=(ACCESS_SECRET) { "Access secret" }
-                        input id=(ACCESS_SECRET) type="password" name=(ACCESS_SECRET) autocomplete="off"
-                            placeholder=(if stored.is_some() { "(stored secret kept when empty)" } else { "" });
-                        (field_error(v, ACCESS_SECRET))
-                    }
-                    (text_input(v, NUMBER_FIELDS[7].0, NUMBER_FIELDS[7].1, NUMBER_FIELDS[7].2))
-                    (text_input(v, UPLOAD_CONCURRENCY, "Upload concurrency", "parts in flight, 0: 2"))
-                    label.check {
-                        input type="checkbox" name=(FORCE_PATH_STYLE) id=(FORCE_PATH_STYLE) checked[v.value(FORCE_PATH_STYLE) == "on"];
-                        " Force path-style addressing"
-                    }
-                }
+                (virtual_folder_rows(v, folder_paths))
+                (storage_fields(v, stored.is_some(), "Local disk (home dir)"))
                 div.buttons {
                     button type="submit" id="save" { (if stored.is_some() { "Save" } else { "Add user" }) }
+                    // After Save: Enter in a field submits the first button.
+                    button type="submit" name=(ADD_FOLDER_ROW) value="1" id="add-folder-row" { "Add another folder row" }
                     a href={ (p) "/users" } { "Cancel" }
                     @if let Some(u) = stored {
                         a.danger href={ (p) "/users/" (u.id) "/delete" } id="delete" { "Delete user" }
@@ -415,6 +474,170 @@ pub(crate) fn confirm_delete(c: &Chrome, u: &User) -> Markup {
                 button.danger type="submit" id="confirm-delete" { "Delete" }
                 " "
                 a href={ (p) "/users/" (u.id) } { "Cancel" }
+            }
+        },
+    )
+}
+
+/// Where a folder's files are: its directory, or the bucket and prefix.
+fn folder_storage(mapped_path: &str, fs: &Filesystem) -> Markup {
+    html! {
+        @match fs.provider {
+            FsProvider::Local => { "local: " code { (mapped_path) } }
+            FsProvider::S3 => { "S3: " code { (fs.s3config.bucket) "/" (fs.s3config.key_prefix) } }
+        }
+    }
+}
+
+/// A folder page's address: `/folders/{what}?mapped_path=...`.
+pub(crate) fn folder_link(prefix: &str, what: &str, mapped_path: &str) -> String {
+    let q: String = form_urlencoded::byte_serialize(mapped_path.as_bytes()).collect();
+    format!("{prefix}/folders/{what}?mapped_path={q}")
+}
+
+pub(crate) struct FolderList<'a> {
+    pub folders: &'a [Folder],
+    pub offset: u32,
+    pub page_size: u32,
+    pub more: bool,
+    pub scanning: &'a [(String, i64)],
+}
+
+pub(crate) fn folders(c: &Chrome, l: &FolderList) -> Markup {
+    let p = c.prefix;
+    let page_link = |offset: u32| format!("{p}/folders?offset={offset}");
+    page(
+        c,
+        "Folders",
+        html! {
+            p.toolbar { a.button href={ (p) "/folders/new" } id="add-folder" { "Add folder" } }
+            p.muted { "Virtual folders are mapped into users' trees from the user form. Their used quota is counted as files are uploaded and replaced by a scan." }
+            @if l.folders.is_empty() {
+                p.empty id="no-folders" { @if l.offset > 0 { "No more folders." } @else { "No folders yet." } }
+            } @else {
+                table #folders {
+                    thead { tr {
+                        th { "Mapped path" } th { "Storage" } th { "Used size" } th { "Used files" }
+                        th { "Users" } th { "Last update" } th { "" }
+                    } }
+                    tbody {
+                        @for f in l.folders {
+                            tr data-path=(f.mapped_path) {
+                                td.path { a href=(folder_link(p, "edit", &f.mapped_path)) { (f.mapped_path) } }
+                                td { (folder_storage(&f.mapped_path, &f.filesystem)) }
+                                td.used-size { (bytes(f.used_quota_size)) }
+                                td.used-files { (f.used_quota_files) }
+                                td.users {
+                                    @if f.users.is_empty() { span.muted { "none" } }
+                                    @for (i, u) in f.users.iter().enumerate() { @if i > 0 { ", " } (u) }
+                                }
+                                td { (time(f.last_quota_update)) }
+                                td.actions {
+                                    @if l.scanning.iter().any(|(m, _)| *m == f.mapped_path) {
+                                        span.muted { "scanning" } " "
+                                    } @else {
+                                        form.inline method="post" action={ (p) "/folders/scan" } {
+                                            (csrf(c))
+                                            input type="hidden" name="mapped_path" value=(f.mapped_path);
+                                            button type="submit" { "Scan quota" }
+                                        }
+                                        " "
+                                    }
+                                    a href=(folder_link(p, "edit", &f.mapped_path)) { "Edit" }
+                                    " "
+                                    a href=(folder_link(p, "delete", &f.mapped_path)) { "Delete" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            nav.pages {
+                @if l.offset > 0 {
+                    a #prev href=(page_link(l.offset.saturating_sub(l.page_size))) { "← Previous" }
+                }
+                @if l.more {
+                    a #next href=(page_link(l.offset + l.page_size)) { "Next →" }
+                }
+            }
+        },
+    )
+}
+
+/// The folder form: a new folder (`stored` = None: mapped path and storage) or the
+/// storage of an existing one.
+pub(crate) fn folder_form(c: &Chrome, v: &UserValues, stored: Option<&Folder>) -> Markup {
+    let p = c.prefix;
+    let (title, action) = match stored {
+        Some(f) => (
+            format!("Folder {}", f.mapped_path),
+            folder_link(p, "edit", &f.mapped_path),
+        ),
+        None => ("Add folder".to_string(), format!("{p}/folders/new")),
+    };
+    page(
+        c,
+        &title,
+        html! {
+            @if let Some(e) = v.error("") {
+                p.error-summary role="alert" id="form-error" { (e) }
+            }
+            @if !v.errors.is_empty() && v.error("").is_none() {
+                p.error-summary role="alert" id="form-error" { "The folder was not saved: see the fields marked below." }
+            }
+            @if let Some(f) = stored {
+                section.usage {
+                    h2 { "Usage" }
+                    p #folder-used { "Used: " (bytes(f.used_quota_size)) ", " (f.used_quota_files) " files" }
+                    p.muted { "Last update: " (time(f.last_quota_update)) }
+                    p { "Mapped by: "
+                        @if f.users.is_empty() { span.muted { "no user" } }
+                        @for (i, u) in f.users.iter().enumerate() { @if i > 0 { ", " } (u) } }
+                    form method="post" action={ (p) "/folders/scan" } {
+                        (csrf(c))
+                        input type="hidden" name="mapped_path" value=(f.mapped_path);
+                        button type="submit" id="scan" { "Start a quota scan" }
+                    }
+                }
+            }
+            form.user method="post" action=(action) novalidate {
+                (csrf(c))
+                fieldset {
+                    legend { "Folder" }
+                    @if stored.is_some() {
+                        p { "Mapped path: " code #mapped_path { (v.value("mapped_path")) } }
+                    } @else {
+                        (text_input(v, "mapped_path", "Mapped path", "absolute: the directory on this server (local), or a name for an S3 folder"))
+                    }
+                }
+                (storage_fields(v, stored.is_some(), "Local disk (the mapped path)"))
+                div.buttons {
+                    button type="submit" id="save" { (if stored.is_some() { "Save" } else { "Add folder" }) }
+                    a href={ (p) "/folders" } { "Cancel" }
+                    @if let Some(f) = stored {
+                        a.danger href=(folder_link(p, "delete", &f.mapped_path)) id="delete" { "Delete folder" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub(crate) fn confirm_delete_folder(c: &Chrome, f: &Folder) -> Markup {
+    let p = c.prefix;
+    page(
+        c,
+        &format!("Delete folder {}", f.mapped_path),
+        html! {
+            p { "The folder " strong { (f.mapped_path) } " will be deleted and removed from the users that map it ("
+                @if f.users.is_empty() { "none" }
+                @for (i, u) in f.users.iter().enumerate() { @if i > 0 { ", " } (u) }
+                "). Its files (" (folder_storage(&f.mapped_path, &f.filesystem)) ") stay where they are." }
+            form method="post" action=(folder_link(p, "delete", &f.mapped_path)) {
+                (csrf(c))
+                button.danger type="submit" id="confirm-delete" { "Delete" }
+                " "
+                a href=(folder_link(p, "edit", &f.mapped_path)) { "Cancel" }
             }
         },
     )
@@ -486,7 +709,11 @@ pub(crate) fn connections(
     )
 }
 
-pub(crate) fn scans(c: &Chrome, running: &[(String, i64)]) -> Markup {
+pub(crate) fn scans(
+    c: &Chrome,
+    running: &[(String, i64)],
+    running_folders: &[(String, i64)],
+) -> Markup {
     let p = c.prefix;
     page(
         c,
@@ -506,6 +733,16 @@ pub(crate) fn scans(c: &Chrome, running: &[(String, i64)]) -> Markup {
                 table #scans {
                     thead { tr { th { "User" } th { "Started" } } }
                     tbody { @for (u, t) in running { tr { td { (u) } td { (time(*t)) } } } }
+                }
+            }
+            h2 { "Running folder scans" }
+            p.muted { "Folder scans start from the " a href={ (p) "/folders" } { "Folders" } " page." }
+            @if running_folders.is_empty() {
+                p.empty id="no-folder-scans" { "No folder scan is running." }
+            } @else {
+                table #folder-scans {
+                    thead { tr { th { "Mapped path" } th { "Started" } } }
+                    tbody { @for (f, t) in running_folders { tr { td { code { (f) } } td { (time(*t)) } } } }
                 }
             }
         },

@@ -839,3 +839,478 @@ async fn the_api_keeps_its_basic_auth_next_to_the_web_admin() {
         r.body
     );
 }
+
+/// Polls until the folder's stored used quota is `size` bytes.
+async fn wait_folder_quota(core: &Core, path: &str, size: i64) -> sftpgo_provider::Folder {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        core.quota().write_now().await;
+        let f = core.provider().folder_by_path(path).await.unwrap();
+        if f.used_quota_size == size {
+            return f;
+        }
+        assert!(std::time::Instant::now() < deadline, "scan did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn folders_are_added_edited_and_deleted_with_the_providers_errors_by_field() {
+    let (app, core) = app();
+    let (cookie, csrf) = login(&app).await;
+    let page = get(&app, "/web/folders", &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"href="/web/folders""#), "in the nav");
+    assert!(page.body.contains(r#"id="no-folders""#), "{}", page.body);
+    let new = get(&app, "/web/folders/new", &cookie).await;
+    assert!(new.body.contains(r#"id="mapped_path""#));
+    assert!(
+        new.body.contains(r#"id="filesystem.s3config.bucket""#),
+        "the user form's S3 fields"
+    );
+    // The provider's rules, by field, input kept.
+    let r = post(
+        &app,
+        "/web/folders/new",
+        &cookie,
+        &format!("csrf_token={csrf}&mapped_path=relative%2Fdir&filesystem.provider=0"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains(r#"id="error-mapped_path""#), "{}", r.body);
+    assert!(r.body.contains(r#"value="relative/dir""#));
+    let r = post(
+        &app,
+        "/web/folders/new",
+        &cookie,
+        &format!("csrf_token={csrf}&mapped_path=%2Fs3%2Freports&filesystem.provider=1"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains(r#"id="error-filesystem.s3config.bucket""#),
+        "{}",
+        r.body
+    );
+    let r = post(
+        &app,
+        "/web/folders/new",
+        &cookie,
+        "mapped_path=%2Fsrv%2Fshared",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no token");
+    assert!(core.provider().folder_by_path("/srv/shared").await.is_err());
+    // Added; shown in the list.
+    let local = format!("csrf_token={csrf}&mapped_path=%2Fsrv%2Fshared&filesystem.provider=0");
+    let r = post(&app, "/web/folders/new", &cookie, &local).await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/web/folders"),
+        "{}",
+        r.body
+    );
+    assert!(core.provider().folder_by_path("/srv/shared").await.is_ok());
+    let page = get(&app, "/web/folders", &cookie).await;
+    assert!(
+        page.body.contains("Folder /srv/shared added."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"data-path="/srv/shared""#));
+    // A duplicate: 409, next to the mapped path.
+    let r = post(&app, "/web/folders/new", &cookie, &local).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains(r#"id="error-mapped_path""#), "{}", r.body);
+    assert!(r.body.contains("already exists"));
+    // An S3 folder; editing its storage without a secret keeps the stored one.
+    let s3 = "&filesystem.provider=1&filesystem.s3config.bucket=bkt&filesystem.s3config.region=eu-west-1\
+              &filesystem.s3config.access_key=AKID&filesystem.s3config.key_prefix=reports%2F";
+    let r = post(
+        &app,
+        "/web/folders/new",
+        &cookie,
+        &format!(
+            "csrf_token={csrf}&mapped_path=%2Fs3%2Freports{s3}&filesystem.s3config.access_secret=topsecret"
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = get(&app, "/web/folders", &cookie).await;
+    assert!(page.body.contains("bkt/reports/"), "{}", page.body);
+    let edit = "/web/folders/edit?mapped_path=%2Fs3%2Freports";
+    let page = get(&app, edit, &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"value="AKID""#));
+    assert!(!page.body.contains("topsecret"));
+    let r = post(
+        &app,
+        edit,
+        &cookie,
+        &format!(
+            "csrf_token={csrf}{}&filesystem.s3config.access_secret=",
+            s3.replace("eu-west-1", "us-east-2")
+        ),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, edit),
+        "{}",
+        r.body
+    );
+    let f = core.provider().folder_by_path("/s3/reports").await.unwrap();
+    assert_eq!(f.filesystem.s3config.region, "us-east-2");
+    assert_eq!(
+        core.provider()
+            .open_secret(&f.filesystem.s3config.access_secret)
+            .unwrap(),
+        "topsecret"
+    );
+    let r = post(
+        &app,
+        edit,
+        &cookie,
+        &format!("csrf_token={csrf}{}", s3.replace("bkt", "")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains(r#"id="error-filesystem.s3config.bucket""#),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        get(&app, "/web/folders/edit?mapped_path=%2Fnope", &cookie)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Deleted through a confirmation page: removed from its users.
+    let u = User {
+        username: "alice".into(),
+        home_dir: "/srv/alice".into(),
+        public_keys: vec![KEY.into()],
+        permissions: vec![Permission::Any],
+        virtual_folders: vec![sftpgo_provider::VirtualFolder {
+            mapped_path: "/srv/shared".into(),
+            virtual_path: "/shared".into(),
+            quota_size: -1,
+            quota_files: -1,
+            filesystem: None,
+        }],
+        ..User::default()
+    };
+    core.provider().add_user(u).await.unwrap();
+    let page = get(&app, "/web/folders", &cookie).await;
+    assert!(
+        page.body.contains("alice"),
+        "users mapping it: {}",
+        page.body
+    );
+    let delete = "/web/folders/delete?mapped_path=%2Fsrv%2Fshared";
+    let confirm = get(&app, delete, &cookie).await;
+    assert!(
+        confirm
+            .body
+            .contains("removed from the users that map it (alice)"),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm.body.contains("stay where they are"));
+    let r = post(&app, delete, &cookie, "").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no token, no delete");
+    let r = post(&app, delete, &cookie, &format!("csrf_token={csrf}")).await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/web/folders")
+    );
+    assert!(core.provider().folder_by_path("/srv/shared").await.is_err());
+    let alice = core.provider().user_by_username("alice").await.unwrap();
+    assert!(alice.virtual_folders.is_empty());
+}
+
+#[tokio::test]
+async fn a_folder_quota_scan_starts_from_the_folders_page() {
+    let (app, core) = app();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), vec![0u8; 777]).unwrap();
+    let path = dir.path().display().to_string();
+    core.provider()
+        .add_folder(sftpgo_provider::Folder {
+            mapped_path: path.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (cookie, csrf) = login(&app).await;
+    let page = get(&app, "/web/quota-scans", &cookie).await;
+    assert!(
+        page.body.contains(r#"id="no-folder-scans""#),
+        "{}",
+        page.body
+    );
+    let r = post(
+        &app,
+        "/web/folders/scan",
+        &cookie,
+        &format!("csrf_token={csrf}&mapped_path={}", enc(&path)),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/web/folders")
+    );
+    let page = get(&app, "/web/folders", &cookie).await;
+    assert!(
+        page.body
+            .contains(&format!("Quota scan of folder {path} started.")),
+        "{}",
+        page.body
+    );
+    let f = wait_folder_quota(&core, &path, 777).await;
+    assert_eq!(f.used_quota_files, 1);
+    let page = get(&app, "/web/folders", &cookie).await;
+    assert!(page.body.contains("777 B"), "{}", page.body);
+    // A running scan is listed on the quota scans page (rendered with one running: a
+    // real scan of a few files is over before a page could show it).
+    let sessions = super::session::Sessions::new(Duration::from_secs(60));
+    let id = sessions.create("admin");
+    let super::session::Lookup::Active(session) = sessions.touch(&id) else {
+        panic!("no session");
+    };
+    let chrome = super::pages::Chrome {
+        prefix: "/web",
+        session: &session,
+    };
+    let running =
+        super::pages::scans(&chrome, &[], &[(path.clone(), 1_700_000_000_000)]).into_string();
+    assert!(running.contains(r#"id="folder-scans""#), "{running}");
+    assert!(running.contains(&path) && running.contains("2023-11-14"));
+    let r = post(
+        &app,
+        "/web/folders/scan",
+        &cookie,
+        &format!("csrf_token={csrf}&mapped_path=%2Fghost"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = get(&app, "/web/folders", &cookie).await;
+    assert!(page.body.contains("There is no folder"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_user_form_maps_folders_creates_them_and_keeps_them() {
+    let (app, core) = app();
+    let (cookie, csrf) = login(&app).await;
+    let shared = tempfile::tempdir().unwrap();
+    let mapped = shared.path().display().to_string();
+    core.provider()
+        .add_folder(sftpgo_provider::Folder {
+            mapped_path: "/srv/known".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let new = get(&app, "/web/users/new", &cookie).await;
+    assert!(
+        new.body.contains(r#"id="vf-0-virtual_path""#),
+        "an empty row"
+    );
+    assert!(
+        new.body.contains(r#"<option value="/srv/known">"#),
+        "existing folders offered"
+    );
+    let base =
+        format!("csrf_token={csrf}&username=bob&password=pw&home_dir=%2Fsrv%2Fbob&permissions=*");
+    let row = |v: &str, m: &str, s: &str, f: &str| {
+        format!(
+            "&vf_virtual_path={}&vf_mapped_path={}&vf_quota_size={}&vf_quota_files={}",
+            enc(v),
+            enc(m),
+            enc(s),
+            enc(f)
+        )
+    };
+    let empty = row("", "", "", "");
+    // "Add another": shown again with one more row, nothing saved.
+    let r = post(
+        &app,
+        "/web/users/new",
+        &cookie,
+        &format!(
+            "{base}{}{empty}&add_folder_row=1",
+            row("/shared", &mapped, "", "")
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains(r#"id="vf-2-virtual_path""#),
+        "typed row + two empty: {}",
+        r.body
+    );
+    assert!(r.body.contains(r#"value="/shared""#));
+    assert!(core.provider().user_by_username("bob").await.is_err());
+    // The provider's rules, shown by the folder rows, input kept.
+    let r = post(
+        &app,
+        "/web/users/new",
+        &cookie,
+        &format!("{base}{}{empty}", row("shared", &mapped, "", "")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body
+            .contains(r#"id="error-virtual_folders.virtual_path""#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"value="shared""#));
+    let r = post(
+        &app,
+        "/web/users/new",
+        &cookie,
+        &format!("{base}{}", row("/shared", &mapped, "-1", "5")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains(r#"id="error-virtual_folders.quota_size""#),
+        "{}",
+        r.body
+    );
+    let r = post(
+        &app,
+        "/web/users/new",
+        &cookie,
+        &format!("{base}{}", row("/shared", &mapped, "ten", "")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains(r#"id="error-virtual_folders.quota_size""#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("whole number"));
+    let r = post(
+        &app,
+        "/web/users/new",
+        &cookie,
+        &format!("{base}{}", row("/shared", "/srv/bob/sub", "", "")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains(r#"id="error-virtual_folders.mapped_path""#),
+        "{}",
+        r.body
+    );
+    assert!(core.provider().user_by_username("bob").await.is_err());
+    // Created: an unknown mapped path becomes a local folder.
+    let rows = format!(
+        "{}{}{empty}",
+        row("/shared", &mapped, "", ""),
+        row("/known", "/srv/known", "1000", "0")
+    );
+    let r = post(&app, "/web/users/new", &cookie, &format!("{base}{rows}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let bob = core.provider().user_by_username("bob").await.unwrap();
+    let got: Vec<_> = bob
+        .virtual_folders
+        .iter()
+        .map(|v| {
+            (
+                v.virtual_path.as_str(),
+                v.mapped_path.as_str(),
+                v.quota_size,
+                v.quota_files,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/shared", mapped.as_str(), -1, -1),
+            ("/known", "/srv/known", 1000, 0)
+        ]
+    );
+    let created = core.provider().folder_by_path(&mapped).await.unwrap();
+    assert_eq!(
+        created.filesystem.provider,
+        sftpgo_provider::filesystem::FsProvider::Local
+    );
+    // The edit page shows the rows; saving them as shown keeps them, as does a form
+    // without rows; an emptied row removes its folder (the folder record stays).
+    let edit = format!("/web/users/{}", bob.id);
+    let page = get(&app, &edit, &cookie).await;
+    assert!(
+        page.body.contains(r#"id="vf-1-virtual_path""#) && page.body.contains(r#"value="/known""#)
+    );
+    assert!(
+        page.body.contains(r#"id="vf-2-virtual_path""#),
+        "plus an empty row"
+    );
+    let base_edit = base.replace("password=pw", "password=");
+    let r = post(
+        &app,
+        &edit,
+        &cookie,
+        &format!("{base_edit}{rows}&quota_files=9"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let after = core.provider().user_by_id(bob.id).await.unwrap();
+    assert_eq!(after.quota_files, 9);
+    assert_eq!(after.virtual_folders, bob.virtual_folders);
+    let r = post(&app, &edit, &cookie, &format!("{base_edit}&quota_files=8")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let after = core.provider().user_by_id(bob.id).await.unwrap();
+    assert_eq!(after.virtual_folders, bob.virtual_folders);
+    let r = post(
+        &app,
+        &edit,
+        &cookie,
+        &format!(
+            "{base_edit}{}{empty}{empty}",
+            row("/known", "/srv/known", "1000", "0")
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let after = core.provider().user_by_id(bob.id).await.unwrap();
+    assert_eq!(after.virtual_folders.len(), 1);
+    assert_eq!(after.virtual_folders[0].virtual_path, "/known");
+    assert!(core.provider().folder_by_path(&mapped).await.is_ok());
+    // An edit with a rule violation shows it by the rows and keeps the stored user.
+    let r = post(
+        &app,
+        &edit,
+        &cookie,
+        &format!(
+            "{base_edit}{}{}",
+            row("/a", "/srv/known", "", ""),
+            row("/a/b", &mapped, "", "")
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body
+            .contains(r#"id="error-virtual_folders.virtual_path""#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"value="/a/b""#));
+    assert_eq!(
+        core.provider()
+            .user_by_id(bob.id)
+            .await
+            .unwrap()
+            .virtual_folders
+            .len(),
+        1
+    );
+}
