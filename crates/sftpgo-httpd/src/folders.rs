@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sftpgo_core::quota::Owner;
 use sftpgo_provider::{Folder, FolderQuery, ProviderError};
 
@@ -113,13 +113,7 @@ pub async fn delete_folder(
 }
 
 pub async fn list_folder_scans(State(s): State<AppState>) -> Json<Value> {
-    let scans = s.folder_scans.lock().unwrap_or_else(|e| e.into_inner());
-    let mut list: Vec<Value> = scans
-        .iter()
-        .map(|(p, t)| json!({"mapped_path": p, "start_time": t}))
-        .collect();
-    list.sort_by(|a, b| a["mapped_path"].as_str().cmp(&b["mapped_path"].as_str()));
-    Json(Value::Array(list))
+    Json(s.folder_scans.json("mapped_path"))
 }
 
 /// Starts a background quota scan of a folder (`{"mapped_path": ...}`); the totals
@@ -139,34 +133,20 @@ pub async fn start_folder_scan(
         }
         Err(e) => return Err(e.into()),
     };
-    if !begin_folder_scan(&s, folder) {
-        return Err(ApiResponse::new(
-            StatusCode::CONFLICT,
-            "",
-            "Another scan is already in progress",
-        ));
-    }
-    Ok((
-        StatusCode::CREATED,
-        ApiResponse::new(StatusCode::CREATED, "", "Scan started"),
-    ))
+    crate::scans::started(begin_folder_scan(&s, folder))
 }
 
 /// Starts a quota scan of `folder` in the background (the API's and the web admin's);
 /// `false` when one is already running for that folder.
 pub(crate) fn begin_folder_scan(s: &AppState, folder: Folder) -> bool {
-    {
-        let mut scans = s.folder_scans.lock().unwrap_or_else(|e| e.into_inner());
-        if scans.contains_key(&folder.mapped_path) {
-            return false;
-        }
-        scans.insert(folder.mapped_path.clone(), sftpgo_core::now_ms());
-    }
-    tokio::spawn(run_folder_scan(s.clone(), folder));
+    let Some(running) = s.folder_scans.begin(&folder.mapped_path) else {
+        return false;
+    };
+    tokio::spawn(run_folder_scan(s.clone(), folder, running));
     true
 }
 
-async fn run_folder_scan(s: AppState, folder: Folder) {
+async fn run_folder_scan(s: AppState, folder: Folder, _running: crate::scans::ScanGuard) {
     let path = folder.mapped_path.clone();
     match s.core.scan_folder(&folder).await {
         Ok((size, files)) => {
@@ -184,8 +164,4 @@ async fn run_folder_scan(s: AppState, folder: Folder) {
             tracing::warn!(sender = "httpd", mapped_path = %path, error = %e, "folder quota scan failed")
         }
     }
-    s.folder_scans
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&path);
 }

@@ -212,13 +212,7 @@ pub async fn delete_user(
 }
 
 pub async fn list_scans(State(s): State<AppState>) -> Json<Value> {
-    let scans = s.scans.lock().unwrap_or_else(|e| e.into_inner());
-    let mut list: Vec<Value> = scans
-        .iter()
-        .map(|(u, t)| json!({"username": u, "start_time": t}))
-        .collect();
-    list.sort_by(|a, b| a["username"].as_str().cmp(&b["username"].as_str()));
-    Json(Value::Array(list))
+    Json(s.scans.json("username"))
 }
 
 /// Starts a background quota scan of the user's home dir; the totals replace the stored
@@ -238,34 +232,20 @@ pub async fn start_scan(
         }
         Err(e) => return Err(e.into()),
     };
-    if !begin_scan(&s, user) {
-        return Err(ApiResponse::new(
-            StatusCode::CONFLICT,
-            "",
-            "Another scan is already in progress",
-        ));
-    }
-    Ok((
-        StatusCode::CREATED,
-        ApiResponse::new(StatusCode::CREATED, "", "Scan started"),
-    ))
+    crate::scans::started(begin_scan(&s, user))
 }
 
 /// Starts a quota scan of `user` in the background (the API's and the web admin's);
 /// `false` when one is already running for that user.
 pub(crate) fn begin_scan(s: &AppState, user: User) -> bool {
-    {
-        let mut scans = s.scans.lock().unwrap_or_else(|e| e.into_inner());
-        if scans.contains_key(&user.username) {
-            return false;
-        }
-        scans.insert(user.username.clone(), sftpgo_core::now_ms());
-    }
-    tokio::spawn(run_scan(s.clone(), user));
+    let Some(running) = s.scans.begin(&user.username) else {
+        return false;
+    };
+    tokio::spawn(run_scan(s.clone(), user, running));
     true
 }
 
-async fn run_scan(s: AppState, user: User) {
+async fn run_scan(s: AppState, user: User, _running: crate::scans::ScanGuard) {
     match s.core.scan_usage(&user).await {
         Ok((size, files)) => match s.core.quota().reset(&user.username, size, files).await {
             Ok(()) => {
@@ -279,10 +259,6 @@ async fn run_scan(s: AppState, user: User) {
             tracing::warn!(sender = "httpd", username = %user.username, error = %e, "quota scan failed")
         }
     }
-    s.scans
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&user.username);
 }
 
 pub async fn list_connections(State(s): State<AppState>) -> Json<Value> {

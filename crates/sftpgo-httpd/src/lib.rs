@@ -11,12 +11,12 @@ mod folders;
 mod handlers;
 mod listener;
 mod ops;
+mod scans;
 mod web;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -67,9 +67,9 @@ pub(crate) struct AppState {
     core: Core,
     version: VersionInfo,
     /// Quota scans running now: username → start time (ms).
-    scans: Arc<Mutex<HashMap<String, i64>>>,
+    scans: Arc<scans::Scans>,
     /// Folder quota scans running now: mapped path → start time (ms).
-    folder_scans: Arc<Mutex<HashMap<String, i64>>>,
+    folder_scans: Arc<scans::Scans>,
 }
 
 /// The OpenAPI 3 document of the API, served at `GET /api/v1/openapi.yaml`.

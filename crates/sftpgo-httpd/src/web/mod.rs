@@ -986,19 +986,12 @@ async fn close_connection(
     ws.done(&a, "/connections", message)
 }
 
-fn running(scans: &std::sync::Mutex<std::collections::HashMap<String, i64>>) -> Vec<(String, i64)> {
-    let scans = scans.lock().unwrap_or_else(|e| e.into_inner());
-    let mut list: Vec<_> = scans.iter().map(|(u, t)| (u.clone(), *t)).collect();
-    list.sort();
-    list
-}
-
 fn running_scans(ws: &WebState) -> Vec<(String, i64)> {
-    running(&ws.app.scans)
+    ws.app.scans.running()
 }
 
 fn running_folder_scans(ws: &WebState) -> Vec<(String, i64)> {
-    running(&ws.app.folder_scans)
+    ws.app.folder_scans.running()
 }
 
 async fn scans(State(ws): State<WebState>, headers: HeaderMap) -> Response {
