@@ -187,27 +187,43 @@ impl Inner {
     }
 
     fn list_users(&self, query: &UserQuery) -> Result<Vec<User>> {
+        let (offset, limit) = (query.offset, query.limit);
+        let only = query.username.as_deref();
+        self.page(USERS, only, offset, limit, query.order, "bad user record")
+    }
+
+    /// A page of the JSON records of `table` in key order (or only the one keyed `only`).
+    fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        only: Option<&str>,
+        offset: u32,
+        limit: u32,
+        order: SortOrder,
+        what: &str,
+    ) -> Result<Vec<T>> {
         let r = |e: redb::Error| self.err("read", e);
+        let decode = |bytes: &[u8]| serde_json::from_slice(bytes).map_err(|e| self.err(what, e));
         let tx = self.db.begin_read().map_err(|e| r(e.into()))?;
-        let users = tx.open_table(USERS).map_err(|e| r(e.into()))?;
-        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        if let Some(name) = &query.username {
-            let found = users.get(name.as_str()).map_err(|e| r(e.into()))?;
+        let records = tx.open_table(table).map_err(|e| r(e.into()))?;
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if let Some(key) = only {
+            let found = records.get(key).map_err(|e| r(e.into()))?;
             return match found {
-                Some(v) if offset == 0 && limit > 0 => Ok(vec![self.decode(v.value())?]),
+                Some(v) if offset == 0 && limit > 0 => Ok(vec![decode(v.value())?]),
                 _ => Ok(Vec::new()),
             };
         }
-        let iter = users.iter().map_err(|e| r(e.into()))?;
-        let page: Vec<_> = match query.order {
+        let iter = records.iter().map_err(|e| r(e.into()))?;
+        let page: Vec<_> = match order {
             SortOrder::Asc => iter.skip(offset).take(limit).collect(),
             SortOrder::Desc => iter.rev().skip(offset).take(limit).collect(),
         };
         page.into_iter()
             .map(|entry| {
                 let (_, v) = entry.map_err(|e| r(e.into()))?;
-                self.decode(v.value())
+                decode(v.value())
             })
             .collect()
     }
@@ -344,29 +360,16 @@ impl Inner {
     }
 
     fn list_folders(&self, query: &FolderQuery) -> Result<Vec<Folder>> {
-        let r = |e: redb::Error| self.err("read", e);
-        let tx = self.db.begin_read().map_err(|e| r(e.into()))?;
-        let folders = tx.open_table(FOLDERS).map_err(|e| r(e.into()))?;
-        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        if let Some(path) = &query.mapped_path {
-            let found = folders.get(path.as_str()).map_err(|e| r(e.into()))?;
-            return match found {
-                Some(v) if offset == 0 && limit > 0 => Ok(vec![self.decode_folder(v.value())?]),
-                _ => Ok(Vec::new()),
-            };
-        }
-        let iter = folders.iter().map_err(|e| r(e.into()))?;
-        let page: Vec<_> = match query.order {
-            SortOrder::Asc => iter.skip(offset).take(limit).collect(),
-            SortOrder::Desc => iter.rev().skip(offset).take(limit).collect(),
-        };
-        page.into_iter()
-            .map(|entry| {
-                let (_, v) = entry.map_err(|e| r(e.into()))?;
-                self.decode_folder(v.value())
-            })
-            .collect()
+        let (offset, limit) = (query.offset, query.limit);
+        let only = query.mapped_path.as_deref();
+        self.page(
+            FOLDERS,
+            only,
+            offset,
+            limit,
+            query.order,
+            "bad folder record",
+        )
     }
 
     fn ping(&self) -> Result<()> {
