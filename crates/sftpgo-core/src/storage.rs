@@ -264,9 +264,14 @@ pub enum AnyFs {
 
 impl AnyFs {
     /// Whether a file of this storage can be copied into `other` without the data
-    /// crossing the network ([`FsFile::copy_from`]): between local directories only.
+    /// crossing the network ([`FsFile::copy_from`]): between local directories, and
+    /// between buckets (or prefixes) of one S3 account, inside the store.
     pub fn copies_to(&self, other: &AnyFs) -> bool {
-        matches!((self, other), (AnyFs::Local(_), AnyFs::Local(_)))
+        match (self, other) {
+            (AnyFs::Local(_), AnyFs::Local(_)) => true,
+            (AnyFs::S3(a), AnyFs::S3(b)) => a.copies_to(b),
+            _ => false,
+        }
     }
 }
 

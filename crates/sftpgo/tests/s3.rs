@@ -617,3 +617,106 @@ async fn an_s3_folder_in_a_local_users_tree() {
     assert_eq!(f[0]["used_quota_size"], big.len() as u64, "{f}");
     srv.stop().await;
 }
+
+/// Renames between a user's bucket and S3 folders of the same account are copies inside
+/// the store and deletes (OpenSSH `sftp`): the object moves from prefix to prefix whole,
+/// and the quotas follow (a folder with its own quota, one counted in the user's).
+/// OpenSSH's `cp` (the `copy-data` extension) between them copies inside the store too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn renames_between_s3_folders_copy_inside_the_store() {
+    let Some(g) = Garage::start() else {
+        return;
+    };
+    let srv = TestServer::start_with(
+        |c| c.data_provider.track_quota = 1,
+        Tuning {
+            http_port: Some(0),
+            ..Tuning::default()
+        },
+    )
+    .await;
+    let api = Api::new(&srv);
+    let user = json!({
+        "username": "mover", "password": PW, "home_dir": srv.home("mover"), "permissions": ["*"],
+        "filesystem": {"provider": 1, "s3config": s3config(&g, "mv/home/")},
+        "virtual_folders": [
+            {"virtual_path": "/own", "mapped_path": "/s3/mv-own", "quota_size": 0, "quota_files": 10,
+             "filesystem": {"provider": 1, "s3config": s3config(&g, "mv/own/")}},
+            {"virtual_path": "/shared", "mapped_path": "/s3/mv-shared", "quota_size": -1, "quota_files": -1,
+             "filesystem": {"provider": 1, "s3config": s3config(&g, "mv/shared/")}},
+        ],
+    });
+    let (status, body) = api.call(reqwest::Method::POST, "/user", Some(user)).await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let folder_quota = |path: &'static str| {
+        let api = &api;
+        async move {
+            let (_, f) = api
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/folder?folder_path={path}"),
+                    None,
+                )
+                .await;
+            (
+                f[0]["used_quota_size"].as_i64().unwrap(),
+                f[0]["used_quota_files"].as_i64().unwrap(),
+            )
+        }
+    };
+
+    let work = tempfile::tempdir().unwrap();
+    let big = pattern(6 * 1024 * 1024 + 5, 7);
+    let n = big.len() as i64;
+    std::fs::write(work.path().join("big.bin"), &big).unwrap();
+    let sftp = |batch: &'static str| {
+        sftp_batch(srv.addr, "mover", Login::Password(PW), batch, work.path())
+    };
+
+    assert_success(
+        &sftp("put big.bin\nrename big.bin own/big.bin\n").await,
+        "into /own",
+    );
+    assert_eq!(objects(&g, "mv/").await, [("own/big.bin".to_owned(), n)]);
+    srv.core().quota().flush().await;
+    assert_eq!(api.used_quota(id).await, (0, 0));
+    assert_eq!(folder_quota("/s3/mv-own").await, (n, 1));
+
+    assert_success(
+        &sftp("rename own/big.bin shared/big.bin\n").await,
+        "to /shared",
+    );
+    assert_eq!(objects(&g, "mv/").await, [("shared/big.bin".to_owned(), n)]);
+    srv.core().quota().flush().await;
+    assert_eq!(folder_quota("/s3/mv-own").await, (0, 0));
+    assert_eq!(folder_quota("/s3/mv-shared").await, (n, 1));
+    // The shared folder is counted in the user's quota.
+    assert_eq!(api.used_quota(id).await, (n, 1));
+
+    // `cp` (copy-data) from the folder into the home, then a download of the copy.
+    let out = sftp("cp shared/big.bin copy.bin\nget copy.bin back.bin\n").await;
+    assert_success(&out, "cp and get");
+    assert_eq!(std::fs::read(work.path().join("back.bin")).unwrap(), big);
+    assert_eq!(
+        objects(&g, "mv/").await,
+        [
+            ("home/copy.bin".to_owned(), n),
+            ("shared/big.bin".to_owned(), n)
+        ]
+    );
+    srv.core().quota().flush().await;
+    assert_eq!(api.used_quota(id).await, (2 * n, 2));
+
+    // Onto an existing name (OpenSSH renames with posix-rename, which replaces): the
+    // replaced object stops counting.
+    assert_success(
+        &sftp("rename shared/big.bin copy.bin\n").await,
+        "replacing rename",
+    );
+    assert_eq!(objects(&g, "mv/").await, [("home/copy.bin".to_owned(), n)]);
+    srv.core().quota().flush().await;
+    assert_eq!(api.used_quota(id).await, (n, 1));
+    assert_eq!(folder_quota("/s3/mv-shared").await, (0, 0));
+    srv.stop().await;
+}

@@ -34,7 +34,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, StorageClass};
 use bytes::{Bytes, BytesMut};
 use sftpgo_vfs::{DirEntry, FileStat, StatVfs, VirtualPath};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use super::{
     Capabilities, Filesystem, FsFile, IoGuard, OpenedWrite, Renamed, UploadProbe, WriteRequest,
@@ -101,6 +101,9 @@ impl S3Config {
 /// A bucket (and prefix) with its client, shared by the sessions that use it.
 pub struct S3Volume {
     client: Client,
+    /// Who the client is (endpoint, region, access key, addressing): volumes of one
+    /// account can copy objects between them inside the store.
+    account: String,
     bucket: String,
     /// Empty, or ends with `/`.
     prefix: String,
@@ -167,6 +170,10 @@ impl S3Volume {
         };
         Ok(Self {
             client: Client::from_conf(conf.build()),
+            account: format!(
+                "{}\n{}\n{}\n{}",
+                cfg.endpoint, cfg.region, cfg.access_key, cfg.force_path_style
+            ),
             bucket: cfg.bucket.clone(),
             prefix,
             part_size: (part_mib << 20) as usize,
@@ -330,10 +337,12 @@ impl S3Volume {
             .map_err(|e| self.error("PUT", key, e))
     }
 
-    /// Copies the object `from` (of `size` bytes) to `to`.
-    async fn copy(&self, from: &str, to: &str, size: u64) -> io::Result<()> {
-        let source = format!("{}/{}", self.bucket, url_escape(from));
-        if size <= COPY_MAX {
+    /// Copies `src` to the key `to` of this bucket inside the store (the data does not
+    /// come through here): one CopyObject for a whole object up to 5 GiB, else a
+    /// multipart copy by ranges. The source may be in another bucket of the same account.
+    async fn copy(&self, src: &CopySource, to: &str) -> io::Result<()> {
+        let source = format!("{}/{}", src.bucket, url_escape(&src.key));
+        if src.start == 0 && src.len == src.size && src.size <= COPY_MAX {
             return self
                 .client
                 .copy_object()
@@ -344,14 +353,14 @@ impl S3Volume {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| self.error("COPY", from, e));
+                .map_err(|e| self.error("COPY", &src.key, e));
         }
         let upload = self.create_multipart(to).await?;
         let mut parts = Vec::new();
-        let mut offset = 0;
+        let (mut offset, end) = (src.start, src.start + src.len);
         let result: io::Result<()> = async {
-            while offset < size {
-                let end = (offset + COPY_PART).min(size) - 1;
+            while offset < end {
+                let last = (offset + COPY_PART).min(end) - 1;
                 let n = parts.len() as i32 + 1;
                 let out = self
                     .client
@@ -361,10 +370,10 @@ impl S3Volume {
                     .upload_id(&upload)
                     .part_number(n)
                     .copy_source(&source)
-                    .copy_source_range(format!("bytes={offset}-{end}"))
+                    .copy_source_range(format!("bytes={offset}-{last}"))
                     .send()
                     .await
-                    .map_err(|e| self.error("COPY PART", from, e))?;
+                    .map_err(|e| self.error("COPY PART", &src.key, e))?;
                 let etag = out
                     .copy_part_result()
                     .and_then(|r| r.e_tag())
@@ -375,7 +384,7 @@ impl S3Volume {
                         .part_number(n)
                         .build(),
                 );
-                offset = end + 1;
+                offset = last + 1;
             }
             self.complete_multipart(to, &upload, parts).await
         }
@@ -557,6 +566,12 @@ pub struct S3Fs {
 }
 
 impl S3Fs {
+    /// Whether objects of this storage can be copied into `other` inside the store: both
+    /// volumes use one account (the client of the target reads the source).
+    pub fn copies_to(&self, other: &S3Fs) -> bool {
+        self.vol.account == other.vol.account
+    }
+
     pub fn new(vol: Arc<S3Volume>) -> Self {
         Self {
             vol,
@@ -735,7 +750,14 @@ impl Filesystem for S3Fs {
         if target.is_some_and(|t| t.is_dir()) {
             return Err(io::ErrorKind::IsADirectory.into());
         }
-        vol.copy(&src, &dst, source.size).await?;
+        let whole = CopySource {
+            bucket: vol.bucket.clone(),
+            key: src.clone(),
+            start: 0,
+            len: source.size,
+            size: source.size,
+        };
+        vol.copy(&whole, &dst).await?;
         vol.delete(&src).await?;
         Ok(Renamed {
             source: Some(source),
@@ -819,10 +841,17 @@ impl Filesystem for S3Fs {
             state: Mutex::new(UploadState {
                 next: 0,
                 buf: Vec::new(),
+                permit: None,
                 multipart: None,
+                copied: None,
                 failed: None,
             }),
             permits: Arc::new(Semaphore::new(vol.concurrency)),
+            spare: Arc::new(SparePool {
+                part_size: vol.part_size,
+                max: vol.concurrency,
+                bufs: std::sync::Mutex::new(Vec::new()),
+            }),
             done: std::sync::atomic::AtomicBool::new(false),
         };
         Ok(Ok(OpenedWrite {
@@ -855,8 +884,12 @@ pub struct Upload {
     vol: Arc<S3Volume>,
     key: String,
     state: Mutex<UploadState>,
-    /// Parts in flight at once.
+    /// Part buffers: `upload_concurrency` of them, each filled here and then uploaded
+    /// (as SFTPGo's uploader: memory per upload is at most part size x concurrency, and
+    /// up to `concurrency` parts upload at once while the client waits for a buffer).
     permits: Arc<Semaphore>,
+    /// Part buffers whose upload ended, for the next parts.
+    spare: Arc<SparePool>,
     /// Finished (published or aborted).
     done: std::sync::atomic::AtomicBool,
 }
@@ -866,12 +899,61 @@ struct UploadState {
     next: u64,
     /// Data not sent yet (less than a part). A `Vec` grown by hand, never past a part:
     /// each part owns an allocation of its own size, so memory per upload stays within
-    /// (concurrency + 1) parts (a `BytesMut` doubles to 8 MiB for a 5 MiB part, and a
-    /// part split from it keeps the whole allocation alive).
+    /// `concurrency` parts (a `BytesMut` doubles to 8 MiB for a 5 MiB part, and a
+    /// part split from it keeps the whole allocation alive). The first part grows by
+    /// doubling (most files are small); later parts reuse the buffers of parts already
+    /// sent ([`SparePool`]).
     buf: Vec<u8>,
+    /// The permit `buf` holds once it has data; it goes with the part to its upload.
+    permit: Option<OwnedSemaphorePermit>,
     multipart: Option<Multipart>,
+    /// A server-side copy making the whole object, done when the upload is published
+    /// (then nothing is written: an upload is either copied or written).
+    copied: Option<CopySource>,
     /// The first failure of a part upload.
     failed: Option<String>,
+}
+
+/// The part buffers of one upload whose UploadPart ended, reused by its next parts: a
+/// large upload allocates its `concurrency` buffers once instead of one per part (no
+/// 5 MiB malloc, page faults and free per part; glibc raises its mmap threshold to the
+/// first such block freed, so later ones would come from, and fragment, its heap).
+struct SparePool {
+    part_size: usize,
+    max: usize,
+    bufs: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl SparePool {
+    /// An empty buffer of a part's capacity.
+    fn take(&self) -> Vec<u8> {
+        let spare = self.bufs.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        spare.unwrap_or_else(|| Vec::with_capacity(self.part_size))
+    }
+
+    /// Keeps the buffer of a sent part, if nothing else holds it any more (the HTTP
+    /// client may still, briefly: then it is freed when that ends).
+    fn give(&self, part: Bytes) {
+        let Ok(mut buf) = part.try_into_mut() else {
+            return;
+        };
+        buf.clear();
+        let buf = Vec::from(buf);
+        let mut bufs = self.bufs.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.capacity() == self.part_size && bufs.len() < self.max {
+            bufs.push(buf);
+        }
+    }
+}
+
+/// A byte range of an object, to copy inside the store.
+struct CopySource {
+    bucket: String,
+    key: String,
+    start: u64,
+    len: u64,
+    /// The object's size.
+    size: u64,
 }
 
 struct Multipart {
@@ -956,6 +1038,11 @@ impl Upload {
         if let Some(cause) = &st.failed {
             return Err(io::Error::other(cause.clone()));
         }
+        if st.copied.is_some() {
+            return Err(unsupported(
+                "writing into an S3 upload made by a server-side copy",
+            ));
+        }
         if offset != st.next {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -971,6 +1058,14 @@ impl Upload {
             let mut d = &d[..];
             while !d.is_empty() {
                 let take = d.len().min(part_size - st.buf.len());
+                if st.permit.is_none() {
+                    // A new part: wait for one of the upload's buffers.
+                    st.permit = Some(self.buffer_permit().await?);
+                }
+                if st.buf.capacity() == 0 && st.multipart.is_some() {
+                    // Past the first part: a whole part's buffer, reused if one is free.
+                    st.buf = self.spare.take();
+                }
                 if st.buf.capacity() - st.buf.len() < take {
                     // Doubling for small files, capped at a part.
                     let want = (st.buf.capacity() * 2)
@@ -989,7 +1084,15 @@ impl Upload {
         Ok(())
     }
 
-    /// Sends `part` as the next part, once fewer than `upload_concurrency` are in flight.
+    async fn buffer_permit(&self) -> io::Result<OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| io::Error::other("upload closed"))
+    }
+
+    /// Sends `part` (the buffer that holds `st.permit`) as the next part.
     async fn send_part(&self, st: &mut UploadState, part: Bytes) -> io::Result<()> {
         if st.multipart.is_none() {
             let id = self.vol.create_multipart(&self.key).await?;
@@ -998,36 +1101,83 @@ impl Upload {
                 parts: Vec::new(),
             });
         }
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| io::Error::other("upload closed"))?;
+        let permit = match st.permit.take() {
+            Some(p) => p,
+            None => self.buffer_permit().await?,
+        };
         let Some(mp) = st.multipart.as_mut() else {
             unreachable!("created above")
         };
         let n = mp.parts.len() as i32 + 1;
         let (vol, key, id) = (self.vol.clone(), self.key.clone(), mp.id.clone());
+        let spare = self.spare.clone();
         mp.parts.push(tokio::spawn(async move {
             let _permit = permit;
-            let out = vol
+            let sent = vol
                 .client
                 .upload_part()
                 .bucket(&vol.bucket)
                 .key(&key)
                 .upload_id(id)
                 .part_number(n)
-                .body(ByteStream::from(part))
+                .body(ByteStream::from(part.clone()))
                 .send()
-                .await
-                .map_err(|e| vol.error("UPLOAD PART", &key, e))?;
+                .await;
+            spare.give(part);
+            let out = sent.map_err(|e| vol.error("UPLOAD PART", &key, e))?;
             Ok(CompletedPart::builder()
                 .set_e_tag(out.e_tag().map(str::to_string))
                 .part_number(n)
                 .build())
         }));
         Ok(())
+    }
+
+    /// Takes `len` bytes of `src` from `from` as the upload's bytes from `to`, to be
+    /// copied inside the store when the upload is published (so the object still appears
+    /// at CLOSE only). The upload must be made of one contiguous range of one object
+    /// (what a rename or a whole-file `copy-data` sends), in an account both volumes
+    /// share. Returns the bytes taken (fewer where the source ends).
+    async fn copy_from(&self, src: &Download, from: u64, to: u64, len: u64) -> io::Result<u64> {
+        if self.vol.account != src.vol.account {
+            return Err(unsupported(
+                "a server-side copy between buckets of different S3 accounts",
+            ));
+        }
+        let mut st = self.state.lock().await;
+        if let Some(cause) = &st.failed {
+            return Err(io::Error::other(cause.clone()));
+        }
+        let n = len.min(src.size.saturating_sub(from));
+        let contiguous = to == st.next
+            && match &st.copied {
+                None => st.next == 0,
+                Some(c) => {
+                    c.key == src.key && c.bucket == src.vol.bucket && c.start + c.len == from
+                }
+            };
+        if !contiguous {
+            return Err(unsupported(
+                "a server-side copy into S3 other than of one range into a new object",
+            ));
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        match &mut st.copied {
+            Some(c) => c.len += n,
+            None => {
+                st.copied = Some(CopySource {
+                    bucket: src.vol.bucket.clone(),
+                    key: src.key.clone(),
+                    start: from,
+                    len: n,
+                    size: src.size,
+                })
+            }
+        }
+        st.next += n;
+        Ok(n)
     }
 
     /// Publishes the object (`publish`) or drops what was sent. Returns its size.
@@ -1038,6 +1188,13 @@ impl Upload {
         let mut st = self.state.lock().await;
         let size = st.next as i64;
         let publish = publish && st.failed.is_none();
+        if let Some(copy) = st.copied.take() {
+            if !publish {
+                return Ok((size, false));
+            }
+            self.vol.copy(&copy, &self.key).await?;
+            return Ok((size, true));
+        }
         let Some(mut mp) = st.multipart.take() else {
             if !publish {
                 return Ok((size, false));
@@ -1140,13 +1297,18 @@ impl FsFile for S3File {
 
     async fn copy_from<G: IoGuard>(
         &self,
-        _: &Self,
-        _: u64,
-        _: u64,
-        _: u64,
-        _: G,
+        src: &Self,
+        from: u64,
+        to: u64,
+        len: u64,
+        guard: G,
     ) -> io::Result<u64> {
-        Err(unsupported("a server-side copy"))
+        let (S3File::Upload(dst), S3File::Download(src)) = (self, src) else {
+            return Err(io::ErrorKind::PermissionDenied.into());
+        };
+        // The guard's rule as in `write_at`: checked first, the range taken after.
+        guard.run(|| Ok(()))?;
+        dst.copy_from(src, from, to, len).await
     }
 
     async fn stat(&self) -> io::Result<FileStat> {

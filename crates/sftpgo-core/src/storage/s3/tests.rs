@@ -214,3 +214,111 @@ async fn failures_name_the_bucket_and_do_not_hang() {
     assert!(err.to_string().contains(&garage.bucket), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// Copies between volumes of one account happen inside the store, through the upload
+/// they make (the object appears when it is published): a whole object, a range of one
+/// (a multipart copy by ranges) taken in several contiguous pieces, nothing when
+/// discarded. Anything else (writes mixed in, another account) is refused as unsupported.
+#[tokio::test]
+async fn server_side_copies_between_volumes_of_one_account() {
+    let Some(garage) = Garage::start() else {
+        return;
+    };
+    let a = S3Fs::new(Arc::new(S3Volume::new(&garage.config("copy/a/")).unwrap()));
+    let b = S3Fs::new(Arc::new(S3Volume::new(&garage.config("copy/b/")).unwrap()));
+    let other = S3Fs::new(Arc::new(
+        S3Volume::new(&S3Config {
+            access_key: "someone-else".into(),
+            ..garage.config("copy/b/")
+        })
+        .unwrap(),
+    ));
+    assert!(a.copies_to(&b) && b.copies_to(&a));
+    assert!(!a.copies_to(&other));
+
+    let data: Vec<u8> = (0..(6u32 << 20) + 7).map(|i| (i % 251) as u8).collect();
+    upload(&a, "/src.bin", &data)
+        .await
+        .finish(true, true)
+        .await
+        .unwrap();
+    let (src, size) = a.open_read(&vp("/src.bin")).await.unwrap();
+    assert_eq!(size, data.len() as u64);
+    let read_all = |fs: &S3Fs, path: &'static str| {
+        let fs = S3Fs::new(fs.vol.clone());
+        async move {
+            let (f, size) = fs.open_read(&vp(path)).await.unwrap();
+            let (buf, n) = f.read_at(BytesMut::new(), 0, size as usize, size).await;
+            assert_eq!(n.unwrap() as u64, size);
+            buf.to_vec()
+        }
+    };
+
+    // The whole object, into another prefix.
+    let dst = b
+        .open_write(&vp("/whole.bin"), create(), |_| Ok::<(), ()>(()))
+        .await
+        .unwrap()
+        .unwrap()
+        .file;
+    assert_eq!(dst.copy_from(&src, 0, 0, size, Plain).await.unwrap(), size);
+    assert!(
+        b.stat(&vp("/whole.bin")).await.is_err(),
+        "visible before finish"
+    );
+    assert_eq!(dst.finish(true, true).await.unwrap(), (size as i64, true));
+    assert_eq!(read_all(&b, "/whole.bin").await, data);
+
+    // A range, in two contiguous pieces (the last one asks past the end).
+    let dst = b
+        .open_write(&vp("/range.bin"), create(), |_| Ok::<(), ()>(()))
+        .await
+        .unwrap()
+        .unwrap()
+        .file;
+    let first = 4u64 << 20;
+    assert_eq!(
+        dst.copy_from(&src, 1000, 0, first, Plain).await.unwrap(),
+        first
+    );
+    let rest = dst
+        .copy_from(&src, 1000 + first, first, 8 << 20, Plain)
+        .await
+        .unwrap();
+    assert_eq!(rest, size - 1000 - first);
+    // A piece that does not follow on is refused.
+    let err = dst.copy_from(&src, 0, 0, 10, Plain).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
+    dst.finish(true, true).await.unwrap();
+    assert_eq!(read_all(&b, "/range.bin").await, &data[1000..]);
+
+    // Discarded: nothing appears.
+    let dst = b
+        .open_write(&vp("/dropped.bin"), create(), |_| Ok::<(), ()>(()))
+        .await
+        .unwrap()
+        .unwrap()
+        .file;
+    dst.copy_from(&src, 0, 0, size, Plain).await.unwrap();
+    assert!(!dst.finish(false, true).await.unwrap().1);
+    assert!(b.stat(&vp("/dropped.bin")).await.is_err());
+
+    // Writes and copies do not mix in one upload.
+    let dst = upload(&b, "/mixed.bin", b"written").await;
+    let err = dst.copy_from(&src, 0, 7, 10, Plain).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
+    dst.finish(false, true).await.unwrap();
+    let dst = b
+        .open_write(&vp("/mixed2.bin"), create(), |_| Ok::<(), ()>(()))
+        .await
+        .unwrap()
+        .unwrap()
+        .file;
+    dst.copy_from(&src, 0, 0, 10, Plain).await.unwrap();
+    let err = dst
+        .write_at(10, vec![Bytes::from_static(b"x")], Plain)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
+    dst.finish(false, true).await.unwrap();
+}
