@@ -35,25 +35,28 @@ fn create() -> WriteRequest {
     }
 }
 
-/// Writes `data` in 256 KiB writes; returns the open upload.
-async fn upload(fs: &S3Fs, path: &str, data: &[u8]) -> S3File {
-    let opened = fs
-        .open_write(&vp(path), create(), |_| Ok::<(), ()>(()))
+/// A new upload of `path`, nothing written yet.
+async fn open_new(fs: &S3Fs, path: &str) -> S3File {
+    fs.open_write(&vp(path), create(), |_| Ok::<(), ()>(()))
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .file
+}
+
+/// Writes `data` in 256 KiB writes; returns the open upload.
+async fn upload(fs: &S3Fs, path: &str, data: &[u8]) -> S3File {
+    let file = open_new(fs, path).await;
     for (i, chunk) in data.chunks(256 << 10).enumerate() {
-        opened
-            .file
-            .write_at(
-                (i * (256 << 10)) as u64,
-                vec![Bytes::copy_from_slice(chunk)],
-                Plain,
-            )
-            .await
-            .unwrap();
+        file.write_at(
+            (i * (256 << 10)) as u64,
+            vec![Bytes::copy_from_slice(chunk)],
+            Plain,
+        )
+        .await
+        .unwrap();
     }
-    opened.file
+    file
 }
 
 async fn pending_uploads(vol: &S3Volume) -> usize {
@@ -255,12 +258,7 @@ async fn server_side_copies_between_volumes_of_one_account() {
     };
 
     // The whole object, into another prefix.
-    let dst = b
-        .open_write(&vp("/whole.bin"), create(), |_| Ok::<(), ()>(()))
-        .await
-        .unwrap()
-        .unwrap()
-        .file;
+    let dst = open_new(&b, "/whole.bin").await;
     assert_eq!(dst.copy_from(&src, 0, 0, size, Plain).await.unwrap(), size);
     assert!(
         b.stat(&vp("/whole.bin")).await.is_err(),
@@ -270,12 +268,7 @@ async fn server_side_copies_between_volumes_of_one_account() {
     assert_eq!(read_all(&b, "/whole.bin").await, data);
 
     // A range, in two contiguous pieces (the last one asks past the end).
-    let dst = b
-        .open_write(&vp("/range.bin"), create(), |_| Ok::<(), ()>(()))
-        .await
-        .unwrap()
-        .unwrap()
-        .file;
+    let dst = open_new(&b, "/range.bin").await;
     let first = 4u64 << 20;
     assert_eq!(
         dst.copy_from(&src, 1000, 0, first, Plain).await.unwrap(),
@@ -293,12 +286,7 @@ async fn server_side_copies_between_volumes_of_one_account() {
     assert_eq!(read_all(&b, "/range.bin").await, &data[1000..]);
 
     // Discarded: nothing appears.
-    let dst = b
-        .open_write(&vp("/dropped.bin"), create(), |_| Ok::<(), ()>(()))
-        .await
-        .unwrap()
-        .unwrap()
-        .file;
+    let dst = open_new(&b, "/dropped.bin").await;
     dst.copy_from(&src, 0, 0, size, Plain).await.unwrap();
     assert!(!dst.finish(false, true).await.unwrap().1);
     assert!(b.stat(&vp("/dropped.bin")).await.is_err());
@@ -308,12 +296,7 @@ async fn server_side_copies_between_volumes_of_one_account() {
     let err = dst.copy_from(&src, 0, 7, 10, Plain).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
     dst.finish(false, true).await.unwrap();
-    let dst = b
-        .open_write(&vp("/mixed2.bin"), create(), |_| Ok::<(), ()>(()))
-        .await
-        .unwrap()
-        .unwrap()
-        .file;
+    let dst = open_new(&b, "/mixed2.bin").await;
     dst.copy_from(&src, 0, 0, 10, Plain).await.unwrap();
     let err = dst
         .write_at(10, vec![Bytes::from_static(b"x")], Plain)
