@@ -161,6 +161,11 @@ impl UserFs {
         &self.state.user
     }
 
+    /// What the storage of the user's home can do (protocols size what they offer by it).
+    pub fn home_capabilities(&self) -> crate::storage::Capabilities {
+        self.mounts.home().fs.capabilities()
+    }
+
     /// Turns a client path into a virtual path (relative paths are taken from `/`).
     pub fn resolve(&self, raw: &[u8]) -> Result<VirtualPath, FsError> {
         Ok(VirtualPath::parse(raw)?)

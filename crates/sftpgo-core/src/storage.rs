@@ -48,6 +48,9 @@ pub struct Capabilities {
     pub setstat: bool,
     /// Free space can be asked for.
     pub statvfs: bool,
+    /// Uploads are collected in memory and sent at the store's pace (object storage
+    /// parts): large writes in flight only hold the server's memory, they gain no speed.
+    pub staged_writes: bool,
 }
 
 /// How an upload wants its file opened.

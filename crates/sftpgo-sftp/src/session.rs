@@ -37,6 +37,22 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Largest WRITE offered to a session whose home stages uploads in memory (an object
+    /// store): OpenSSH keeps 64 writes in flight, 4 MiB at this size instead of 16 MiB at
+    /// the default, and the store, not the per-request cost, sets the upload's speed.
+    pub const STAGED_WRITE_LEN: u32 = 64 * 1024;
+
+    /// These limits for a session of a user whose home has `home`'s capabilities.
+    pub fn for_home(self, home: sftpgo_core::storage::Capabilities) -> Limits {
+        if !home.staged_writes {
+            return self;
+        }
+        Limits {
+            max_write_len: self.max_write_len.min(Self::STAGED_WRITE_LEN),
+            ..self
+        }
+    }
+
     /// The size of a budget for sessions with these limits (see [`replies`]): never less
     /// than a few of the largest requests, so any one request fits.
     pub fn in_flight_budget(&self) -> usize {

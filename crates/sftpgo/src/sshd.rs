@@ -543,10 +543,16 @@ impl russh::server::Handler for SshHandler {
             return Ok(());
         };
         session.channel_success(channel_id)?;
+        let sftp = Arc::new(conn.open_session(Protocol::Sftp));
+        let limits = self
+            .server
+            .settings
+            .sftp
+            .for_home(sftp.fs().home_capabilities());
         tokio::spawn(run_sftp(
-            Arc::new(conn.open_session(Protocol::Sftp)),
+            sftp,
             channel,
-            self.server.settings.sftp,
+            limits,
             self.sever.clone(),
             self.budget.clone(),
         ));

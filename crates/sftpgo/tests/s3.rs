@@ -132,6 +132,15 @@ impl Api {
     }
 }
 
+/// The data sizes of the WRITEs OpenSSH `sftp -vvv` says it sent.
+fn write_sizes(out: &std::process::Output) -> Vec<u32> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("SSH2_FXP_WRITE"))
+        .filter_map(|l| l.rsplit_once(" S:")?.1.trim().parse().ok())
+        .collect()
+}
+
 fn s3config(g: &Garage, prefix: &str) -> Value {
     json!({
         "bucket": g.bucket, "region": g.region, "endpoint": g.endpoint,
@@ -229,15 +238,23 @@ async fn an_s3_user_works_with_real_clients_and_keeps_its_secret() {
     let big = pattern(12 * 1024 * 1024 + 17, 9);
     std::fs::write(work.path().join("big.bin"), &big).unwrap();
     std::fs::write(work.path().join("small.txt"), b"hello s3\n").unwrap();
-    let out = sftp_batch(
+    let out = sftp_batch_with(
         srv.addr,
         "s3u",
         Login::Password(PW),
         "mkdir docs\nput big.bin docs/big.bin\nput small.txt\nls -l docs\nget docs/big.bin back.bin\nrename docs/big.bin docs/moved.bin\nrm small.txt\nls -l\n",
         work.path(),
+        &["-vvv"],
     )
     .await;
     assert_success(&out, "sftp batch");
+    // A bucket home is offered 64 KiB writes (OpenSSH then holds 4 MiB in flight, not 16).
+    assert_eq!(
+        write_sizes(&out).into_iter().max(),
+        Some(64 * 1024),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&(big.len()).to_string()), "{text}");
     assert_eq!(std::fs::read(work.path().join("back.bin")).unwrap(), big);
@@ -538,15 +555,23 @@ async fn an_s3_folder_in_a_local_users_tree() {
     let big = pattern(6 * 1024 * 1024 + 5, 4);
     std::fs::write(work.path().join("big.bin"), &big).unwrap();
     std::fs::write(work.path().join("local.txt"), b"on the disk\n").unwrap();
-    let out = sftp_batch(
+    let out = sftp_batch_with(
         srv.addr,
         "mix",
         Login::Password(PW),
         "put local.txt\nput big.bin archive/big.bin\nmkdir archive/2026\nrename archive/big.bin archive/2026/big.bin\nls -l archive/2026\nget archive/2026/big.bin back.bin\nls -l /\n",
         work.path(),
+        &["-vvv"],
     )
     .await;
     assert_success(&out, "sftp batch");
+    // The write size offered follows the home (a disk here), whatever the folder.
+    assert_eq!(
+        write_sizes(&out).into_iter().max(),
+        Some(255 * 1024),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("archive") && text.contains("local.txt"),

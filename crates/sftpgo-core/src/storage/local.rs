@@ -125,6 +125,7 @@ impl Filesystem for LocalFs {
             random_writes: true,
             setstat: true,
             statvfs: true,
+            staged_writes: false,
         }
     }
 

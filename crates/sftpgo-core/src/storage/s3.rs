@@ -591,6 +591,7 @@ impl Filesystem for S3Fs {
             random_writes: false,
             setstat: false,
             statvfs: false,
+            staged_writes: true,
         }
     }
 

@@ -162,7 +162,20 @@ pub async fn sftp_batch(
     batch: &str,
     cwd: &Path,
 ) -> Output {
+    sftp_batch_with(addr, user, login, batch, cwd, &[]).await
+}
+
+/// [`sftp_batch`] with more `sftp` options (`-vvv` logs each request it sends on stderr).
+pub async fn sftp_batch_with(
+    addr: SocketAddr,
+    user: &str,
+    login: Login<'_>,
+    batch: &str,
+    cwd: &Path,
+    options: &[&str],
+) -> Output {
     let mut cmd = tokio::process::Command::new("sftp");
+    cmd.args(options);
     // `-b` makes sftp stop at the first failing command, but it also forces BatchMode,
     // which disables password prompts: password logins read commands from plain stdin.
     if let Login::Key(_) = login {
