@@ -28,6 +28,8 @@
 #                  through `rclone serve sftp`, both on one Garage bucket, plus rclone
 #                  straight to the bucket as the ceiling, and our memory during the upload);
 #                  they need garage (cargo install garage --locked) and rclone
+#   ATOMIC=0       skip the pipelined put with upload_mode 1 (a second instance of our server)
+#   RCLONE_SMALL=0 skip the small files with rclone (--transfers 16; needs rclone)
 #   SKIP_SINGLE=1  skip the single-stream table; BUILD=0 skips `cargo build`
 #   KEEP_LOG=FILE  copy our server's log there at the end
 set -euo pipefail
@@ -58,7 +60,7 @@ ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d /var/tmp/sftpgo-bench.XXXXXX)
 [ -n "$WORK" ] && [ -d "$WORK" ] || exit 1
-OURS_PID=; SSHD_PID=; BG_PIDS=
+OURS_PID=; SSHD_PID=; ATOMIC_PID=; BG_PIDS=
 declare -A CG_OF=()   # server pid -> its CPU cgroup (see cg_join)
 tree_pids() { # $1 and all its descendants
   ps -e -o pid=,ppid= | awk -v r="$1" '{p[$1]=$2} END {for (x in p) {y=x; while (y!=r && (y in p) && y>1) y=p[y]; if (y==r) print x}}'
@@ -68,7 +70,7 @@ cleanup() {
   touch "$WORK/stop"
   for p in $BG_PIDS; do kill "$p" 2>/dev/null; done
   local kids=; [ -n "$SSHD_PID" ] && kids=$(tree_pids "$SSHD_PID")
-  for p in $OURS_PID $kids; do kill "$p" 2>/dev/null; done
+  for p in $OURS_PID $ATOMIC_PID $kids; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   [ -z "${KEEP_LOG:-}" ] || cp "$WORK/ours/sftpgo.log" "$KEEP_LOG"
   [ -z "${BG_GARAGE:-}" ] || scripts/start-garage.sh --stop "$BG_GARAGE" 2>/dev/null
@@ -189,9 +191,9 @@ cpu_and_sys_of() { # "total system" CPU seconds of a server (see above)
 }
 cg_join "$OURS_PID"; cg_join "$SSHD_PID"
 cpu_of() { cpu_and_sys_of "$1" | cut -d' ' -f1; }
-port_of() { if [ "$1" = ours ]; then echo $OURS_PORT; else echo $SSHD_PORT; fi; }
-user_of() { if [ "$1" = ours ]; then echo bench; else echo root; fi; }
-pid_of() { if [ "$1" = ours ]; then echo $OURS_PID; else echo $SSHD_PID; fi; }
+port_of() { case $1 in ours) echo $OURS_PORT;; atomic) echo $ATOMIC_PORT;; *) echo $SSHD_PORT;; esac; }
+user_of() { if [ "$1" = openssh ]; then echo root; else echo bench; fi; }
+pid_of() { case $1 in ours) echo $OURS_PID;; atomic) echo $ATOMIC_PID;; *) echo $SSHD_PID;; esac; }
 sftp_run() { # server cipher batch [stdout] [extra ssh options...]
   local server=$1 cipher=$2 batch=$3 out=${4:-/dev/null}; shift $(($# < 4 ? $# : 4))
   "${TIMED[@]}" sftp -q -b "$batch" -P "$(port_of "$server")" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
@@ -486,7 +488,7 @@ done
 # (perf stat, inherited by OpenSSH's per-session processes): the wall times are
 # latency-bound round trips and vary a lot on this VM; these vary less.
 server_cpu() { # "total system" CPU seconds (see cpu_and_sys_of); without a cgroup, OpenSSH's session is counted once reaped
-  if [ "$1" = ours ]; then cpu_and_sys_of $OURS_PID; else [ -n "${CG_OF[$SSHD_PID]:-}" ] || sleep 0.2; cpu_and_sys_of $SSHD_PID; fi
+  if [ "$1" != openssh ]; then cpu_and_sys_of "$(pid_of "$1")"; else [ -n "${CG_OF[$SSHD_PID]:-}" ] || sleep 0.2; cpu_and_sys_of $SSHD_PID; fi
 }
 # measure server op command...: runs the command (stdout to $WORK/measure.out) under perf
 # stat; appends "wall_s cpu_ms_per_file switches_per_file sys_ms_per_file client_ms_per_file"
@@ -613,6 +615,50 @@ for op in pipe_put pipe_get; do
     "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.ours.$op" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.$op" 1)" | bc -l)"
   fig pipe "$name, pipelined: server CPU ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
 done
+# 2c. Pipelined puts with upload_mode 1 (atomic: each upload goes to a temp file, fsynced and
+# renamed into place at CLOSE): a second instance of our server (same config dir, user and
+# data, its own port and log), the same sftpbench put, beside the mode 0 figure above.
+if [ "${ATOMIC:-1}" = 1 ]; then
+  ATOMIC_PORT=$((OURS_PORT + 3))
+  SFTPGO_SFTPD__BIND_PORT=$ATOMIC_PORT SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT=$((OURS_PORT + 4)) \
+    SFTPGO_SFTPD__UPLOAD_MODE=1 SFTPGO_SFTPD__MAX_TOTAL_CONNECTIONS=0 SFTPGO_SFTPD__MAX_PER_HOST_CONNECTIONS=0 \
+    setsid "$BIN" serve -c "$WORK/ours" -l "$WORK/ours/atomic.log" --log-verbose=false &
+  ATOMIC_PID=$!
+  for _ in $(seq 300); do
+    banner=$(timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ATOMIC_PORT && head -c 4 <&3" 2>/dev/null || true)
+    [ "$banner" = SSH- ] && break; sleep 0.1
+  done
+  cg_join "$ATOMIC_PID"
+  for rep in $(seq "$REPS"); do
+    measure atomic pipe_put pipe_run atomic $GCM small-put "fresh/atomic_$rep" "$SMALL_FILES" $((SMALL_KIB * 1024))
+  done
+  fig pipe "$SMALL_FILES x $SMALL_KIB KiB put, pipelined, upload_mode 1 (atomic), files/s" files/s higher \
+    "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.atomic.pipe_put" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.pipe_put" 1)" | bc -l)"
+  fig pipe "put, pipelined, upload_mode 1 (atomic): server CPU ms per file" ms lower "$(col_median "$WORK/sm.atomic.pipe_put" 2)" "$(col_median "$WORK/sm.openssh.pipe_put" 2)"
+  kill "$ATOMIC_PID"; wait "$ATOMIC_PID" 2>/dev/null || true; ATOMIC_PID=
+fi
+# 2d. The same files with rclone, a real client that keeps many files in flight (--transfers
+# 16, its default --sftp-concurrency), up then down, REPS rounds, medians. Hash checks and
+# shell probing off: rclone would run md5sum over SSH for each file, a fork and exec per file
+# on OpenSSH's side, which measures its shell rather than its SFTP.
+if [ "${RCLONE_SMALL:-1}" = 1 ] && command -v rclone >/dev/null; then
+  rc_remote() { echo ":sftp,host=127.0.0.1,port=$(port_of "$1"),user=$(user_of "$1"),key_file=$WORK/client,shell_type=none,disable_hashcheck=true:$2"; }
+  for rep in $(seq "$REPS"); do
+    for server in ours openssh; do
+      d="fresh/rclone_${server}_$rep"
+      measure $server rc_put rclone copy --transfers 16 -q "$SMALL/src" "$(rc_remote $server "$d")"
+      measure $server rc_get rclone copy --transfers 16 -q "$(rc_remote $server "$d")" "$SMALL/rc_back_${server}_$rep"
+      got=$(find "$SMALL/rc_back_${server}_$rep" -type f | wc -l)
+      [ "$got" = "$SMALL_FILES" ] || echo "WARNING: rclone from $server: got $got of $SMALL_FILES files" >&2
+    done
+  done
+  for op in rc_put rc_get; do
+    name=${op#rc_}
+    fig pipe "$SMALL_FILES x $SMALL_KIB KiB $name, rclone --transfers 16, files/s" files/s higher \
+      "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.ours.$op" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.$op" 1)" | bc -l)"
+    fig pipe "$name, rclone --transfers 16: server CPU ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
+  done
+fi
 for cipher in ${PIPE_CIPHERS-aes128-gcm@openssh.com}; do
   for dir in up down; do
     declare -A PR=()
