@@ -619,8 +619,8 @@ done
 # renamed into place at CLOSE): a second instance of our server (same config dir, user and
 # data, its own port and log), the same sftpbench put, beside the mode 0 figure above.
 if [ "${ATOMIC:-1}" = 1 ]; then
-  ATOMIC_PORT=$((OURS_PORT + 3))
-  SFTPGO_SFTPD__BIND_PORT=$ATOMIC_PORT SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT=$((OURS_PORT + 4)) \
+  ATOMIC_PORT=$((OURS_PORT + 8))   # +3..+6: Garage and rclone serve (S3 section)
+  SFTPGO_SFTPD__BIND_PORT=$ATOMIC_PORT SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT=$((OURS_PORT + 9)) \
     SFTPGO_SFTPD__UPLOAD_MODE=1 SFTPGO_SFTPD__MAX_TOTAL_CONNECTIONS=0 SFTPGO_SFTPD__MAX_PER_HOST_CONNECTIONS=0 \
     setsid "$BIN" serve -c "$WORK/ours" -l "$WORK/ours/atomic.log" --log-verbose=false &
   ATOMIC_PID=$!
@@ -628,6 +628,7 @@ if [ "${ATOMIC:-1}" = 1 ]; then
     banner=$(timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ATOMIC_PORT && head -c 4 <&3" 2>/dev/null || true)
     [ "$banner" = SSH- ] && break; sleep 0.1
   done
+  [ "$banner" = SSH- ] || { echo "the upload_mode 1 instance does not answer on port $ATOMIC_PORT" >&2; exit 1; }
   cg_join "$ATOMIC_PID"
   for rep in $(seq "$REPS"); do
     measure atomic pipe_put pipe_run atomic $GCM small-put "fresh/atomic_$rep" "$SMALL_FILES" $((SMALL_KIB * 1024))
