@@ -60,7 +60,7 @@ ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d /var/tmp/sftpgo-bench.XXXXXX)
 [ -n "$WORK" ] && [ -d "$WORK" ] || exit 1
-OURS_PID=; SSHD_PID=; ATOMIC_PID=; BG_PIDS=
+OURS_PID=; SSHD_PID=; ATOMIC_PID=; RCLONE_PID=; BG_PIDS=
 declare -A CG_OF=()   # server pid -> its CPU cgroup (see cg_join)
 tree_pids() { # $1 and all its descendants
   ps -e -o pid=,ppid= | awk -v r="$1" '{p[$1]=$2} END {for (x in p) {y=x; while (y!=r && (y in p) && y>1) y=p[y]; if (y==r) print x}}'
@@ -70,7 +70,8 @@ cleanup() {
   touch "$WORK/stop"
   for p in $BG_PIDS; do kill "$p" 2>/dev/null; done
   local kids=; [ -n "$SSHD_PID" ] && kids=$(tree_pids "$SSHD_PID")
-  for p in $OURS_PID $ATOMIC_PID $kids; do kill "$p" 2>/dev/null; done
+  # Every background process the script started must be in this list: `wait` waits for all.
+  for p in $OURS_PID $ATOMIC_PID $RCLONE_PID $kids; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   [ -z "${KEEP_LOG:-}" ] || cp "$WORK/ours/sftpgo.log" "$KEEP_LOG"
   [ -z "${BG_GARAGE:-}" ] || scripts/start-garage.sh --stop "$BG_GARAGE" 2>/dev/null
@@ -410,7 +411,7 @@ PY
   RCLONE_PORT=$((GPORT + 3))
   setsid rclone serve sftp ":s3:$GARAGE_BUCKET/rclone" --addr "127.0.0.1:$RCLONE_PORT" \
     --authorized-keys "$WORK/client.pub" --log-level ERROR &
-  BG_PIDS="$BG_PIDS $!"
+  RCLONE_PID=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$RCLONE_PORT) 2>/dev/null && break; sleep 0.1; done
   s3_sftp() { # port user batch
     sftp -q -b "$3" -P "$1" -i "$WORK/client" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
@@ -458,6 +459,9 @@ PY
   done
   echo "s3_upload_peak_rss_above_base_mib ours=${S3F[mem]} bound=26"
   fig other "S3 upload: our peak RSS above its base, MiB (bound: 5 MiB x 2 parts + 16)" MiB lower "${S3F[mem]}" 26
+  # Neither runs during the later figures.
+  kill "$RCLONE_PID"; wait "$RCLONE_PID" 2>/dev/null || true; RCLONE_PID=
+  scripts/start-garage.sh --stop "$BG_GARAGE" 2>/dev/null || true; BG_GARAGE=
 fi
 
 # 1. Parallel sessions: N concurrent sftp processes each put their own PAR_MIB file (all
