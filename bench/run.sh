@@ -131,10 +131,13 @@ OURS_PORT=$((20000 + RANDOM % 10000)); SSHD_PORT=$((OURS_PORT + 1))
 # (32 parallel uploads then ran at ~10% CPU and 0.3x OpenSSH; see bench/RESULTS.md).
 # The connection limits are off: every bench client comes from 127.0.0.1, thousands at once.
 API_PORT=$((OURS_PORT + 2))
-SFTPGO_SFTPD__BIND_PORT=$OURS_PORT SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT=$API_PORT \
-  SFTPGO_SFTPD__ENABLE_SCP=true \
-  SFTPGO_SFTPD__MAX_TOTAL_CONNECTIONS=0 SFTPGO_SFTPD__MAX_PER_HOST_CONNECTIONS=0 \
-  setsid "$BIN" serve -c "$WORK/ours" -l "$WORK/ours/sftpgo.log" --log-verbose=false &
+start_ours() { # sftp_port http_port log [VAR=value...]: in the background ($! is its pid)
+  local port=$1 http=$2 log=$3; shift 3
+  env SFTPGO_SFTPD__BIND_PORT="$port" SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT="$http" \
+    SFTPGO_SFTPD__MAX_TOTAL_CONNECTIONS=0 SFTPGO_SFTPD__MAX_PER_HOST_CONNECTIONS=0 "$@" \
+    setsid "$BIN" serve -c "$WORK/ours" -l "$WORK/ours/$log" --log-verbose=false &
+}
+start_ours "$OURS_PORT" "$API_PORT" sftpgo.log SFTPGO_SFTPD__ENABLE_SCP=true
 OURS_PID=$!
 
 # OpenSSH: private sshd, root with the same key, internal-sftp, same data dir as cwd.
@@ -157,26 +160,28 @@ PidFile $WORK/sshd/pid
 CONF
 setsid /usr/sbin/sshd -D -f "$WORK/sshd/sshd_config" &
 SSHD_PID=$!
-for port in $OURS_PORT $SSHD_PORT; do # until both answer with an SSH banner (30 s at most)
+wait_ssh() { # port: until it answers with an SSH banner (30 s at most), else the script stops
+  local banner
   for _ in $(seq 300); do
-    banner=$(timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && head -c 4 <&3" 2>/dev/null || true)
-    [ "$banner" = SSH- ] && break; sleep 0.1
+    banner=$(timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && head -c 4 <&3" 2>/dev/null || true)
+    [ "$banner" = SSH- ] && return 0; sleep 0.1
   done
-  [ "$banner" = SSH- ] || { echo "nothing answers SSH on port $port" >&2; exit 1; }
-done
+  echo "nothing answers SSH on port $1" >&2; exit 1
+}
+wait_ssh "$OURS_PORT"; wait_ssh "$SSHD_PORT"
 
 # Server CPU: each server runs in a cgroup of its own, which counts every process it forks
 # while they run (OpenSSH: one or more per session). The /proc figure of OpenSSH's listener
 # (its own time plus what its reaped children reported) counted 4-8x less than the cgroup
 # and `perf stat` agree on for a pipelined put (2026-12-06): it stays only as the fallback
 # where no cgroup can be made.
-cg_join() { # pid: its own CPU-accounting cgroup (v2 cpu.stat, else v1 cpuacct)
-  local root d
-  for root in /sys/fs/cgroup /sys/fs/cgroup/unified; do
-    [ -f "$root/cgroup.procs" ] && [ -f "$root/cgroup.controllers" ] && break; root=
-  done
-  [ -n "$root" ] || { [ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ] && root=/sys/fs/cgroup/cpuacct; } || return 0
-  d="$root/sftpgo-bench-$$-$1"
+CG_ROOT=   # v2 (cpu.stat in every group), else v1's cpuacct
+for d in /sys/fs/cgroup /sys/fs/cgroup/unified /sys/fs/cgroup/cpuacct; do
+  if [ -f "$d/cgroup.controllers" ] || [ -f "$d/cpuacct.usage" ]; then CG_ROOT=$d; break; fi
+done
+cg_join() { # pid: its own CPU-accounting cgroup under CG_ROOT
+  local d="$CG_ROOT/sftpgo-bench-$$-$1"
+  [ -n "$CG_ROOT" ] || { echo "WARNING: no cgroup hierarchy; server CPU from /proc" >&2; return 0; }
   if mkdir "$d" 2>/dev/null && echo "$1" > "$d/cgroup.procs" 2>/dev/null; then CG_OF[$1]=$d
   else rmdir "$d" 2>/dev/null; echo "WARNING: no CPU cgroup for pid $1; server CPU from /proc" >&2; fi
 }
@@ -613,33 +618,27 @@ for rep in $(seq "$REPS"); do
     measure $server pipe_get pipe_run $server $GCM small-get "$d" "$SMALL_FILES" $((SMALL_KIB * 1024))
   done
 done
-for op in pipe_put pipe_get; do
-  name=${op#pipe_}
-  fig pipe "$SMALL_FILES x $SMALL_KIB KiB $name, pipelined ($PIPE_INFLIGHT files in flight), files/s" files/s higher \
-    "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.ours.$op" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.$op" 1)" | bc -l)"
-  fig pipe "$name, pipelined: server CPU ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
-done
+file_figs() { # label server op: files/s and server CPU per file of `server` (ours, atomic) against OpenSSH's same op
+  local label=$1 server=$2 op=$3
+  fig pipe "$SMALL_FILES x $SMALL_KIB KiB $label, files/s" files/s higher \
+    "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.$server.$op" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.$op" 1)" | bc -l)"
+  fig pipe "$label: server CPU ms per file" ms lower "$(col_median "$WORK/sm.$server.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
+}
+file_figs "put, pipelined ($PIPE_INFLIGHT files in flight)" ours pipe_put
+file_figs "get, pipelined ($PIPE_INFLIGHT files in flight)" ours pipe_get
 # 2c. Pipelined puts with upload_mode 1 (atomic: each upload goes to a temp file, fsynced and
 # renamed into place at CLOSE): a second instance of our server (same config dir, user and
 # data, its own port and log), the same sftpbench put, beside the mode 0 figure above.
 if [ "${ATOMIC:-1}" = 1 ]; then
   ATOMIC_PORT=$((OURS_PORT + 8))   # +3..+6: Garage and rclone serve (S3 section)
-  SFTPGO_SFTPD__BIND_PORT=$ATOMIC_PORT SFTPGO_SFTPD__BIND_ADDRESS=127.0.0.1 SFTPGO_HTTPD__BIND_PORT=$((OURS_PORT + 9)) \
-    SFTPGO_SFTPD__UPLOAD_MODE=1 SFTPGO_SFTPD__MAX_TOTAL_CONNECTIONS=0 SFTPGO_SFTPD__MAX_PER_HOST_CONNECTIONS=0 \
-    setsid "$BIN" serve -c "$WORK/ours" -l "$WORK/ours/atomic.log" --log-verbose=false &
+  start_ours "$ATOMIC_PORT" $((OURS_PORT + 9)) atomic.log SFTPGO_SFTPD__UPLOAD_MODE=1
   ATOMIC_PID=$!
-  for _ in $(seq 300); do
-    banner=$(timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ATOMIC_PORT && head -c 4 <&3" 2>/dev/null || true)
-    [ "$banner" = SSH- ] && break; sleep 0.1
-  done
-  [ "$banner" = SSH- ] || { echo "the upload_mode 1 instance does not answer on port $ATOMIC_PORT" >&2; exit 1; }
+  wait_ssh "$ATOMIC_PORT"
   cg_join "$ATOMIC_PID"
   for rep in $(seq "$REPS"); do
     measure atomic pipe_put pipe_run atomic $GCM small-put "fresh/atomic_$rep" "$SMALL_FILES" $((SMALL_KIB * 1024))
   done
-  fig pipe "$SMALL_FILES x $SMALL_KIB KiB put, pipelined, upload_mode 1 (atomic), files/s" files/s higher \
-    "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.atomic.pipe_put" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.pipe_put" 1)" | bc -l)"
-  fig pipe "put, pipelined, upload_mode 1 (atomic): server CPU ms per file" ms lower "$(col_median "$WORK/sm.atomic.pipe_put" 2)" "$(col_median "$WORK/sm.openssh.pipe_put" 2)"
+  file_figs "put, pipelined, upload_mode 1 (atomic)" atomic pipe_put
   kill "$ATOMIC_PID"; wait "$ATOMIC_PID" 2>/dev/null || true; ATOMIC_PID=
 fi
 # 2d. The same files with rclone, a real client that keeps many files in flight (--transfers
@@ -657,12 +656,8 @@ if [ "${RCLONE_SMALL:-1}" = 1 ] && command -v rclone >/dev/null; then
       [ "$got" = "$SMALL_FILES" ] || echo "WARNING: rclone from $server: got $got of $SMALL_FILES files" >&2
     done
   done
-  for op in rc_put rc_get; do
-    name=${op#rc_}
-    fig pipe "$SMALL_FILES x $SMALL_KIB KiB $name, rclone --transfers 16, files/s" files/s higher \
-      "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.ours.$op" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.$op" 1)" | bc -l)"
-    fig pipe "$name, rclone --transfers 16: server CPU ms per file" ms lower "$(col_median "$WORK/sm.ours.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
-  done
+  file_figs "put, rclone --transfers 16" ours rc_put
+  file_figs "get, rclone --transfers 16" ours rc_get
 fi
 for cipher in ${PIPE_CIPHERS-aes128-gcm@openssh.com}; do
   for dir in up down; do
