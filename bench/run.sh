@@ -16,6 +16,7 @@
 #   PIPE_INFLIGHT  files (small files) or 64 KiB requests (1 GiB streams) in flight with the
 #                  pipelining client sftpbench (64); PIPE_CIPHERS its stream ciphers
 #                  (default: aes128-gcm@openssh.com; empty skips the streams)
+#   PIPE_REPS      rounds of the pipelined small files (3 x REPS), medians
 #   LOGINS         sequential connect+auth+ls+disconnect runs (200)
 #   IDLE_SESSIONS  concurrent idle authenticated SFTP sessions for the memory figure (1000)
 #   MANY_SESSIONS  idle sessions held at once by our server only (10000; 0 skips). OpenSSH is
@@ -206,7 +207,10 @@ sftp_run() { # server cipher batch [stdout] [extra ssh options...]
     -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Ciphers="$cipher" -o MACs=hmac-sha2-256-etm@openssh.com \
     "$@" "$(user_of "$server")@127.0.0.1" >"$out"
 }
-TIMED=()   # set to (/usr/bin/time -o FILE -f '%U %S') to measure the client (sftp + its ssh child)
+# The client's CPU (user + system, its children included; 10 ms resolution), in the file
+# `measure` reads it from. TIMED=("${CLIENT_TIME[@]}") times the sftp and sftpbench runs.
+CLIENT_TIME=(/usr/bin/time -o "$WORK/client.time" -f '%U %S')
+TIMED=()
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 FIGS="$WORK/figs.txt"; : > "$FIGS"
@@ -298,7 +302,7 @@ for cipher in $CIPHERS; do
         # figures of the same build moved by 1.5x between runs.
         if [ $dir = up ]; then rm -f "$WORK/data/up.bin"; sync; fi
         c0=$(cpu_of $pid); t0=$(now)
-        TIMED=(/usr/bin/time -o "$WORK/client.time" -f '%U %S')
+        TIMED=("${CLIENT_TIME[@]}")
         sftp_run $server "$cipher" "$WORK/$dir.batch"
         TIMED=()
         t1=$(now); c1=$(cpu_of $pid)
@@ -501,8 +505,8 @@ server_cpu() { # "total system" CPU seconds (see cpu_and_sys_of); without a cgro
 }
 # measure server op command...: runs the command (stdout to $WORK/measure.out) under perf
 # stat; appends "wall_s cpu_ms_per_file switches_per_file sys_ms_per_file client_ms_per_file"
-# to $WORK/sm.<server>.<op> (server CPU in the kernel; client = sftp + ssh user+system, when
-# the command is timed through TIMED, else nan).
+# to $WORK/sm.<server>.<op> (server CPU in the kernel; client = the client's user+system
+# CPU, ssh children included, when the command is timed through CLIENT_TIME, else nan).
 measure() {
   local server=$1 op=$2; shift 2
   local ps_pid= c0 c1 k0 k1 t0 t1 cs=nan client=nan
@@ -535,7 +539,7 @@ for rep in $(seq "$REPS"); do
   for server in ours openssh; do
     small_batches sm "fresh/small_${server}_$rep" "$SMALL/back_${server}_$rep"
     for op in put ls get; do
-      TIMED=(/usr/bin/time -o "$WORK/client.time" -f '%U %S')
+      TIMED=("${CLIENT_TIME[@]}")
       measure $server $op sftp_run $server $GCM "$WORK/sm_$op.batch" /dev/stdout
       TIMED=()
       cp "$WORK/measure.out" "$WORK/sm_$op.out"
@@ -608,14 +612,19 @@ done
 PIPE_INFLIGHT=${PIPE_INFLIGHT:-64}
 pipe_run() { # server cipher op args...
   local server=$1 cipher=$2; shift 2
-  "$PIPE_BIN" --addr "127.0.0.1:$(port_of "$server")" --user "$(user_of "$server")" --key "$WORK/client" \
+  "${TIMED[@]}" "$PIPE_BIN" --addr "127.0.0.1:$(port_of "$server")" --user "$(user_of "$server")" --key "$WORK/client" \
     --cipher "$cipher" --inflight "$PIPE_INFLIGHT" "$@"
 }
-for rep in $(seq "$REPS"); do
+# A pipelined run of 2000 files takes ~0.1 s, where a scheduling hiccup moves the figure by
+# 20%: PIPE_REPS rounds (3 x REPS), alternating the servers, and the medians.
+PIPE_REPS=${PIPE_REPS:-$((REPS * 3))}
+for rep in $(seq "$PIPE_REPS"); do
   for server in ours openssh; do
     d="fresh/pipe_${server}_$rep"
+    TIMED=("${CLIENT_TIME[@]}")
     measure $server pipe_put pipe_run $server $GCM small-put "$d" "$SMALL_FILES" $((SMALL_KIB * 1024))
     measure $server pipe_get pipe_run $server $GCM small-get "$d" "$SMALL_FILES" $((SMALL_KIB * 1024))
+    TIMED=()
   done
 done
 file_figs() { # label server op: files/s and server CPU per file of `server` (ours, atomic) against OpenSSH's same op
@@ -623,6 +632,7 @@ file_figs() { # label server op: files/s and server CPU per file of `server` (ou
   fig pipe "$SMALL_FILES x $SMALL_KIB KiB $label, files/s" files/s higher \
     "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.$server.$op" 1)" | bc -l)" "$(echo "$SMALL_FILES / $(col_median "$WORK/sm.openssh.$op" 1)" | bc -l)"
   fig pipe "$label: server CPU ms per file" ms lower "$(col_median "$WORK/sm.$server.$op" 2)" "$(col_median "$WORK/sm.openssh.$op" 2)"
+  fig pipe "$label: client CPU ms per file" ms lower "$(col_median "$WORK/sm.$server.$op" 5)" "$(col_median "$WORK/sm.openssh.$op" 5)"
 }
 file_figs "put, pipelined ($PIPE_INFLIGHT files in flight)" ours pipe_put
 file_figs "get, pipelined ($PIPE_INFLIGHT files in flight)" ours pipe_get
@@ -636,7 +646,9 @@ if [ "${ATOMIC:-1}" = 1 ]; then
   wait_ssh "$ATOMIC_PORT"
   cg_join "$ATOMIC_PID"
   for rep in $(seq "$REPS"); do
+    TIMED=("${CLIENT_TIME[@]}")
     measure atomic pipe_put pipe_run atomic $GCM small-put "fresh/atomic_$rep" "$SMALL_FILES" $((SMALL_KIB * 1024))
+    TIMED=()
   done
   file_figs "put, pipelined, upload_mode 1 (atomic)" atomic pipe_put
   kill "$ATOMIC_PID"; wait "$ATOMIC_PID" 2>/dev/null || true; ATOMIC_PID=
@@ -650,8 +662,8 @@ if [ "${RCLONE_SMALL:-1}" = 1 ] && command -v rclone >/dev/null; then
   for rep in $(seq "$REPS"); do
     for server in ours openssh; do
       d="fresh/rclone_${server}_$rep"
-      measure $server rc_put rclone copy --transfers 16 -q "$SMALL/src" "$(rc_remote $server "$d")"
-      measure $server rc_get rclone copy --transfers 16 -q "$(rc_remote $server "$d")" "$SMALL/rc_back_${server}_$rep"
+      measure $server rc_put "${CLIENT_TIME[@]}" rclone copy --transfers 16 -q "$SMALL/src" "$(rc_remote $server "$d")"
+      measure $server rc_get "${CLIENT_TIME[@]}" rclone copy --transfers 16 -q "$(rc_remote $server "$d")" "$SMALL/rc_back_${server}_$rep"
       got=$(find "$SMALL/rc_back_${server}_$rep" -type f | wc -l)
       [ "$got" = "$SMALL_FILES" ] || echo "WARNING: rclone from $server: got $got of $SMALL_FILES files" >&2
     done
