@@ -458,7 +458,7 @@ PY
     done
     S3F[$via.up]=$(printf '%s\n' "${ups[@]}" | median)
     S3F[$via.down]=$(printf '%s\n' "${downs[@]}" | median)
-    [ $via = ours ] && S3F[mem]=$(printf '%s\n' "${mems[@]}" | sort -g | tail -1)
+    [ $via != ours ] || { S3F[mem]=$(printf '%s\n' "${mems[@]}" | sort -g | tail -1); echo "# S3 upload through us: peak RSS above base per round, MiB: ${mems[*]}" >&2; }
   done
   [ "$(rclone cat ":s3:$GARAGE_BUCKET/ours/s3.bin" | sha256sum | cut -d' ' -f1)" = "$(sha256sum < "$WORK/src.bin" | cut -d' ' -f1)" ] \
     || { echo "the object uploaded through us differs from src.bin" >&2; exit 1; }
