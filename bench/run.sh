@@ -208,7 +208,8 @@ sftp_run() { # server cipher batch [stdout] [extra ssh options...]
     "$@" "$(user_of "$server")@127.0.0.1" >"$out"
 }
 # The client's CPU (user + system, its children included; 10 ms resolution), in the file
-# `measure` reads it from. TIMED=("${CLIENT_TIME[@]}") times the sftp and sftpbench runs.
+# `measure` reads it from. TIMED=("${CLIENT_TIME[@]}") times the sftp runs; sftpbench
+# (pipe_run) and rclone are always timed.
 CLIENT_TIME=(/usr/bin/time -o "$WORK/client.time" -f '%U %S')
 TIMED=()
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -612,7 +613,7 @@ done
 PIPE_INFLIGHT=${PIPE_INFLIGHT:-64}
 pipe_run() { # server cipher op args...
   local server=$1 cipher=$2; shift 2
-  "${TIMED[@]}" "$PIPE_BIN" --addr "127.0.0.1:$(port_of "$server")" --user "$(user_of "$server")" --key "$WORK/client" \
+  "${CLIENT_TIME[@]}" "$PIPE_BIN" --addr "127.0.0.1:$(port_of "$server")" --user "$(user_of "$server")" --key "$WORK/client" \
     --cipher "$cipher" --inflight "$PIPE_INFLIGHT" "$@"
 }
 # A pipelined run of 2000 files takes ~0.1 s, where a scheduling hiccup moves the figure by
@@ -621,10 +622,8 @@ PIPE_REPS=${PIPE_REPS:-$((REPS * 3))}
 for rep in $(seq "$PIPE_REPS"); do
   for server in ours openssh; do
     d="fresh/pipe_${server}_$rep"
-    TIMED=("${CLIENT_TIME[@]}")
     measure $server pipe_put pipe_run $server $GCM small-put "$d" "$SMALL_FILES" $((SMALL_KIB * 1024))
     measure $server pipe_get pipe_run $server $GCM small-get "$d" "$SMALL_FILES" $((SMALL_KIB * 1024))
-    TIMED=()
   done
 done
 file_figs() { # label server op: files/s and server CPU per file of `server` (ours, atomic) against OpenSSH's same op
@@ -646,9 +645,7 @@ if [ "${ATOMIC:-1}" = 1 ]; then
   wait_ssh "$ATOMIC_PORT"
   cg_join "$ATOMIC_PID"
   for rep in $(seq "$REPS"); do
-    TIMED=("${CLIENT_TIME[@]}")
     measure atomic pipe_put pipe_run atomic $GCM small-put "fresh/atomic_$rep" "$SMALL_FILES" $((SMALL_KIB * 1024))
-    TIMED=()
   done
   file_figs "put, pipelined, upload_mode 1 (atomic)" atomic pipe_put
   kill "$ATOMIC_PID"; wait "$ATOMIC_PID" 2>/dev/null || true; ATOMIC_PID=
