@@ -436,11 +436,9 @@ PY
     echo "$peak"
   }
   # The bucket user's first login is the process's first use of the S3 client stack, whose
-  # one-time state stays for the process's life (~4 MiB; the bucket's client itself goes
-  # with the last session using it): not per upload, so it is done before the rounds and
-  # printed on its own line, and the bound is checked against a base that has it. (S3
-  # section alone, 2026-12-07: without this login, first upload 20-21 MiB above base and
-  # later ones 13-15; with it, 16, 15, 15.)
+  # one-time state (~4 MiB) stays for the process's life: not per upload, so it is done
+  # before the rounds and printed on its own line, and the bound is checked against a base
+  # that has it (figures: bench/RESULTS.md, session 23).
   printf 'ls\n' > "$WORK/s3ls.batch"
   base=$(rss_kb "$OURS_PID"); s3_sftp "$OURS_PORT" s3bench "$WORK/s3ls.batch"
   echo "# S3: the bucket user's first login (one-time state of the S3 client stack): RSS +$(( ($(rss_kb "$OURS_PID") - base) / 1024 )) MiB" >&2
